@@ -1,0 +1,38 @@
+"""Names and labels every cgkit object carries; the one place they are defined.
+
+Components write these labels, policies read them, tests assert them. Label keys follow the
+Kubernetes recommended labels (https://kubernetes.io/docs/concepts/overview/working-with-objects/
+common-labels/) plus cgkit's own prefix for the tenant and the municipality code.
+"""
+
+LABEL_NAME = "app.kubernetes.io/name"  #: the catalog key of the app, e.g. "openzaak"
+LABEL_COMPONENT = "app.kubernetes.io/component"  #: "web", "worker", "beat", "postgresql", "redis"
+LABEL_PART_OF = "app.kubernetes.io/part-of"  #: always PART_OF
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"  #: always MANAGED_BY
+LABEL_GEMEENTE = "cgkit.io/gemeente-code"  #: the CBS code, upper case, e.g. "GM0344"
+LABEL_TENANT = "cgkit.io/tenant"  #: on tenant Namespaces: the namespace name (== code, lower case)
+
+PART_OF = "common-ground"
+MANAGED_BY = "cgkit"
+
+#: Pod Security Admission labels (https://kubernetes.io/docs/concepts/security/pod-security-admission/).
+PSA_MODES = ("enforce", "audit", "warn")
+PSA_LEVEL = "restricted"
+
+
+def tenant_namespace(code: str) -> str:
+    """Return the tenant namespace for a CBS code: ``"GM0344"`` -> ``"gm0344"``.
+
+    Derived from the code, never from the name, so two municipalities called Bergen (GM0373,
+    GM0893) never collide. The result is a valid RFC 1123 label for any valid CBS code.
+    """
+    return code.lower()
+
+
+def stack_name(env: str, target: str) -> str:
+    """Return the Pulumi stack name for an environment and a target (a CBS code or ``"platform"``).
+
+    ``stack_name("sandbox", "GM0344") == "sandbox.gm0344"``; ``stack_name("sandbox", "platform")
+    == "sandbox.platform"``.
+    """
+    return f"{env}.{target.lower()}"
