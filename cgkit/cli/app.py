@@ -21,6 +21,7 @@ app = typer.Typer(
 app.command("onboard")(config_cmds.onboard)
 app.command("validate")(config_cmds.validate)
 app.command("schema")(config_cmds.write_schema)
+app.command("env")(stack_cmds.shell_env)
 for _verb in ("preview", "up", "refresh", "destroy"):
     app.command(_verb)(getattr(stack_cmds, _verb))
 

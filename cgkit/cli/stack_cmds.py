@@ -8,6 +8,7 @@ skips the question, and without a terminal they proceed only with ``--yes``.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -54,6 +55,17 @@ def open_stack(env: str, target: str) -> tuple[engine.EngineSettings, "engine.au
     if created:
         err.print(f"generated {len(created)} secret(s) into the stack config (encrypted)")
     return settings, stack
+
+
+def shell_env(env: Env = "sandbox") -> None:
+    """Print `export` lines that let plain `pulumi` use cgkit's engine setup (eval "$(cgkit env)")."""
+    root = find_root()
+    environment = loader.load_environment(root, env)
+    settings = engine.EngineSettings(root=root, kubeconfig=_kubeconfig(root, environment))
+    for key, value in sorted(engine.engine_env(settings).items()):
+        if key == "PULUMI_CONFIG_PASSPHRASE":  # a secret: it is already in the caller's environment
+            continue
+        out.print(f"export {key}={shlex.quote(value)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def preview(target: Target, env: Env, skip_policy: NoPolicy = False) -> None:
