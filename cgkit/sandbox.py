@@ -34,6 +34,7 @@ import yaml
 
 from cgkit import sandbox_manifests as manifests
 from cgkit import toolchain
+from cgkit.errors import CgkitError
 
 CLUSTER_NAME = "cgkit"
 REQUIRED_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd",
@@ -41,12 +42,10 @@ REQUIRED_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
 Progress = Callable[[str], None]
 
 
-class SandboxError(RuntimeError):
+class SandboxError(CgkitError):
     """The sandbox could not be started, inspected or stopped. Has ``hint``: what to do next."""
 
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.hint = hint
+    reference = "sandbox"
 
 
 @dataclass(frozen=True)
@@ -85,11 +84,12 @@ class SandboxPaths:
 
 
 def paths(root: Path | None = None) -> SandboxPaths:
-    """Return the sandbox paths: ``root``, else $CGKIT_SANDBOX_DIR, else <repo>/.cgkit/sandbox."""
-    if root is None:
-        env = os.environ.get("CGKIT_SANDBOX_DIR")
-        root = Path(env) if env else toolchain.REPO_ROOT / ".cgkit" / "sandbox"
-    return SandboxPaths(root.resolve())
+    """Return the sandbox paths: $CGKIT_SANDBOX_DIR if set, else ``<root>/.cgkit/sandbox`` where
+    ``root`` is the project root (default: this checkout)."""
+    env = os.environ.get("CGKIT_SANDBOX_DIR")
+    if env:
+        return SandboxPaths(Path(env).resolve())
+    return SandboxPaths((root or toolchain.REPO_ROOT).resolve() / ".cgkit" / "sandbox")
 
 
 @dataclass(frozen=True)
@@ -175,9 +175,9 @@ def _api(p: SandboxPaths):
     return kconfig.new_client_from_config(config_file=str(p.kubeconfig))
 
 
-def processes(p: SandboxPaths | None = None) -> list[tuple[int, str]]:
+def processes(root: Path | None = None) -> list[tuple[int, str]]:
     """Return (pid, name) of live processes whose command line mentions the sandbox state dir."""
-    p = p or paths()
+    p = paths(root)
     marker = str(p.root).encode()
     found = []
     for entry in Path("/proc").iterdir():
@@ -192,10 +192,11 @@ def processes(p: SandboxPaths | None = None) -> list[tuple[int, str]]:
     return sorted(found)
 
 
-def status(p: SandboxPaths | None = None) -> SandboxStatus:
-    """Inspect the sandbox without changing it. Never raises for a stopped or absent sandbox."""
-    p = p or paths()
-    procs = processes(p)
+def status(root: Path | None = None) -> SandboxStatus:
+    """Inspect the sandbox of the project at ``root`` without changing it. Never raises for a
+    stopped or absent sandbox."""
+    p = paths(root)
+    procs = processes(root)
     if not p.cluster_dir.exists() or not p.kubeconfig.exists():
         return SandboxStatus(p.cluster_dir.exists(), False, p.kubeconfig, processes=procs)
     from kubernetes import client
@@ -238,16 +239,16 @@ def _apply_volumes(p: SandboxPaths, count: int, size_gi: int) -> None:
             core.patch_persistent_volume(name, {"spec": {"claimRef": None}})
 
 
-def _wait_nodes_ready(p: SandboxPaths, count: int, timeout_s: float) -> None:
+def _wait_nodes_ready(root: Path | None, count: int, timeout_s: float) -> None:
     """Wait until at least ``count`` Nodes are Ready; SandboxError after ``timeout_s`` seconds."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        st = status(p)
+        st = status(root)
         if st.running and st.nodes_ready >= count:
             return
         time.sleep(1)
-    raise SandboxError(f"only {status(p).nodes_ready} of {count} nodes Ready after {timeout_s:.0f}s",
-                       hint=f"check kwok-controller's log in {p.cluster_dir / 'logs'}")
+    raise SandboxError(f"only {status(root).nodes_ready} of {count} nodes Ready after {timeout_s:.0f}s",
+                       hint=f"check kwok-controller's log in {paths(root).cluster_dir / 'logs'}")
 
 
 def up(
@@ -256,7 +257,7 @@ def up(
     pv_size_gi: int = 50,
     timeout_s: float = 300,
     progress: Progress = lambda _msg: None,
-    p: SandboxPaths | None = None,
+    root: Path | None = None,
 ) -> SandboxStatus:
     """Start the sandbox, or make sure the running one has its nodes and volume pool. Idempotent.
 
@@ -264,7 +265,7 @@ def up(
         node_count: fake Nodes (over 2 zones). pv_count, pv_size_gi: the static PV pool (GiB).
         timeout_s: seconds to wait for the control plane, and again for the nodes.
         progress: called with one line per step.
-        p: state paths (default paths()).
+        root: project root (default: this checkout); state in paths(root).
 
     Returns:
         The status once all nodes are Ready.
@@ -273,9 +274,9 @@ def up(
         SandboxError: tools missing (hint: build them), or kwokctl/the cluster failed (with the
             tail of kwokctl's output and where the logs are).
     """
-    p = p or paths()
+    p = paths(root)
     bins = _bins()
-    st = status(p)
+    st = status(root)
     if not st.running:
         _write_config(p, bins)
         if p.cluster_dir.exists():
@@ -290,16 +291,16 @@ def up(
     progress(f"ensuring {node_count} nodes and {pv_count} x {pv_size_gi}Gi volumes")
     _apply_nodes(p, node_count)
     _apply_volumes(p, pv_count, pv_size_gi)
-    _wait_nodes_ready(p, node_count, timeout_s)
-    return status(p)
+    _wait_nodes_ready(root, node_count, timeout_s)
+    return status(root)
 
 
-def down(progress: Progress = lambda _msg: None, p: SandboxPaths | None = None) -> None:
+def down(progress: Progress = lambda _msg: None, root: Path | None = None) -> None:
     """Delete the sandbox: kwokctl delete, end leftover processes of it, remove the state dir.
 
     Idempotent (nothing to do when absent). Raises SandboxError if processes survive SIGKILL.
     """
-    p = p or paths()
+    p = paths(root)
     if p.cluster_dir.exists() and (toolchain.bin_dir() / "kwokctl").exists():
         progress("deleting the sandbox cluster")
         try:
@@ -307,7 +308,7 @@ def down(progress: Progress = lambda _msg: None, p: SandboxPaths | None = None) 
         except SandboxError as exc:
             progress(f"kwokctl delete failed, cleaning up by hand: {exc}")
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = processes(p)
+        left = processes(root)
         for pid, name in left:
             progress(f"ending leftover process {pid} ({name})")
             try:
@@ -316,16 +317,17 @@ def down(progress: Progress = lambda _msg: None, p: SandboxPaths | None = None) 
                 pass
         if left:
             time.sleep(2)
-    if processes(p):
-        raise SandboxError(f"sandbox processes still running: {processes(p)}")
+    if processes(root):
+        raise SandboxError(f"sandbox processes still running: {processes(root)}")
     if p.root.exists():
         progress(f"removing {p.root}")
         shutil.rmtree(p.root)
 
 
-def kubeconfig_path(p: SandboxPaths | None = None) -> Path:
-    """Return the sandbox's admin kubeconfig path; SandboxError if the sandbox does not exist."""
-    p = p or paths()
+def kubeconfig_path(root: Path | None = None) -> Path:
+    """Return the admin kubeconfig of the sandbox of the project at ``root`` (default: this
+    checkout); SandboxError if the sandbox does not exist."""
+    p = paths(root)
     if not p.kubeconfig.exists():
         raise SandboxError(f"no sandbox kubeconfig at {p.kubeconfig}", hint="run `cgkit sandbox up`")
     return p.kubeconfig

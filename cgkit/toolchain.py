@@ -4,7 +4,8 @@ The Pulumi CLI, its Python language host, the Kubernetes provider plugin and the
 control-plane binaries cannot be downloaded here; ``tools/build-toolchain`` builds them from Go
 modules at the versions pinned in ``tools/versions.toml``. This module is the one place that knows
 the pins, the tool list and how each tool reports its version; the build script imports it.
-It uses the standard library only (the build script runs before any venv exists).
+It uses the standard library only, besides cgkit.errors (the build script runs before any venv
+exists).
 
 Layout (facts, see research/toolchain.md):
     <root>/<key>/bin/<tool>      built binaries, <root> = $CGKIT_TOOLCHAIN_DIR or
@@ -20,22 +21,18 @@ import json
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cgkit.errors import ToolchainError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PINS_FILE = REPO_ROOT / "tools" / "versions.toml"
 STAMP_DIR = ".versions"
 _VERSION_RE = re.compile(r"v?(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?)")
-
-
-class ToolchainError(RuntimeError):
-    """The pins file is missing or malformed, or a tool could not be inspected.
-
-    The message names the file or tool and what to do.
-    """
 
 
 @dataclass(frozen=True)
@@ -247,6 +244,16 @@ def doctor(pins: Pins | None = None, bindir: Path | None = None) -> list[ToolSta
     return result
 
 
+def python_bin_dir() -> Path | None:
+    """Return the bin dir of the virtualenv this Python runs in, or None outside a virtualenv.
+
+    The program's language host (v3.68.0, see tools/versions.toml) ignores Pulumi.yaml's
+    ``virtualenv`` option when driven by the current CLI and runs ``python3`` from PATH, so the
+    venv holding the pulumi SDK must be on PATH right after the toolchain bin dir.
+    """
+    return Path(sys.prefix) / "bin" if sys.prefix != sys.base_prefix else None
+
+
 def engine_env(
     pins: Pins | None = None,
     pulumi_home: Path | None = None,
@@ -260,8 +267,8 @@ def engine_env(
         environ: the base environment whose PATH is extended; default os.environ.
 
     Returns:
-        Only the variables to set (overlay them on the base env): PATH (bin dir first),
-        PULUMI_HOME, PULUMI_SKIP_UPDATE_CHECK=true,
+        Only the variables to set (overlay them on the base env): PATH (bin dir first, then
+        python_bin_dir()), PULUMI_HOME, PULUMI_SKIP_UPDATE_CHECK=true,
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true. The backend URL and the secrets
         passphrase are the caller's business.
     """
@@ -269,7 +276,8 @@ def engine_env(
     pins = pins or load_pins()
     home = pulumi_home or toolchain_dir(pins, env) / "pulumi-home"
     home.mkdir(parents=True, exist_ok=True)
-    path = os.pathsep.join(p for p in (str(bin_dir(pins, env)), env.get("PATH", "")) if p)
+    path = os.pathsep.join(str(p) for p in (bin_dir(pins, env), python_bin_dir(),
+                                            env.get("PATH", "")) if p)
     return {
         "PATH": path,
         "PULUMI_HOME": str(home),
