@@ -247,9 +247,9 @@ def doctor(pins: Pins | None = None, bindir: Path | None = None) -> list[ToolSta
 def python_bin_dir() -> Path | None:
     """Return the bin dir of the virtualenv this Python runs in, or None outside a virtualenv.
 
-    The program's language host (v3.68.0, see tools/versions.toml) ignores Pulumi.yaml's
-    ``virtualenv`` option when driven by the current CLI and runs ``python3`` from PATH, so the
-    venv holding the pulumi SDK must be on PATH right after the toolchain bin dir.
+    The language host uses Pulumi.yaml's ``virtualenv`` option when there is one (the cgkit shim
+    passes it on, see tools/src/pulumi-language-python); without it, it runs ``python3`` from
+    PATH, so engine_env puts this venv right after the toolchain bin dir.
     """
     return Path(sys.prefix) / "bin" if sys.prefix != sys.base_prefix else None
 
