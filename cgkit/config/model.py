@@ -49,8 +49,13 @@ class _Strict(BaseModel):
 
 
 class ClusterSettings(_Strict):
-    """How to reach the environment's cluster. Both None: the ambient kubeconfig (``KUBECONFIG``)."""
+    """How to reach the environment's cluster.
 
+    ``sandbox: true`` targets the local sandbox cluster (``cgkit sandbox up``); otherwise
+    ``kubeconfig``/``context`` name the cluster, and both None mean the ambient kubeconfig.
+    """
+
+    sandbox: bool = Field(False, description="Deploy to the local sandbox cluster (cgkit sandbox up).")
     kubeconfig: str | None = Field(None, description="Path of a kubeconfig file; None = ambient.")
     context: str | None = Field(None, description="Context in that kubeconfig; None = its current one.")
 
@@ -59,6 +64,7 @@ class IngressSettings(_Strict):
     """The shared ingress controller the tenants' Ingresses attach to (created by the platform stack)."""
 
     class_name: str = Field(description="IngressClass name, e.g. 'cgkit-sandbox'.")
+    controller: str = Field(description="The IngressClass's controller, e.g. 'k8s.io/ingress-nginx'.")
     controller_namespace: str = Field(description="Namespace of the ingress controller pods; "
                                       "tenant NetworkPolicies admit web traffic from it.")
     tls_issuer: str | None = Field(None, description="cert-manager ClusterIssuer for the apps' "
@@ -118,6 +124,8 @@ class EnvironmentFile(_Strict):
     cluster: ClusterSettings = ClusterSettings()
     ingress: IngressSettings
     storage_class: str = Field(description="StorageClass for app media (RWX) and database volumes.")
+    storage_provisioner: str = Field("kubernetes.io/no-provisioner",
+                                     description="Provisioner of that StorageClass (platform stack).")
     images: ImageSettings
     defaults: EnvironmentDefaults
     waves: list[Wave] = Field(default_factory=list, description="Fleet rollout order (cgkit fleet).")
