@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pulumi
+import pulumi_kubernetes
 from pulumi.runtime import mocks as _mocks
 from pulumi.runtime.stack import run_pulumi_func
 
@@ -47,6 +48,9 @@ class RenderedResource:
     name: str
     manifest: dict[str, Any]
     provider: str | None = None
+    """The provider reference the engine would use (``<provider urn>::<id>``)."""
+    secret_paths: tuple[str, ...] = ()
+    """Dotted paths of manifest values that were secret Outputs (``stringData.SECRET_KEY``)."""
 
 
 @dataclass
@@ -63,11 +67,23 @@ class _Recorder(_mocks.Mocks):
 
     def new_resource(self, args: _mocks.MockResourceArgs) -> tuple[str, dict]:
         if args.typ.startswith("kubernetes:"):
-            self.records.append(RenderedResource(args.typ, args.name, _plain(args.inputs), args.provider))
+            self.records.append(RenderedResource(args.typ, args.name, _plain(args.inputs), args.provider,
+                                                 tuple(_secret_paths(args.inputs))))
         return f"{args.name}-id", args.inputs
 
     def call(self, args: _mocks.MockCallArgs) -> tuple[dict, list]:
         return {}, []
+
+
+def _secret_paths(value: Any, path: str = "") -> list[str]:
+    """Dotted paths of the secret values inside mock inputs."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return [path]
+        return [p for k, v in value.items() for p in _secret_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _secret_paths(v, f"{path}[{i}]")]
+    return []
 
 
 def _plain(value: Any) -> Any:
@@ -126,8 +142,13 @@ def run_municipality(cfg: Any) -> Rendered:
     """Run the municipality program of ``cfg`` under mocks (fake secrets); resources and exports."""
     program = _municipality_program()
     conf = fake_secrets(cfg)
-    return run_program(lambda: program.deploy(cfg), stack=f"{cfg.env}.{cfg.code.lower()}",
-                       config=conf, secret_keys=list(conf))
+
+    def deploy() -> None:
+        # A provider without cluster settings: under mocks it is never contacted, and rendering
+        # must not depend on a kubeconfig or sandbox being present.
+        program.deploy(cfg, k8s_provider=pulumi_kubernetes.Provider("cluster"))
+
+    return run_program(deploy, stack=f"{cfg.env}.{cfg.code.lower()}", config=conf, secret_keys=list(conf))
 
 
 def render_resources(cfg: Any) -> list[RenderedResource]:

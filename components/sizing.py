@@ -8,8 +8,8 @@ A tier sets four things:
   replicas per app). Beat is always exactly 1: two beats schedule every periodic task twice.
 * ``quota`` — the namespace ResourceQuota: total CPU/memory requests and limits, pods, PVCs, storage.
 * ``limit_range`` — per-container defaults (for anything that does not set its own) and maxima.
-* ``storage_factor`` / ``database_storage`` — media volumes are the catalog size (the charts' 1Gi
-  defaults) times the factor (PodiumD gives Open Zaak 10Gi); the PostgreSQL volume size.
+* ``storage_factor`` — media volumes are the catalog size (the charts' 1Gi defaults) times the
+  factor (PodiumD gives Open Zaak 10Gi). The database volume size is config (``database.storage``).
 
 Where the numbers come from:
 
@@ -81,7 +81,6 @@ class Tier(_Model):
     web_replicas: int
     worker_replicas: int
     storage_factor: int
-    database_storage: str
     quota: Quota
     limit_range: ContainerLimits
 
@@ -92,28 +91,28 @@ _DEFAULTS = dict(default_cpu="500m", default_memory="512Mi", default_request_cpu
 TIERS: dict[str, Tier] = {
     "S": Tier(
         size="S", multiplier=1.0, web_replicas=1, worker_replicas=1,
-        storage_factor=5, database_storage="10Gi",
-        quota=Quota(requests_cpu="4", requests_memory="12Gi", limits_cpu="16", limits_memory="24Gi",
-                    pods=30, persistentvolumeclaims=10, requests_storage="50Gi"),
+        storage_factor=5,
+        quota=Quota(requests_cpu="5", requests_memory="16Gi", limits_cpu="20", limits_memory="32Gi",
+                    pods=40, persistentvolumeclaims=10, requests_storage="50Gi"),
         limit_range=ContainerLimits(**_DEFAULTS, max_cpu="2", max_memory="4Gi"),
     ),
     "M": Tier(
         size="M", multiplier=1.5, web_replicas=2, worker_replicas=1,
-        storage_factor=10, database_storage="20Gi",
-        quota=Quota(requests_cpu="8", requests_memory="24Gi", limits_cpu="32", limits_memory="48Gi",
+        storage_factor=10,
+        quota=Quota(requests_cpu="8", requests_memory="24Gi", limits_cpu="40", limits_memory="56Gi",
                     pods=50, persistentvolumeclaims=10, requests_storage="100Gi"),
         limit_range=ContainerLimits(**_DEFAULTS, max_cpu="4", max_memory="6Gi"),
     ),
     "L": Tier(
         size="L", multiplier=2.0, web_replicas=2, worker_replicas=2,
-        storage_factor=20, database_storage="50Gi",
-        quota=Quota(requests_cpu="12", requests_memory="40Gi", limits_cpu="48", limits_memory="80Gi",
+        storage_factor=20,
+        quota=Quota(requests_cpu="12", requests_memory="40Gi", limits_cpu="56", limits_memory="88Gi",
                     pods=60, persistentvolumeclaims=10, requests_storage="250Gi"),
         limit_range=ContainerLimits(**_DEFAULTS, max_cpu="4", max_memory="8Gi"),
     ),
     "XL": Tier(
         size="XL", multiplier=3.0, web_replicas=3, worker_replicas=2,
-        storage_factor=50, database_storage="100Gi",
+        storage_factor=50,
         quota=Quota(requests_cpu="24", requests_memory="72Gi", limits_cpu="96", limits_memory="144Gi",
                     pods=80, persistentvolumeclaims=10, requests_storage="500Gi"),
         limit_range=ContainerLimits(**_DEFAULTS, max_cpu="8", max_memory="12Gi"),

@@ -21,7 +21,8 @@ config                                   component input
 ``environment.ingress.*``                Ingress class + cert-manager issuer; the controller
                                          namespace admitted by the web NetworkPolicies
 ``environment.storage_class``            media (RWX) and database/Redis volumes
-``environment.cluster``                  the Kubernetes provider (kubeconfig, context)
+``environment.cluster``                  the Kubernetes provider (``platform.provider``:
+                                         sandbox, kubeconfig, context)
 =======================================  ==================================================
 
 Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``). Exports:
@@ -42,6 +43,7 @@ from components.backing import Database, Postgres, PostgresArgs, Redis, RedisArg
 from components.catalog import AppSpec, load_catalog
 from components.sizing import tier
 from components.tenant import ExternalDatabase, TenantBaseline, TenantBaselineArgs
+from stacks.platform import provider
 
 #: PostgreSQL and Redis resources at size S; scaled by the tier multiplier like the apps.
 _POSTGRES_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
@@ -58,12 +60,6 @@ def enabled_apps(cfg: Any) -> list[AppSpec]:
     return [spec for key, spec in catalog.items() if key in cfg.apps]
 
 
-def provider(cfg: Any) -> k8s.Provider:
-    """The Kubernetes provider of the environment's cluster (``None`` values = ambient kubeconfig)."""
-    cluster = cfg.environment.cluster
-    return k8s.Provider("cluster", kubeconfig=cluster.kubeconfig, context=cluster.context)
-
-
 def _scaled(res: dict[str, dict[str, str]], multiplier: float) -> dict[str, dict[str, str]]:
     from components.catalog import Resources
 
@@ -75,7 +71,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
 
     ``k8s_provider`` replaces the provider built from ``cfg.environment.cluster`` (tests, render).
     """
-    opts = pulumi.ResourceOptions(provider=k8s_provider or provider(cfg))
+    opts = pulumi.ResourceOptions(provider=k8s_provider or provider(cfg.environment))
     conf = pulumi.Config(secrets.CONFIG_NAMESPACE)
     apps = enabled_apps(cfg)
     t = tier(cfg.size)
