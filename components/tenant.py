@@ -203,9 +203,11 @@ def role_rules(role: Literal["admin", "viewer"]) -> list[dict[str, Any]]:
     """PolicyRules of the two tenant roles.
 
     * viewer: read the workload objects and pod logs; never Secrets.
-    * admin: everything the viewer can, plus read Secrets, restart/scale workloads (``patch`` on
-      Deployments/StatefulSets, ``delete`` on pods and jobs), ``pods/exec`` and ``pods/portforward``
-      for diagnosis. Objects stay owned by Pulumi: no create/update of workloads, no RBAC.
+    * admin: everything the viewer can, plus read Secrets and restart/scale workloads (``patch`` on
+      Deployments/StatefulSets, ``delete`` on pods and jobs). Objects stay owned by Pulumi: no
+      create/update of workloads, no RBAC. No ``pods/exec``, ``attach`` or ``portforward``: they
+      bypass the apps' own access control (policy CGK-RBAC-003, BIO2 8.18); the platform team's
+      break-glass access covers the exceptional case.
     """
     rules = [{"api_groups": [g], "resources": rs, "verbs": list(_READ)} for g, rs in _WORKLOADS.items()]
     rules.append({"api_groups": [""], "resources": ["pods/log"], "verbs": ["get", "list"]})
@@ -217,7 +219,6 @@ def role_rules(role: Literal["admin", "viewer"]) -> list[dict[str, Any]]:
              "verbs": ["patch"]},
             {"api_groups": [""], "resources": ["pods"], "verbs": ["delete"]},
             {"api_groups": ["batch"], "resources": ["jobs"], "verbs": ["delete"]},
-            {"api_groups": [""], "resources": ["pods/exec", "pods/portforward"], "verbs": ["create", "get"]},
         ]
     return rules
 

@@ -45,6 +45,12 @@ def test_facts_from_the_charts():
     assert (cat["openzaak"].redis.cache_db, cat["openzaak"].redis.celery_db) == (4, 5)
 
 
+@pytest.mark.parametrize("key", sorted(EXPECTED))
+def test_every_celery_role_has_exec_health_checks(key):
+    for role, spec in load_catalog()[key].celery_roles.items():
+        assert spec.readiness and spec.liveness, f"{key} {role}"
+
+
 def test_redis_databases_are_unique_across_apps():
     dbs = [db for app in load_catalog().values() for db in (app.redis.cache_db, app.redis.celery_db)
            if db is not None]

@@ -156,9 +156,11 @@ def test_no_groups_means_no_bindings():
     assert m.names("Role") == {"cgkit-tenant-admin", "cgkit-tenant-viewer"}
 
 
-def test_role_rules_are_data():
-    assert any("pods/exec" in r["resources"] for r in role_rules("admin"))
-    assert not any("pods/exec" in r["resources"] for r in role_rules("viewer"))
+def test_no_role_opens_a_shell_or_tunnel_into_pods():
+    for role in ("admin", "viewer"):
+        granted = {res for r in role_rules(role) for res in r["resources"]}
+        assert not granted & {"pods/exec", "pods/attach", "pods/portforward"}, role
+    assert {"pods/log"} <= {res for r in role_rules("viewer") for res in r["resources"]}
 
 
 def test_default_service_account_token_is_not_mounted(all_on):
