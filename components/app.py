@@ -100,7 +100,10 @@ def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
     redis = f"{args.redis_host}:{REDIS_PORT}"
     env = {
         "DJANGO_SETTINGS_MODULE": spec.settings_module,
-        "ALLOWED_HOSTS": ",".join([svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", host, "localhost"]),
+        # Service name (probes' Host header and in-namespace calls), its in-cluster DNS forms, the
+        # public host, localhost (the apps' docs ask for it). Charts: "<svc>,<svc>.<ns>,<hosts>".
+        "ALLOWED_HOSTS": ",".join([svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local",
+                                   host, "localhost"]),
         "USE_X_FORWARDED_HOST": "True",
         "IS_HTTPS": "True",
         "NUM_PROXIES": "1",

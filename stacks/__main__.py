@@ -14,6 +14,7 @@ if str(ROOT) not in sys.path:  # Pulumi runs this directory as a script: make th
 import pulumi  # noqa: E402
 
 from cgkit.config.loader import load_environment, load_municipality  # noqa: E402
+from cgkit.errors import CgkitError  # noqa: E402
 
 
 def main(stack: str) -> None:
@@ -37,4 +38,7 @@ def main(stack: str) -> None:
         )
 
 
-main(pulumi.get_stack())
+try:
+    main(pulumi.get_stack())
+except CgkitError as err:  # invalid config: say which file and line, without a traceback
+    raise SystemExit(f"cgkit: stack {pulumi.get_stack()!r}:\n{err.render()}") from None

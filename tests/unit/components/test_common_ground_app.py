@@ -75,7 +75,8 @@ def test_open_zaak_settings(all_on):
     data = all_on.get("ConfigMap", "openzaak")["data"]
     assert data["DJANGO_SETTINGS_MODULE"] == "openzaak.conf.docker"
     assert data["ALLOWED_HOSTS"].split(",") == [
-        "openzaak", "openzaak.gm0344", "openzaak.gm0344.svc", "openzaak.utrecht.test.cgkit.nl", "localhost"]
+        "openzaak", "openzaak.gm0344", "openzaak.gm0344.svc", "openzaak.gm0344.svc.cluster.local",
+        "openzaak.utrecht.test.cgkit.nl", "localhost"]
     assert (data["DB_HOST"], data["DB_PORT"], data["DB_NAME"], data["DB_USER"]) == ("postgresql", "5432", "openzaak", "openzaak")
     assert data["CACHE_DEFAULT"] == data["CACHE_AXES"] == "redis:6379/4"
     assert data["CELERY_BROKER_URL"] == data["CELERY_RESULT_BACKEND"] == "redis://redis:6379/5"

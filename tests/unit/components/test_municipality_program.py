@@ -120,3 +120,11 @@ def test_entry_point_runs_the_platform_program(monkeypatch):
 def test_entry_point_rejects_other_stack_names(stack):
     with pytest.raises(SystemExit, match="platform"):
         _run_main(stack)
+
+
+def test_entry_point_reports_invalid_config_by_file_and_line(tmp_path, monkeypatch):
+    import stacks.municipality
+
+    monkeypatch.setattr(stacks.municipality, "deploy", lambda cfg: pytest.fail("deployed a missing config"))
+    with pytest.raises(SystemExit, match=r"environments/sandbox/municipalities/gm9999\.yaml"):
+        _run_main("sandbox.gm9999")
