@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import importlib
 import sys
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ class RenderedResource:
     """The provider reference the engine would use (``<provider urn>::<id>``)."""
     secret_paths: tuple[str, ...] = ()
     """Dotted paths of manifest values that were secret Outputs (``stringData.SECRET_KEY``)."""
+    urn: str | None = None
+    """The URN the engine would give it; its type chain shows the parents
+    (``...::cgkit:tenant:TenantBaseline$kubernetes:core/v1:Namespace::gm0344-namespace``)."""
 
 
 @dataclass
@@ -90,6 +94,12 @@ def _secret_paths(value: Any, path: str = "") -> list[str]:
     return []
 
 
+def _type_and_name(urn: str) -> tuple[str, str]:
+    """``urn:pulumi:<stack>::<project>::<parent types>$<type>::<name>`` -> ``(type, name)``."""
+    qualified, name = urn.split("::")[-2:]
+    return qualified.rsplit("$", 1)[-1], name
+
+
 def _plain(value: Any) -> Any:
     """Turn mock inputs into manifest data: unwrap secrets, integral floats back to ints."""
     if isinstance(value, dict):
@@ -115,13 +125,16 @@ def run_program(program: Callable[[], None], *, project: str = "cgkit", stack: s
         asyncio.set_event_loop(loop)
         try:
             recorder = _Recorder()
+            monitor = _mocks.MockMonitor(recorder)
             pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
-            pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False)
+            pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False, monitor=monitor)
             loop.run_until_complete(run_pulumi_func(program))
+            urns = {_type_and_name(urn): urn for urn in monitor.resources}
+            records = [dataclasses.replace(r, urn=urns.get((r.type, r.name))) for r in recorder.records]
             root = pulumi.runtime.get_root_resource()
             outputs = getattr(root, "outputs", None) or {}
             exports = loop.run_until_complete(pulumi.Output.from_input(outputs).future()) if outputs else {}
-            return Rendered(recorder.records, _plain(exports or {}))
+            return Rendered(records, _plain(exports or {}))
         finally:
             asyncio.set_event_loop(None)
             loop.close()

@@ -128,3 +128,16 @@ def test_entry_point_reports_invalid_config_by_file_and_line(tmp_path, monkeypat
     monkeypatch.setattr(stacks.municipality, "deploy", lambda cfg: pytest.fail("deployed a missing config"))
     with pytest.raises(SystemExit, match=r"environments/sandbox/municipalities/gm9999\.yaml"):
         _run_main("sandbox.gm9999")
+
+
+
+def test_every_kubernetes_object_is_a_child_of_a_component():
+    """The URN's type chain names the parents: every object sits under a cgkit component."""
+    parents = Counter()
+    for r in run_municipality(all_apps()).resources:
+        assert r.urn, r.name
+        chain = r.urn.split("::")[-2].split("$")
+        assert len(chain) == 2 and chain[0].startswith("cgkit:"), r.urn
+        parents[chain[0]] += 1
+    assert set(parents) == {"cgkit:tenant:TenantBaseline", "cgkit:backing:Postgres", "cgkit:backing:Redis",
+                            "cgkit:app:CommonGroundApp"}
