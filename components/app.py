@@ -179,7 +179,9 @@ class CommonGroundApp(pulumi.ComponentResource):
 
         env_from = [{"config_map_ref": {"name": key}}, {"secret_ref": {"name": key}}]
         checksum = d.checksum(settings)
-        depends = [self.config_map, self.secret, self.service_account] + ([self.media] if self.media else [])
+        # Not the media claim: with a WaitForFirstConsumer storage class the claim binds only once a
+        # pod uses it, so waiting for it before creating the Deployment would never finish.
+        depends = [self.config_map, self.secret, self.service_account]
 
         def pod(component: str, container: dict[str, Any]) -> dict[str, Any]:
             return {
