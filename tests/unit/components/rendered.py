@@ -63,3 +63,7 @@ def render(cfg) -> Manifests:
     manifests = Manifests(render_municipality(cfg))
     assert manifests, "the program declared nothing"
     return manifests
+
+
+__all__ = ["ALL_APPS", "ENVIRONMENT", "Manifests", "all_apps", "make_cfg", "render", "render_resources",
+           "run_municipality"]

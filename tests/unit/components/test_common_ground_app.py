@@ -13,7 +13,7 @@ from components.backing import Database, provision_script
 from components.catalog import load_catalog
 from components.sizing import tier
 
-from rendered import ALL_APPS, all_apps, make_cfg, render, render_resources
+from rendered import ALL_APPS, make_cfg, render, render_resources
 
 
 def _pod_specs(manifests):
