@@ -1,0 +1,50 @@
+"""The ``cgkit`` command: the Typer app and the one boundary that turns errors into exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cgkit.cli import config_cmds, stack_cmds
+from cgkit.cli.console import err
+from cgkit.cli.exit_codes import ExitStatus
+from cgkit.errors import CgkitError, EngineError
+
+app = typer.Typer(
+    name="cgkit",
+    help="Common Ground tenants for every Dutch municipality, from one config file each.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("onboard")(config_cmds.onboard)
+app.command("validate")(config_cmds.validate)
+app.command("schema")(config_cmds.write_schema)
+app.command("env")(stack_cmds.shell_env)
+for _verb in ("preview", "up", "refresh", "destroy"):
+    app.command(_verb)(getattr(stack_cmds, _verb))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run cgkit; return its ExitStatus. Expected errors print one message (no traceback)."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except CgkitError as error:
+        err.print(error.render(), markup=False, highlight=False, soft_wrap=True)
+        return ExitStatus.ENGINE if isinstance(error, EngineError) else ExitStatus.FAILED
+    except typer.Exit as done:
+        return done.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return ExitStatus.INTERRUPTED
+    except Exception as usage:  # click's usage errors carry their own exit code and message
+        if hasattr(usage, "exit_code") and hasattr(usage, "show"):
+            usage.show()
+            return usage.exit_code
+        raise
+    return code if isinstance(code, int) else ExitStatus.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

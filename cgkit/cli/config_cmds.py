@@ -1,0 +1,61 @@
+"""Commands on config files: ``onboard``, ``validate``, ``schema``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cgkit.cli.console import err, out
+from cgkit.config import loader, schema
+from cgkit.onboard import onboard as write_municipality
+from cgkit.project import find_root
+
+EnvOption = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
+
+
+def onboard(
+    code: Annotated[str, typer.Argument(help="CBS municipality code, e.g. GM0344.")],
+    env: EnvOption,
+    domain: Annotated[str | None, typer.Option(help="Domain the apps are served under.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a minimal municipality file from the CBS list."""
+    root = find_root()
+    path = write_municipality(root, env, code, domain, force)
+    out.print(f"wrote {path.relative_to(root)}")
+
+
+def validate(
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="Environment(s); default: all.")] = None,
+) -> None:
+    """Check every config file; print every problem as file:line: field: message; exit 1 if any."""
+    root = find_root()
+    names = env or loader.environments(root)
+    issues = [issue for name in names for issue in loader.check_environment(root, name, rule_ids=_rule_ids())]
+    for issue in issues:
+        err.print(issue.render(), markup=False, highlight=False, soft_wrap=True)
+    files = sum(len(loader.municipality_codes(root, name)) + 1 for name in names)
+    if issues:
+        err.print(f"{len(issues)} problem(s) in {files} file(s)", style="red")
+        raise typer.Exit(1)
+    out.print(f"{files} file(s) valid in {', '.join(names)}")
+
+
+def write_schema(
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder; default environments/schema.")] = None,
+) -> None:
+    """Write the JSON Schemas of the environment and municipality files (for editors)."""
+    root = find_root()
+    for path in schema.write_schemas(out_dir or root / loader.ENVIRONMENTS / "schema"):
+        out.print(f"wrote {path}")
+
+
+def _rule_ids() -> set[str] | None:
+    """Return the policy rule ids for checking waivers, or None if the policy registry is absent."""
+    try:
+        from policies.registry import rule_ids
+    except ImportError:
+        return None
+    return set(rule_ids())

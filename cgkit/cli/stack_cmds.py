@@ -1,0 +1,137 @@
+"""Stack commands: ``preview``, ``up``, ``refresh``, ``destroy`` of one stack of an environment.
+
+``cgkit up --env sandbox GM0344`` validates the municipality's config (nothing runs if it is
+invalid), selects stack ``sandbox.gm0344``, generates its missing secrets, and runs the engine.
+Like ``pulumi up``, ``up`` and ``destroy`` show what will change and ask on a terminal; ``--yes``
+skips the question, and without a terminal they proceed only with ``--yes``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cgkit import engine
+from cgkit.cli.console import err, out
+from cgkit.config import loader
+from cgkit.conventions import stack_name
+from cgkit.errors import CgkitError
+from cgkit.project import find_root
+
+Target = Annotated[str, typer.Argument(help="A CBS code (GM0344) or 'platform'.")]
+Env = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Proceed without asking.")]
+NoPolicy = Annotated[bool, typer.Option("--skip-policy", help="Do not run the policy pack (not recommended).")]
+
+
+class ConfirmationNeeded(CgkitError):
+    """A changing operation was asked for without a terminal to confirm it on and without --yes."""
+
+    reference = "confirmation-needed"
+
+
+def open_stack(env: str, target: str) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
+    """Validate ``target``'s config, then select its stack and ensure its secrets.
+
+    Raises:
+        ConfigError: the config is invalid (before any engine call).
+        EngineError: the engine could not select the stack.
+    """
+    root = find_root()
+    environment = loader.load_environment(root, env)
+    names: list[str] = []
+    if target.lower() != "platform":
+        from cgkit.secrets import secret_names
+
+        names = secret_names(loader.load_municipality(root, env, target))
+    settings = engine.EngineSettings(root=root, kubeconfig=_kubeconfig(root, environment),
+                                     policy_packs=_policy_packs(root))
+    stack = engine.select_stack(settings, stack_name(env, target))
+    created = engine.ensure_secrets(stack, names)
+    if created:
+        err.print(f"generated {len(created)} secret(s) into the stack config (encrypted)")
+    return settings, stack
+
+
+def shell_env(env: Env = "sandbox") -> None:
+    """Print `export` lines that let plain `pulumi` use cgkit's engine setup (eval "$(cgkit env)")."""
+    root = find_root()
+    environment = loader.load_environment(root, env)
+    settings = engine.EngineSettings(root=root, kubeconfig=_kubeconfig(root, environment))
+    for key, value in sorted(engine.engine_env(settings).items()):
+        if key == "PULUMI_CONFIG_PASSPHRASE":  # a secret: it is already in the caller's environment
+            continue
+        out.print(f"export {key}={shlex.quote(value)}", markup=False, highlight=False, soft_wrap=True)
+
+
+def preview(target: Target, env: Env, skip_policy: NoPolicy = False) -> None:
+    """Show what `up` would change, with the policy pack applied."""
+    settings, stack = open_stack(env, target)
+    result = engine.preview(stack, settings, engine.Operation(on_output=_stream, policies=not skip_policy))
+    out.print(f"preview of {stack.name}: {_summary(result.change_summary)}")
+
+
+def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False) -> None:
+    """Create or update the stack's resources, after showing what will change."""
+    settings, stack = open_stack(env, target)
+    op = engine.Operation(on_output=_stream, policies=not skip_policy)
+    _confirm(yes, "update", lambda: engine.preview(stack, settings, op))
+    result = engine.up(stack, settings, op)
+    out.print(f"up of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+    for name, value in sorted(result.outputs.items()):
+        out.print(f"  {name}: {'[secret]' if value.secret else value.value}")
+
+
+def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option(
+        "--preview-only", help="Only show drift; do not write state.")] = False) -> None:
+    """Read the live objects back into the stack's state (or only show the drift)."""
+    _, stack = open_stack(env, target)
+    result = engine.refresh(stack, engine.Operation(on_output=_stream), preview_only=preview_only)
+    out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+
+
+def destroy(target: Target, env: Env, yes: Yes = False) -> None:
+    """Delete every resource of the stack, after showing what will go."""
+    _, stack = open_stack(env, target)
+    op = engine.Operation(on_output=_stream)
+    _confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
+    result = engine.destroy(stack, op)
+    out.print(f"destroy of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+
+
+def _confirm(yes: bool, verb: str, show: "typer.Callable[[], object]") -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ConfirmationNeeded(f"refusing to {verb} without confirmation: no terminal to ask on",
+                                 hint="pass --yes to proceed")
+    show()
+    if not typer.confirm(f"Do you want to perform this {verb}?", default=False):
+        raise typer.Exit(1)
+
+
+def _stream(line: str) -> None:
+    sys.stdout.write(line if line.endswith("\n") else line + "\n")
+    sys.stdout.flush()
+
+
+def _summary(changes: dict[str, int]) -> str:
+    shown = {op: count for op, count in changes.items() if count and op != "same"}
+    return ", ".join(f"{count} to {op}" for op, count in sorted(shown.items())) or "no changes"
+
+
+def _kubeconfig(root: Path, environment) -> Path | None:
+    if environment.cluster.sandbox:
+        from cgkit import sandbox
+
+        return sandbox.kubeconfig_path(root)
+    return Path(environment.cluster.kubeconfig) if environment.cluster.kubeconfig else None
+
+
+def _policy_packs(root: Path) -> list[Path]:
+    pack = root / "policies"
+    return [pack] if (pack / "PulumiPolicy.yaml").is_file() else []

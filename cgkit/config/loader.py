@@ -1,0 +1,303 @@
+"""Load, layer and check config files; every problem becomes a ConfigIssue with file and line.
+
+Layout under the project root (DESIGN.md)::
+
+    environments/<env>/environment.yaml
+    environments/<env>/municipalities/<code-lowercase>.yaml
+
+``load_municipality`` returns the merged ``MunicipalityConfig`` for one stack or raises
+``ConfigError`` with every problem found; ``check_environment`` returns every problem of every file
+of an environment (what ``cgkit validate`` prints). Nothing here touches a cluster or Pulumi state.
+"""
+
+from __future__ import annotations
+
+import datetime
+import difflib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from cgkit.config import model
+from cgkit.config.model import EnvironmentFile, MunicipalityConfig, MunicipalityFile
+from cgkit.config.yamlsource import FieldPath, YamlSource, dotted, read_yaml
+from cgkit.errors import ConfigError, ConfigIssue
+from cgkit.gemeenten import all_gemeenten
+
+ENVIRONMENTS = "environments"
+
+#: What a valid value looks like, for fields whose pydantic message would only show a regex.
+_PATTERN_HINTS = {
+    "code": "a CBS municipality code: GM and four digits, e.g. GM0344",
+    "domain": model.DOMAIN_HINT,
+    "name": "lower-case letters, digits and hyphens, starting with a letter",
+    "rule": "a policy rule id such as CGK-POD-001",
+    "storage": "a size such as 10Gi",
+}
+
+
+def environment_file(root: Path, env: str) -> Path:
+    """Return the path of an environment's file: ``<root>/environments/<env>/environment.yaml``."""
+    return root / ENVIRONMENTS / env / "environment.yaml"
+
+
+def municipality_file(root: Path, env: str, code: str) -> Path:
+    """Return the path of a municipality's file: ``<root>/environments/<env>/municipalities/<code>.yaml``."""
+    return root / ENVIRONMENTS / env / "municipalities" / f"{code.lower()}.yaml"
+
+
+def known_apps() -> set[str]:
+    """Return the app keys of the app catalog (components/catalog.yaml)."""
+    from components.catalog import load_catalog  # the catalog is data owned by components/
+
+    return set(load_catalog())
+
+
+def load_environment(root: Path, env: str) -> EnvironmentFile:
+    """Load and check ``environments/<env>/environment.yaml``.
+
+    Raises:
+        ConfigError: the file is missing or invalid (every problem listed).
+    """
+    path = environment_file(root, env)
+    if not path.is_file():
+        raise ConfigError([ConfigIssue(_display(root, path), None, "", f"no such file; environment "
+                                       f"'{env}' needs one (known: {', '.join(environments(root)) or 'none'})")])
+    source = read_yaml(path, _display(root, path))
+    parsed = _validate(EnvironmentFile, source)
+    issues = _check_environment_semantics(parsed, source, env)
+    if issues:
+        raise ConfigError(issues)
+    return parsed
+
+
+def load_municipality(root: Path, env: str, code: str, today: datetime.date | None = None) -> MunicipalityConfig:
+    """Load one municipality's merged config for stack ``<env>.<code>``.
+
+    Args:
+        root: the project root (holds environments/).
+        env: environment name, e.g. "sandbox".
+        code: CBS code in any case, e.g. "GM0344" or "gm0344".
+        today: the date waivers are checked against (default: today).
+
+    Raises:
+        ConfigError: either file is missing or invalid; every problem listed with file and line.
+    """
+    environment = load_environment(root, env)
+    path = municipality_file(root, env, code)
+    if not path.is_file():
+        raise ConfigError([ConfigIssue(_display(root, path), None, "", f"no such file; create it with "
+                                       f"`cgkit onboard {code.upper()} --env {env}`")])
+    source = read_yaml(path, _display(root, path))
+    parsed = _validate(MunicipalityFile, source)
+    issues = _check_municipality_semantics(parsed, source, path, today or datetime.date.today())
+    if issues:
+        raise ConfigError(issues)
+    return merge(env, environment, parsed)
+
+
+def merge(env: str, environment: EnvironmentFile, municipality: MunicipalityFile) -> MunicipalityConfig:
+    """Layer a municipality file over its environment file (and the kit defaults in the models).
+
+    Apps: the environment's default set, then the municipality's entries on top (an entry adds an
+    app or changes its settings; ``enabled: false`` removes it). Disabled apps are left out.
+    """
+    defaults = environment.defaults
+    apps = {key: model.AppSettings() for key in defaults.apps}
+    apps.update(municipality.apps or {})
+    return MunicipalityConfig(
+        env=env,
+        code=municipality.code,
+        name=municipality.name or all_gemeenten()[municipality.code].name,
+        domain=municipality.domain,
+        size=municipality.size or defaults.size,
+        apps={key: settings for key, settings in sorted(apps.items()) if settings.enabled},
+        database=municipality.database or defaults.database,
+        access=municipality.access,
+        waivers=municipality.waivers,
+        environment=environment,
+    )
+
+
+def environments(root: Path) -> list[str]:
+    """Return the names of the environments under ``<root>/environments`` (folders with an environment.yaml)."""
+    base = root / ENVIRONMENTS
+    return sorted(p.parent.name for p in base.glob("*/environment.yaml")) if base.is_dir() else []
+
+
+def municipality_codes(root: Path, env: str) -> list[str]:
+    """Return the CBS codes (upper case) of the municipality files of ``env``, sorted."""
+    folder = root / ENVIRONMENTS / env / "municipalities"
+    return sorted(p.stem.upper() for p in folder.glob("*.yaml")) if folder.is_dir() else []
+
+
+def check_environment(root: Path, env: str, today: datetime.date | None = None,
+                      rule_ids: Iterable[str] | None = None) -> list[ConfigIssue]:
+    """Return every problem in every config file of ``env`` (empty when all is valid).
+
+    Besides each file on its own, checks across files: no two municipalities share a domain; every
+    waiver names a known policy rule when ``rule_ids`` is given.
+    """
+    try:
+        load_environment(root, env)
+    except ConfigError as err:
+        return err.issues
+    issues: list[ConfigIssue] = []
+    domains: dict[str, Path] = {}
+    known_rules = set(rule_ids) if rule_ids is not None else None
+    for code in municipality_codes(root, env):
+        try:
+            config = load_municipality(root, env, code, today)
+        except ConfigError as err:
+            issues.extend(err.issues)
+            continue
+        path = _display(root, municipality_file(root, env, code))
+        if config.domain in domains:
+            issues.append(ConfigIssue(path, None, "domain", f"'{config.domain}' is also the domain of "
+                                      f"{domains[config.domain]}; each municipality needs its own"))
+        domains.setdefault(config.domain, path)
+        if known_rules is not None:
+            issues.extend(ConfigIssue(path, None, f"waivers[{i}].rule", f"unknown policy rule "
+                                      f"'{w.rule}'{_suggest(w.rule, known_rules)}")
+                          for i, w in enumerate(config.waivers) if w.rule not in known_rules)
+    return issues
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _display(root: Path, path: Path) -> Path:
+    """Return ``path`` relative to ``root`` when it is inside it (for messages)."""
+    try:
+        return path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return path
+
+
+def _validate(cls: type[BaseModel], source: YamlSource) -> Any:
+    """Validate ``source.data`` as ``cls``; pydantic errors become ConfigIssues with lines."""
+    try:
+        return cls.model_validate(source.data)
+    except ValidationError as err:
+        issues = [_issue(source, error) for error in err.errors()]
+        raise ConfigError(sorted(issues, key=lambda i: (i.line is None, i.line or 0))) from err
+
+
+def _issue(source: YamlSource, error: dict[str, Any]) -> ConfigIssue:
+    """Translate one pydantic error into a ConfigIssue naming the file, line and field."""
+    path = _data_path(source.data, error["loc"])
+    return ConfigIssue(source.file, source.line_of(path), dotted(path), _message(error, path))
+
+
+def _data_path(data: Any, loc: tuple) -> FieldPath:
+    """Map a pydantic ``loc`` onto the data, dropping the union tags pydantic inserts."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, (dict, list)) or node is None:
+            if isinstance(part, str) and part[:1].islower() and "[" not in part and not _is_union_tag(part):
+                path.append(part)  # a missing or unknown key: keep it, so the field is named
+            continue
+        else:
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _is_union_tag(part: str) -> bool:
+    return part in {"in-cluster", "external"} or part.startswith("function-")
+
+
+def _message(error: dict[str, Any], path: FieldPath) -> str:
+    """Return a sentence for one pydantic error: what is wrong and what would be valid."""
+    kind, value = error["type"], error.get("input")
+    last = str(path[-1]) if path else ""
+    if kind == "extra_forbidden":
+        return f"unknown field{_suggest(last, _all_field_names())}"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "string_pattern_mismatch":
+        return f"'{value}' is not valid; expected {_PATTERN_HINTS.get(last, 'text matching ' + error['ctx']['pattern'])}"
+    if kind == "string_type" and isinstance(value, (int, float)):
+        return f"expected text, got the number {value!r}; quote it"
+    if kind == "union_tag_invalid":
+        return f"mode must be 'in-cluster' or 'external', not {error['ctx'].get('tag')!r}"
+    if kind == "union_tag_not_found":
+        return "mode is required: 'in-cluster' or 'external'"
+    return f"{error['msg']} (got {value!r})" if not isinstance(value, (dict, list)) else error["msg"]
+
+
+def _all_field_names() -> set[str]:
+    """Return every field name of every config model (the vocabulary for 'did you mean')."""
+    names: set[str] = set()
+    for cls in (model.EnvironmentFile, model.ClusterSettings, model.IngressSettings, model.ImageSettings,
+                model.DatabaseInCluster, model.DatabaseExternal, model.EnvironmentDefaults, model.Wave,
+                model.MunicipalityFile, model.AppSettings, model.Access, model.Waiver):
+        names.update(cls.model_fields)
+    return names
+
+
+def _suggest(word: str, candidates: Iterable[str]) -> str:
+    """Return "; did you mean 'x'?" for the closest candidate, or a list of valid ones."""
+    options = sorted(candidates)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_environment_semantics(parsed: EnvironmentFile, source: YamlSource, env: str) -> list[ConfigIssue]:
+    issues = []
+    if parsed.name != env:
+        issues.append(ConfigIssue(source.file, source.line_of(("name",)), "name",
+                                  f"'{parsed.name}' must equal the folder name '{env}'"))
+    issues += _unknown_apps(source, ((("defaults", "apps", i), key) for i, key in enumerate(parsed.defaults.apps)))
+    issues += _check_waves(parsed, source)
+    return issues
+
+
+def _check_waves(parsed: EnvironmentFile, source: YamlSource) -> list[ConfigIssue]:
+    issues = []
+    codes = all_gemeenten()
+    for i, wave in enumerate(parsed.waves):
+        if wave.municipalities == "rest":
+            continue
+        for j, code in enumerate(wave.municipalities):
+            if code not in codes:
+                path = ("waves", i, "municipalities", j)
+                issues.append(ConfigIssue(source.file, source.line_of(path), dotted(path),
+                                          f"{code} is not in the CBS list of municipalities"))
+    return issues
+
+
+def _unknown_apps(source: YamlSource, named: Iterable[tuple[FieldPath, str]]) -> list[ConfigIssue]:
+    """Return an issue for each (path, app key) whose key is not in the catalog."""
+    catalog = known_apps()
+    issues = []
+    for path, key in named:
+        if key not in catalog:
+            hint = _suggest(key, catalog) or f"; known apps: {', '.join(sorted(catalog))}"
+            issues.append(ConfigIssue(source.file, source.line_of(path), dotted(path), f"unknown app '{key}'{hint}"))
+    return issues
+
+
+def _check_municipality_semantics(parsed: MunicipalityFile, source: YamlSource, path: Path,
+                                  today: datetime.date) -> list[ConfigIssue]:
+    issues = []
+    code_line = source.line_of(("code",))
+    if parsed.code not in all_gemeenten():
+        issues.append(ConfigIssue(source.file, code_line, "code",
+                                  f"{parsed.code} is not in the CBS list of 342 municipalities"))
+    if path.stem != parsed.code.lower():
+        issues.append(ConfigIssue(source.file, code_line, "code", f"{parsed.code} does not match the "
+                                  f"file name; rename the file to {parsed.code.lower()}.yaml"))
+    issues += _unknown_apps(source, ((("apps", key), key) for key in parsed.apps or {}))
+    for i, waiver in enumerate(parsed.waivers):
+        if waiver.expires < today:
+            issues.append(ConfigIssue(source.file, source.line_of(("waivers", i, "expires")), f"waivers[{i}].expires",
+                                      f"waiver of {waiver.rule} expired on {waiver.expires}; renew or remove it"))
+    return issues

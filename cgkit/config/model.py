@@ -1,0 +1,221 @@
+"""The typed model of cgkit's config files, and the merged config one municipality stack runs on.
+
+Two files, layered over kit defaults (DESIGN.md decision 1)::
+
+    kit defaults  <-  environments/<env>/environment.yaml  <-  environments/<env>/municipalities/<code>.yaml
+
+``EnvironmentFile`` and ``MunicipalityFile`` describe the files as written (strict: no unknown keys,
+no numbers where text is expected); ``MunicipalityConfig`` is the merged, resolved result that the
+program and the CLI use. The JSON Schemas in environments/schema/ are generated from the two file
+models (``cgkit schema``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from cgkit.conventions import tenant_namespace
+
+Size = Literal["S", "M", "L", "XL"]
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+CbsCode = Annotated[str, StringConstraints(pattern=r"^GM\d{4}$")]
+AppKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")]
+#: A DNS domain of at least two labels, lower case; apps are served at ``<app>.<domain>``.
+Domain = Annotated[
+    str,
+    StringConstraints(
+        max_length=200,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+    ),
+]
+Registry = Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*$")]
+
+DOMAIN_HINT = "a lower-case DNS name of at least two labels, e.g. utrecht.sandbox.cgkit.test"
+
+
+class _Strict(BaseModel):
+    """Base of every config model: unknown keys are errors, no silent type coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# The environment file
+
+
+class ClusterSettings(_Strict):
+    """How to reach the environment's cluster.
+
+    ``sandbox: true`` targets the local sandbox cluster (``cgkit sandbox up``); otherwise
+    ``kubeconfig``/``context`` name the cluster, and both None mean the ambient kubeconfig.
+    """
+
+    sandbox: bool = Field(False, description="Deploy to the local sandbox cluster (cgkit sandbox up).")
+    kubeconfig: str | None = Field(None, description="Path of a kubeconfig file; None = ambient.")
+    context: str | None = Field(None, description="Context in that kubeconfig; None = its current one.")
+
+
+class IngressSettings(_Strict):
+    """The shared ingress controller the tenants' Ingresses attach to (created by the platform stack)."""
+
+    class_name: str = Field(description="IngressClass name, e.g. 'cgkit-sandbox'.")
+    controller: str = Field(description="The IngressClass's controller, e.g. 'k8s.io/ingress-nginx'.")
+    controller_namespace: str = Field(description="Namespace of the ingress controller pods; "
+                                      "tenant NetworkPolicies admit web traffic from it.")
+    tls_issuer: str | None = Field(None, description="cert-manager ClusterIssuer for the apps' "
+                                   "certificates; None = no issuer annotation.")
+
+
+class ImageSettings(_Strict):
+    """Where images may come from."""
+
+    allowed_registries: list[Registry] = Field(
+        min_length=1, description="Registries (host[/path]) images may be pulled from, e.g. docker.io."
+    )
+
+
+class DatabaseInCluster(_Strict):
+    """PostgreSQL (PostGIS) runs inside the tenant namespace."""
+
+    mode: Literal["in-cluster"]
+    storage: str = Field("10Gi", pattern=r"^\d+(Mi|Gi|Ti)$", description="Volume size, e.g. 10Gi.")
+
+
+class DatabaseExternal(_Strict):
+    """PostgreSQL runs outside the cluster (a managed service); one database and role per app."""
+
+    mode: Literal["external"]
+    host: str = Field(min_length=1, description="Host name or IP address of the server.")
+    port: int = Field(5432, ge=1, le=65535)
+    sslmode: SslMode = Field("require", description="libpq sslmode, passed as PGSSLMODE.")
+
+
+Database = Annotated[Union[DatabaseInCluster, DatabaseExternal], Field(discriminator="mode")]
+
+
+class EnvironmentDefaults(_Strict):
+    """What a municipality gets when its file says nothing."""
+
+    size: Size = "S"
+    apps: list[AppKey] = Field(description="App keys deployed when a municipality lists none.")
+    database: Database = DatabaseInCluster(mode="in-cluster")
+
+
+class Wave(_Strict):
+    """One step of a fleet rollout: the municipalities in it, and when to stop."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    municipalities: list[CbsCode] | Literal["rest"] = Field(
+        description="CBS codes, or 'rest' for every municipality not in an earlier wave."
+    )
+    max_failure_rate: float = Field(0.0, ge=0.0, le=1.0, description="Stop the rollout when a "
+                                    "larger share of this wave's stacks fail (0.0 = any failure).")
+
+
+class EnvironmentFile(_Strict):
+    """``environments/<env>/environment.yaml``: what the platform team sets per environment."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Must equal the folder name.")
+    cluster: ClusterSettings = ClusterSettings()
+    ingress: IngressSettings
+    storage_class: str = Field(description="StorageClass for app media (RWX) and database volumes.")
+    storage_provisioner: str = Field("kubernetes.io/no-provisioner",
+                                     description="Provisioner of that StorageClass (platform stack).")
+    images: ImageSettings
+    defaults: EnvironmentDefaults
+    waves: list[Wave] = Field(default_factory=list, description="Fleet rollout order (cgkit fleet).")
+
+
+# ---------------------------------------------------------------------------------------------
+# The municipality file
+
+
+class AppSettings(_Strict):
+    """One app's settings in a municipality file. ``{}`` = on, with defaults."""
+
+    enabled: bool = True
+    replicas: int | None = Field(None, ge=1, le=20, description="Web replicas; None = by size.")
+
+
+class Access(_Strict):
+    """Groups (from the cluster's OIDC provider) bound to the tenant's roles."""
+
+    admins: list[GroupName] = Field(default_factory=list, description="Bound to the tenant admin role.")
+    viewers: list[GroupName] = Field(default_factory=list, description="Bound to the read-only role.")
+
+
+class Waiver(_Strict):
+    """A documented exception to one policy rule for this municipality."""
+
+    rule: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$", description="Policy rule id.")
+    reason: str = Field(min_length=10, description="Why the rule cannot be met, in a sentence.")
+    approved_by: str = Field(min_length=2, description="Who approved the exception.")
+    expires: datetime.date = Field(description="Last day the waiver holds (YYYY-MM-DD).")
+
+
+class MunicipalityFile(_Strict):
+    """``environments/<env>/municipalities/<code-lowercase>.yaml``: one municipality's choices."""
+
+    code: CbsCode = Field(description="CBS municipality code, e.g. GM0344. Must match the file name.")
+    domain: Domain = Field(description="Apps are served at <app>.<domain>.")
+    name: str | None = Field(None, min_length=1, description="Display name; default: the CBS name.")
+    size: Size | None = Field(None, description="S | M | L | XL: quota, limits and replicas.")
+    apps: dict[AppKey, AppSettings] | None = Field(
+        None, description="Overrides of the environment's default app set: add an app with {}, "
+        "remove one with {enabled: false}."
+    )
+    database: Database | None = None
+    access: Access = Access()
+    waivers: list[Waiver] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# The merged result
+
+
+class MunicipalityConfig(_Strict):
+    """The resolved config of one municipality stack: environment and municipality merged.
+
+    Attributes:
+        env: environment name (folder name), e.g. "sandbox".
+        code, name, domain, size, database, access, waivers: resolved from the municipality file,
+            falling back to the environment defaults and the CBS list.
+        apps: every app that is on, with its settings (no disabled entries).
+        environment: the environment file, for cluster, ingress, storage and image settings.
+    """
+
+    env: str
+    code: CbsCode
+    name: str
+    domain: Domain
+    size: Size
+    apps: dict[AppKey, AppSettings]
+    database: Database
+    access: Access
+    waivers: list[Waiver]
+    environment: EnvironmentFile
+
+    @property
+    def namespace(self) -> str:
+        """The tenant namespace, derived from the code (``gm0344``)."""
+        return tenant_namespace(self.code)
+
+    @property
+    def stack(self) -> str:
+        """The Pulumi stack name, ``<env>.<code-lowercase>``."""
+        return f"{self.env}.{self.code.lower()}"
+
+    def host(self, app: str) -> str:
+        """Return the public host name of ``app``: ``<app>.<domain>``."""
+        return f"{app}.{self.domain}"
+
+
+def is_valid_host(host: str) -> bool:
+    """Tell whether ``host`` is a valid DNS name (RFC 1123, at most 253 characters)."""
+    labels = host.split(".")
+    return len(host) <= 253 and all(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?", part) for part in labels)

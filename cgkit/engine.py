@@ -1,0 +1,209 @@
+"""Drive Pulumi stacks through the Automation API with the local program in stacks/.
+
+The engine is the real Pulumi CLI from the offline toolchain (tools/), with a local file state
+backend under ``<root>/.cgkit/state`` and a passphrase secrets provider. Nothing here decides what
+is deployed; it only selects the stack, makes sure its generated secrets exist (encrypted in the
+stack's config file), and runs preview / up / refresh / destroy, streaming the engine's output.
+
+Environment the engine runs with (research/toolchain.md, "Running the engine offline"):
+``PATH`` (toolchain bin first), ``PULUMI_BACKEND_URL``, ``PULUMI_CONFIG_PASSPHRASE_FILE``,
+``PULUMI_SKIP_UPDATE_CHECK``, ``PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION``, ``PULUMI_HOME`` and,
+for a sandbox environment, ``KUBECONFIG`` of the local sandbox.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as token_source
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pulumi import automation as auto
+
+from cgkit import toolchain
+from cgkit.errors import CgkitError, EngineError
+from cgkit.project import state_dir
+
+CONFIG_NAMESPACE = "cgkit"  #: stack config keys are ``cgkit:<secret-name>``
+SECRET_BYTES = 32  #: entropy of each generated secret (256 bits, URL-safe text)
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where the engine keeps state and how it reaches the cluster.
+
+    Attributes:
+        root: project root (holds Pulumi.yaml).
+        kubeconfig: the kubeconfig for the environment's cluster, or None for the ambient one.
+        policy_packs: policy pack folders applied to preview and up (CrossGuard).
+        policy_pack_configs: JSON config files, one per pack, same order (may be empty).
+    """
+
+    root: Path
+    kubeconfig: Path | None = None
+    policy_packs: list[Path] = field(default_factory=list)
+    policy_pack_configs: list[Path] = field(default_factory=list)
+
+
+def passphrase_file(root: Path) -> Path:
+    """Return the secrets passphrase file, generating it once (mode 0600) when it does not exist.
+
+    ``PULUMI_CONFIG_PASSPHRASE`` or ``PULUMI_CONFIG_PASSPHRASE_FILE`` in the environment win over it.
+    """
+    path = state_dir(root) / "passphrase"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(token_source.token_urlsafe(SECRET_BYTES))
+    return path
+
+
+def engine_env(settings: EngineSettings) -> dict[str, str]:
+    """Return the environment variables every engine command runs with (see module doc)."""
+    state = state_dir(settings.root)
+    (state / "state").mkdir(exist_ok=True)
+    env = {
+        "PATH": f"{toolchain.bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PULUMI_BACKEND_URL": os.environ.get("PULUMI_BACKEND_URL", f"file://{state / 'state'}"),
+        "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(state / "pulumi-home")),
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_CONFIG_PASSPHRASE_FILE": os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE", ""),
+    }
+    if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
+        env["PULUMI_CONFIG_PASSPHRASE"] = os.environ["PULUMI_CONFIG_PASSPHRASE"]
+        del env["PULUMI_CONFIG_PASSPHRASE_FILE"]
+    elif not env["PULUMI_CONFIG_PASSPHRASE_FILE"]:
+        env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file(settings.root))
+    if settings.kubeconfig:
+        env["KUBECONFIG"] = str(settings.kubeconfig)
+    return env
+
+
+def select_stack(settings: EngineSettings, stack_name: str) -> auto.Stack:
+    """Select (creating when absent) the stack ``stack_name`` of the project at ``settings.root``.
+
+    The CLI process's own PATH gets the toolchain bin dir first, so the Automation API finds the
+    toolchain's ``pulumi``.
+
+    Raises:
+        EngineError: the Pulumi CLI is missing or refused the stack.
+    """
+    env = engine_env(settings)
+    os.environ["PATH"] = env["PATH"]
+    try:
+        return auto.create_or_select_stack(
+            stack_name,
+            work_dir=str(settings.root),
+            opts=auto.LocalWorkspaceOptions(work_dir=str(settings.root), env_vars=env,
+                                            pulumi_home=env["PULUMI_HOME"], secrets_provider="passphrase"),
+        )
+    except FileNotFoundError as missing:
+        raise toolchain_missing() from missing
+    except auto.CommandError as failed:
+        raise EngineError(f"could not select stack {stack_name}: {_last_lines(str(failed))}") from failed
+
+
+def toolchain_missing() -> CgkitError:
+    """Return the error for a missing Pulumi CLI, pointing at the build script."""
+    return EngineError("the Pulumi CLI is not built", hint="run tools/build-toolchain, then cgkit doctor")
+
+
+def ensure_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
+    """Generate every missing secret of ``names`` into the stack's config, encrypted; return the new names.
+
+    Existing values are never changed, so secrets stay stable across runs. Values are random
+    URL-safe text of SECRET_BYTES bytes and are never printed.
+    """
+    present = stack.get_all_config()
+    created = []
+    for name in names:
+        key = f"{CONFIG_NAMESPACE}:{name}"
+        if key not in present:
+            stack.set_config(key, auto.ConfigValue(token_source.token_urlsafe(SECRET_BYTES), secret=True))
+            created.append(name)
+    return created
+
+
+@dataclass
+class Operation:
+    """One engine operation's options.
+
+    Attributes:
+        on_output: receives each line the engine prints (already free of secret values).
+        policies: apply the settings' policy packs (preview and up only).
+        expect_no_changes: fail when the operation would change anything.
+    """
+
+    on_output: Callable[[str], object] = print
+    policies: bool = True
+    expect_no_changes: bool = False
+
+
+def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.PreviewResult:
+    """Run ``pulumi preview`` on ``stack``; return its result (``change_summary``: op -> count).
+
+    Raises:
+        EngineError: the engine failed, or a mandatory policy was violated.
+    """
+    return _run(lambda: stack.preview(on_output=op.on_output, diff=False, color="never",
+                                      expect_no_changes=op.expect_no_changes or None,
+                                      **_policy_args(settings, op)), stack.name, "preview")
+
+
+def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.UpResult:
+    """Run ``pulumi up`` on ``stack`` (secrets hidden in the output); return its result.
+
+    Raises:
+        EngineError: the engine failed, or a mandatory policy was violated.
+    """
+    return _run(lambda: stack.up(on_output=op.on_output, show_secrets=False, color="never",
+                                 expect_no_changes=op.expect_no_changes or None,
+                                 **_policy_args(settings, op)), stack.name, "up")
+
+
+def refresh(stack: auto.Stack, op: Operation, preview_only: bool = False) -> auto.RefreshResult:
+    """Run ``pulumi refresh`` on ``stack``: read live objects back into state (or only show drift).
+
+    Raises:
+        EngineError: the engine failed.
+    """
+    return _run(lambda: stack.refresh(on_output=op.on_output, show_secrets=False, color="never",
+                                      preview_only=preview_only or None,
+                                      expect_no_changes=op.expect_no_changes or None), stack.name, "refresh")
+
+
+def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
+    """Run ``pulumi destroy`` on ``stack``: delete every resource the stack manages.
+
+    Raises:
+        EngineError: the engine failed.
+    """
+    return _run(lambda: stack.destroy(on_output=op.on_output, show_secrets=False, color="never"),
+                stack.name, "destroy")
+
+
+def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]]:
+    if not op.policies or not settings.policy_packs:
+        return {}
+    args = {"policy_packs": [str(p) for p in settings.policy_packs]}
+    if settings.policy_pack_configs:
+        args["policy_pack_configs"] = [str(p) for p in settings.policy_pack_configs]
+    return args
+
+
+def _run(call: Callable[[], object], stack_name: str, verb: str):
+    try:
+        return call()
+    except auto.ConcurrentUpdateError as locked:
+        raise EngineError(f"{verb} of {stack_name}: another update holds the stack's lock",
+                          hint=f"wait for it, or if none runs: pulumi cancel -s {stack_name}") from locked
+    except auto.CommandError as failed:
+        raise EngineError(f"{verb} of {stack_name} failed: {_last_lines(str(failed))}") from failed
+
+
+def _last_lines(text: str, count: int = 12) -> str:
+    """Return the last ``count`` non-empty lines of an engine error (the part that says why)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-count:])

@@ -1,0 +1,97 @@
+"""The errors cgkit reports to its users, and how they render.
+
+Every error has a stable kebab-case ``reference`` (as pip's diagnostic errors do), a one-line
+message and an optional hint. Config problems carry the file, the line (where known) and the field
+path, so a user can go straight to the fault. This module imports nothing from cgkit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in one config file.
+
+    Attributes:
+        file: the file the problem is in (as given to the loader, usually repo-relative).
+        line: 1-based line number, or None when the problem has no single place (a missing key
+            is reported at its parent mapping's line).
+        field: dotted path of the field (``apps.openzaak.replicas``); "" for the whole file.
+        message: what is wrong and what would be valid, as a sentence.
+    """
+
+    file: Path | str
+    line: int | None
+    field: str
+    message: str
+
+    def render(self) -> str:
+        """Return ``file:line: field: message`` (``file: message`` when line/field are unknown)."""
+        where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class CgkitError(Exception):
+    """Base of every error cgkit expects and reports without a traceback.
+
+    Attributes:
+        reference: stable kebab-case id of the error kind (for docs and tests).
+        hint: one sentence on what to do next, or None.
+    """
+
+    reference = "cgkit-error"
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+    def render(self) -> str:
+        """Return the message, then the hint on its own line when there is one."""
+        text = f"error: {self}"
+        return f"{text}\nhint: {self.hint}" if self.hint else text
+
+
+@dataclass
+class ConfigError(CgkitError):
+    """One or more config files are invalid; nothing was deployed.
+
+    Attributes:
+        issues: every problem found, in file order.
+    """
+
+    issues: list[ConfigIssue] = field(default_factory=list)
+    reference = "invalid-config"
+
+    def __post_init__(self) -> None:
+        CgkitError.__init__(self, f"{len(self.issues)} problem(s) in config files")
+
+    def render(self) -> str:
+        """Return one line per issue, as ``cgkit validate`` prints them."""
+        return "\n".join(issue.render() for issue in self.issues)
+
+
+class UnknownMunicipalityError(CgkitError):
+    """A CBS code that is not in the CBS list of municipalities."""
+
+    reference = "unknown-municipality"
+
+
+class FileExistsCgkitError(CgkitError):
+    """A file cgkit would write already exists and --force was not given."""
+
+    reference = "file-exists"
+
+
+class EngineError(CgkitError):
+    """The Pulumi engine reported a failed operation."""
+
+    reference = "engine-failed"
+
+
+class ToolchainError(CgkitError):
+    """A tool of the offline toolchain is missing or has the wrong version."""
+
+    reference = "toolchain"

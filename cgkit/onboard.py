@@ -1,0 +1,48 @@
+"""Write a municipality's first config file from the CBS list.
+
+``cgkit onboard GM0344 --env sandbox`` writes ``environments/sandbox/municipalities/gm0344.yaml``
+holding the two required fields (code, domain) and the CBS name as a comment. The default domain is
+``<slug of the CBS name>-<code-lowercase>.<env>.cgkit.test`` when the environment gives no better one,
+so two municipalities called Bergen get different domains.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cgkit.config.loader import load_environment, municipality_file
+from cgkit.errors import FileExistsCgkitError
+from cgkit.gemeenten import Gemeente, lookup, slug
+
+
+def default_domain(gemeente: Gemeente, env: str) -> str:
+    """Return the domain onboarding proposes: ``utrecht-gm0344.sandbox.cgkit.test`` for GM0344."""
+    return f"{slug(gemeente.name)}-{gemeente.code.lower()}.{env}.cgkit.test"
+
+
+def render_file(gemeente: Gemeente, domain: str) -> str:
+    """Return the text of a minimal municipality file (YAML, with a schema modeline for editors)."""
+    return (
+        "# yaml-language-server: $schema=../../schema/municipality.schema.json\n"
+        f"# {gemeente.name} ({gemeente.province}); fields: see environments/schema/municipality.schema.json\n"
+        f"code: {gemeente.code}\n"
+        f"domain: {domain}\n"
+    )
+
+
+def onboard(root: Path, env: str, code: str, domain: str | None = None, force: bool = False) -> Path:
+    """Write the municipality file for ``code`` in ``env`` and return its path.
+
+    Raises:
+        UnknownMunicipalityError: the code is not in the CBS list.
+        ConfigError: the environment's own file is missing or invalid.
+        FileExistsCgkitError: the file exists and ``force`` is False.
+    """
+    gemeente = lookup(code)
+    load_environment(root, env)
+    path = municipality_file(root, env, gemeente.code)
+    if path.exists() and not force:
+        raise FileExistsCgkitError(f"{path} already exists", hint="edit it, or pass --force to overwrite it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_file(gemeente, domain or default_domain(gemeente, env)), encoding="utf-8")
+    return path

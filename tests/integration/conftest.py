@@ -1,0 +1,78 @@
+"""Integration fixtures: a scratch copy of the project deployed by the real engine to the sandbox.
+
+The copy (``deployed``) has its own state backend and stack config, so tests never touch the
+checkout's state; it shares the checkout's .venv and the running sandbox cluster. The session
+deploys the platform and GM0344 once, the tests read back from the API server, and the session
+ends by destroying both stacks (that destroy is itself asserted in test_zz_destroy.py).
+
+Needs: the toolchain built and the sandbox running (tools/test does both). Missing either is a
+failure with a message, never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config as kube_config
+
+from cgkit import sandbox, toolchain
+from cgkit.cli.app import main
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = "sandbox"
+CODE = "GM0344"
+COPIED = ("Pulumi.yaml", "pyproject.toml", "cgkit", "components", "stacks", "policies", "environments")
+
+
+def copy_project(target: Path) -> Path:
+    """Copy what the program needs into ``target`` (state and stack config start empty)."""
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif source.exists():
+            shutil.copy(source, target / name)
+    (target / ".venv").symlink_to(ROOT / ".venv")
+    return target
+
+
+def cgkit(*args: str) -> int:
+    """Run the cgkit CLI in-process; return its exit status."""
+    return main(list(args))
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A scratch project root; CGKIT_PROJECT_DIR points at it for the session."""
+    missing = [s.name for s in toolchain.doctor() if not s.ok]
+    assert not missing, f"toolchain incomplete ({', '.join(missing)}): run tools/setup"
+    kubeconfig = sandbox.kubeconfig_path(ROOT)
+    assert sandbox.is_running(ROOT), "the sandbox cluster is not running: run `cgkit sandbox up`"
+    root = copy_project(tmp_path_factory.mktemp("project"))
+    old = {k: os.environ.get(k) for k in ("CGKIT_PROJECT_DIR", "CGKIT_SANDBOX_KUBECONFIG")}
+    os.environ["CGKIT_PROJECT_DIR"] = str(root)
+    os.environ["CGKIT_SANDBOX_KUBECONFIG"] = str(kubeconfig)
+    yield root
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def deployed(project: Path) -> Path:
+    """The platform and GM0344 deployed by `cgkit up` (asserted to succeed)."""
+    assert cgkit("up", "--env", ENV, "platform", "--yes") == 0
+    assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
+    return project
+
+
+@pytest.fixture(scope="session")
+def api() -> client.ApiClient:
+    """A Kubernetes API client for the sandbox, as cluster admin."""
+    return kube_config.new_client_from_config(config_file=str(sandbox.kubeconfig_path(ROOT)))

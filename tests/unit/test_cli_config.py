@@ -1,0 +1,45 @@
+"""`cgkit onboard` and `cgkit validate`, run in-process, asserting exit status and output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cgkit.cli.app import main
+from cgkit.cli.exit_codes import ExitStatus
+
+
+@pytest.fixture(autouse=True)
+def in_scratch(scratch_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(scratch_root)
+    monkeypatch.delenv("CGKIT_PROJECT_DIR", raising=False)
+
+
+def test_onboard_writes_a_file_that_validates(scratch_root: Path, capsys) -> None:
+    assert main(["onboard", "GM0518", "--env", "sandbox"]) == ExitStatus.OK
+    text = (scratch_root / "environments/sandbox/municipalities/gm0518.yaml").read_text()
+    assert "code: GM0518" in text and "domain: s-gravenhage-gm0518.sandbox.cgkit.test" in text
+    assert main(["validate"]) == ExitStatus.OK
+
+
+def test_onboard_refuses_an_existing_file_unless_forced(scratch_root: Path, capsys) -> None:
+    assert main(["onboard", "GM0344", "--env", "sandbox", "--domain", "utrecht.nl"]) == ExitStatus.OK
+    assert main(["onboard", "GM0344", "--env", "sandbox"]) == ExitStatus.FAILED
+    assert "already exists" in capsys.readouterr().err
+    assert main(["onboard", "GM0344", "--env", "sandbox", "--force"]) == ExitStatus.OK
+
+
+def test_onboard_refuses_an_unknown_code(capsys) -> None:
+    assert main(["onboard", "GM9999", "--env", "sandbox"]) == ExitStatus.FAILED
+    assert "GM9999 is not in the CBS list" in capsys.readouterr().err
+
+
+def test_validate_prints_every_problem_and_exits_1(scratch_root: Path, capsys) -> None:
+    folder = scratch_root / "environments/sandbox/municipalities"
+    (folder / "gm0344.yaml").write_text("code: GM0344\ndomian: x.nl\n")
+    (folder / "gm0363.yaml").write_text("code: GM0363\ndomain: a.nl\nsize: XXL\n")
+    assert main(["validate"]) == ExitStatus.FAILED
+    lines = capsys.readouterr().err.splitlines()
+    assert "environments/sandbox/municipalities/gm0344.yaml:2: domian: unknown field; did you mean 'domain'?" in lines
+    assert any(line.startswith("environments/sandbox/municipalities/gm0363.yaml:3: size:") for line in lines)
