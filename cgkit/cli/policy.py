@@ -1,8 +1,8 @@
 """``cgkit policy``: check Kubernetes manifests against the rules, and write the auditor report.
 
-The lead's ``cgkit/cli/app.py`` mounts `policy_app` with ``app.add_typer(policy_app, name="policy")``.
-Exit codes (`ExitCode`): 0 no blocking finding, 1 a mandatory rule is violated (and not waived),
-2 the input could not be used (missing file, bad YAML, invalid waiver or config).
+``cgkit/cli/app.py`` mounts `policy_app` as ``cgkit policy``. Exit statuses (`ExitStatus`): OK when no
+unwaived mandatory rule is violated, FAILED (1) when one is, or when the input could not be used
+(missing file, bad YAML, invalid waiver or config: one ``error:`` line on stderr naming the file).
 """
 
 from __future__ import annotations
@@ -15,18 +15,12 @@ from typing import Optional
 import typer
 import yaml
 
+from cgkit.cli.exit_codes import ExitStatus
+from cgkit.errors import CgkitError
 from policies import catalog, formats, manifests, waivers
-from policies.config import any_section, context_from_config, waivers_from_config
+from policies.config import any_section, context_from_config, section, waivers_from_config
 from policies.evaluate import evaluate
 from policies.model import Context
-
-
-class ExitCode(enum.IntEnum):
-    """How `cgkit policy` ends."""
-
-    OK = 0
-    VIOLATIONS = 1
-    INPUT_ERROR = 2
 
 
 class Format(str, enum.Enum):
@@ -51,7 +45,7 @@ policy_app = typer.Typer(help="Check manifests against cgkit's policy rules; wri
 
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(ExitCode.INPUT_ERROR)
+    return typer.Exit(ExitStatus.FAILED)
 
 
 def _read_mapping(path: Path, what: str) -> dict:
@@ -64,10 +58,27 @@ def _read_mapping(path: Path, what: str) -> dict:
     return data
 
 
+def _municipality_section(root: Path, env: str, gemeente: str) -> dict:
+    from cgkit import policy_context
+    from cgkit.config import loader
+
+    cfg = loader.load_municipality(root, env, gemeente)
+    return section(policy_context.context_of(cfg), policy_context.waivers_of(cfg))
+
+
 def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optional[str],
-                  registries: list[str], tenant_namespace: Optional[str]) -> tuple[Context, list[waivers.Waiver]]:
-    """The context from ``--config`` (a pack-config file), overridden field by field by the flags."""
-    section = any_section(_read_mapping(config, "policy config")) if config else {}
+                  registries: list[str], tenant_namespace: Optional[str], env: Optional[str] = None,
+                  root: Path = Path(".")) -> tuple[Context, list[waivers.Waiver]]:
+    """The context from ``--env`` + ``--gemeente`` (the municipality's config) or ``--config`` (a
+    pack-config file), overridden field by field by the other flags.
+
+    Raises CgkitError (ConfigError) when the municipality's config is invalid, WaiverError for a
+    malformed waiver.
+    """
+    if env and gemeente:
+        section = _municipality_section(root, env, gemeente)
+    else:
+        section = any_section(_read_mapping(config, "policy config")) if config else {}
     overrides = {"gemeenteCode": gemeente, "domain": domain, "allowedRegistries": registries or None,
                  "tenantNamespace": tenant_namespace}
     section = {**section, **{k: v for k, v in overrides.items() if v is not None}}
@@ -83,6 +94,9 @@ def check(
     registry: list[str] = typer.Option([], "--registry", help="An allowed image registry (repeatable)."),
     tenant_namespace: Optional[str] = typer.Option(None, help="Tenant namespace (default: from --gemeente)."),
     config: Optional[Path] = typer.Option(None, help="A policy-pack config file written by cgkit."),
+    env: Optional[str] = typer.Option(None, help="With --gemeente: take domain, registries and waivers from "
+                                                 "that municipality's config in this environment."),
+    root: Path = typer.Option(Path("."), help="Project root holding environments/ (for --env)."),
     waivers_file: Optional[Path] = typer.Option(None, "--waivers",
                                                 help="YAML with a 'waivers:' list, e.g. the municipality file."),
 ) -> None:
@@ -93,14 +107,18 @@ def check(
     """
     rules = catalog.load()
     try:
-        ctx, waiver_list = build_context(config, gemeente, domain, registry, tenant_namespace)
+        ctx, waiver_list = build_context(config, gemeente, domain, registry, tenant_namespace, env, root)
         if waivers_file:
             waiver_list += waivers.parse_all(_read_mapping(waivers_file, "waivers").get("waivers"))
         waivers.validate(waiver_list, rules.by_id)
         docs = manifests.load(paths)
     except (manifests.ManifestError, waivers.WaiverError) as e:
         raise _fail(str(e)) from e
+    except CgkitError as e:
+        typer.echo(e.render(), err=True)
+        raise typer.Exit(ExitStatus.FAILED) from e
     findings = evaluate([d.obj for d in docs], ctx, sources=[d.source for d in docs], waivers=waiver_list)
+    findings.sort(key=lambda f: (f.subject.source or "", str(f.subject), f.rule_id))
     n_files = len({d.source for d in docs})
     if output is Format.TEXT:
         typer.echo(formats.text(findings, len(docs), n_files))
@@ -108,7 +126,7 @@ def check(
         typer.echo(formats.as_json(findings, len(docs), n_files))
     else:
         typer.echo(formats.sarif(findings, rules.rules))
-    raise typer.Exit(ExitCode.VIOLATIONS if any(f.blocking for f in findings) else ExitCode.OK)
+    raise typer.Exit(ExitStatus.FAILED if any(f.blocking for f in findings) else ExitStatus.OK)
 
 
 @policy_app.command()
@@ -141,4 +159,4 @@ def report(
         target.write_text(text, encoding="utf-8")
         typer.echo(f"wrote {target}")
     failing = data["summary"]["failing_cases"]
-    raise typer.Exit(ExitCode.VIOLATIONS if failing else ExitCode.OK)
+    raise typer.Exit(ExitStatus.FAILED if failing else ExitStatus.OK)

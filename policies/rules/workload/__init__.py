@@ -30,10 +30,16 @@ def split_image(image: str) -> tuple[str, str, str | None, str | None]:
     return registry, repository, (tag if colon else None), (digest or None)
 
 
-def registry_allowed(registry: str, allowed: tuple[str, ...]) -> bool:
-    """True when ``registry`` equals an allowed entry; ``index.docker.io`` counts as ``docker.io``."""
-    normalised = DEFAULT_REGISTRY if registry in ("index.docker.io", "registry-1.docker.io") else registry
-    return normalised in allowed
+def image_allowed(image: str, allowed: tuple[str, ...]) -> bool:
+    """True when the image's ``registry/repository`` lies under an allowed ``host[/path]`` entry.
+
+    ``index.docker.io`` counts as ``docker.io``, so ``"postgres:16"`` is allowed by ``"docker.io"``.
+    """
+    registry, repository, _, _ = split_image(image)
+    if registry in ("index.docker.io", "registry-1.docker.io"):
+        registry = DEFAULT_REGISTRY
+    full = f"{registry}/{repository}"
+    return any(full == entry or full.startswith(entry.rstrip("/") + "/") for entry in allowed)
 
 
 @rule("CGK-WKL-001", title="Containers declare CPU and memory requests and limits", kinds=POD_KINDS,
@@ -93,15 +99,14 @@ def image_pinned(obj, ctx):
 @rule("CGK-WKL-005", title="Images come from the environment's allowed registries", kinds=POD_KINDS,
       controls=("BIO2:8.19", "BIO2:8.8", "NSA:scan"),
       rationale="""Only registries the platform team mirrors and scans may supply code to the cluster.
-      The allowed list is per environment; when it is not known, this rule does not judge.""")
+      Entries are ``host`` or ``host/path``. The allowed list is per environment; when it is not known, this rule does not judge.""")
 def allowed_registry(obj, ctx):
     if ctx.allowed_registries is None:
         return
     for c in containers(obj):
         image = c.container.get("image") or ""
-        registry = split_image(image)[0]
-        if not registry_allowed(registry, ctx.allowed_registries):
-            yield (c.at("image"), f"container '{c.name}' pulls from {registry}, which is not allowed here; "
+        if not image_allowed(image, ctx.allowed_registries):
+            yield (c.at("image"), f"container '{c.name}' pulls {image}, which is not from an allowed registry; "
                    f"use one of: {', '.join(ctx.allowed_registries)}")
 
 
