@@ -56,6 +56,8 @@ def _config_for(root: Path, env: str, code: str) -> tuple[Context, list[waivers.
         cfg = loader.load_municipality(root, env, code)
     except CgkitError as e:
         return Context(gemeente_code=code), [], e.render()
+    except ImportError as e:  # a part of cgkit the loader needs is missing from this checkout
+        return Context(gemeente_code=code), [], f"config not loaded: {e}"
     return policy_context.context_of(cfg), policy_context.waivers_of(cfg), None
 
 
@@ -214,7 +216,7 @@ padding:0 3px;border-radius:3px}.badge{display:inline-block;padding:0 7px;border
 font-weight:600;white-space:nowrap}.mandatory,.violation,.failed,.error,.violations{background:#fde2e1;color:#9b1c1c}
 .advisory,.waived{background:#fff3cd;color:#7a5a00}.pass,.ok,.compliant{background:#dcf5e3;color:#17633a}
 details{border:1px solid #e3e6ea;border-radius:6px;padding:6px 12px;margin:6px 0}summary{cursor:pointer}
-.rationale{margin:6px 0}nav a{margin-right:14px}
+.rationale{margin:6px 0}nav a{margin-right:14px}table.overview td:first-child,table.overview td:last-child,table.findings td:first-child{white-space:nowrap}
 """
 
 
@@ -226,9 +228,9 @@ def _badge(word: str) -> str:
     return f'<span class="badge {_e(word)}">{_e(word)}</span>'
 
 
-def _table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], css_class: str = "") -> str:
     """Rows are HTML already (escape cells with `_e` before passing them)."""
-    return ("<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"
+    return (f'<table class="{css_class}"><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"
             + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows) + "</table>")
 
 
@@ -249,7 +251,7 @@ def _html_municipality(m: Mapping[str, Any]) -> str:
              _e(f["message"]) + (f"<br><small>waived: {_e(f['waiver_reason'])}</small>" if f["waiver_reason"] else "")]
             for f in m["findings"]]
     error = f"<p>{_badge('error')} {_e(m['error'])}</p>" if m["error"] else ""
-    body = _table(["rule", "level", "object", "field", "message"], rows) if rows else "<p>No findings.</p>"
+    body = _table(["rule", "level", "object", "field", "message"], rows, "findings") if rows else "<p>No findings.</p>"
     return (f"<details><summary><b>{_e(m['code'])}</b> {_badge(m['verdict'])} {m['counts']['violation']} violated, "
             f"{m['counts']['waived']} waived, {m['counts']['pass']} passed</summary>{error}{body}</details>")
 
@@ -265,7 +267,7 @@ def html(report: Mapping[str, Any]) -> str:
         [f'<a href="#{_e(r["id"].lower())}">{_e(r["id"])}</a>', _e(r["title"]), _badge(r["enforcement"]),
          _e(", ".join(c["id"] for c in r["controls"])),
          _badge("ok" if all(c["ok"] for c in r["cases"]) else "failed") + f" {sum(c['ok'] for c in r['cases'])}/{len(r['cases'])}"]
-        for r in report["rules"]])
+        for r in report["rules"]], "overview")
     controls = "".join(
         f"<h3>{_e(fw)} — {_e(meta['title'])}</h3>" + _table(["control", "title", "rules"], [
             [_e(c["ref"]), _e(c["title"]), ", ".join(f'<a href="#{_e(i.lower())}">{_e(i)}</a>' for i in c["rules"])]

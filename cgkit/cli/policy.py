@@ -62,7 +62,10 @@ def _municipality_section(root: Path, env: str, gemeente: str) -> dict:
     from cgkit import policy_context
     from cgkit.config import loader
 
-    cfg = loader.load_municipality(root, env, gemeente)
+    try:
+        cfg = loader.load_municipality(root, env, gemeente)
+    except ImportError as e:  # a part of cgkit the loader needs is missing from this checkout
+        raise _fail(f"cannot load the config of {gemeente} in {env}: {e}") from e
     return section(policy_context.context_of(cfg), policy_context.waivers_of(cfg))
 
 
