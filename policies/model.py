@@ -67,15 +67,18 @@ class Context:
     def is_tenant_namespace(self, namespace: str | None) -> bool:
         """True when ``namespace`` belongs to a municipality.
 
-        With a known tenant namespace only that one counts. Without one, names shaped like a tenant
-        namespace (``gm`` + four digits) count, and so does a missing namespace: a manifest without
-        one is applied into whatever namespace the caller picks, and for cgkit that is a tenant.
+        That is the context's tenant namespace, any name shaped like one (``gm`` + four digits, as
+        `conventions.tenant_namespace` makes them), and a missing namespace: a manifest without one
+        is applied into whatever namespace the caller picks, and for cgkit that is a tenant.
         """
-        if namespace is None:
-            return True
-        if self.tenant_namespace:
-            return namespace == self.tenant_namespace
-        return bool(TENANT_NAMESPACE.fullmatch(namespace))
+        return namespace is None or namespace == self.tenant_namespace or bool(TENANT_NAMESPACE.fullmatch(namespace))
+
+    def code_for(self, namespace: str | None) -> str | None:
+        """The CBS code a tenant namespace belongs to: the context's code for its own namespace,
+        else the code the name spells (``gm0518`` -> ``GM0518``), else the context's code."""
+        if namespace and namespace != self.tenant_namespace and TENANT_NAMESPACE.fullmatch(namespace):
+            return namespace.upper()
+        return self.gemeente_code or (namespace.upper() if namespace else None)
 
     def in_tenant(self, obj: Mapping[str, Any]) -> bool:
         """True when a namespaced object lands in a tenant namespace (see `is_tenant_namespace`)."""

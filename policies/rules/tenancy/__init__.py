@@ -54,7 +54,7 @@ def namespace_labels(obj, ctx):
     if not is_tenant_namespace_object(obj, ctx):
         return
     name = meta(obj).get("name") or ""
-    expected = {conventions.LABEL_TENANT: name, conventions.LABEL_GEMEENTE: ctx.gemeente_code or name.upper()}
+    expected = {conventions.LABEL_TENANT: name, conventions.LABEL_GEMEENTE: ctx.code_for(name)}
     for key, value in expected.items():
         if labels(obj).get(key) != value:
             yield f"metadata.labels['{key}']", f"label {key} is {labels(obj).get(key) or 'missing'}; set it to {value}"

@@ -117,8 +117,7 @@ def allowed_registry(obj, ctx):
 def required_labels(obj, ctx):
     if not ctx.in_tenant(obj):
         return
-    namespace = ctx.namespace_of(obj)
-    code = ctx.gemeente_code or (namespace.upper() if namespace else None)
+    code = ctx.code_for(ctx.namespace_of(obj))
     sets = [(labels(obj), "metadata.labels")]
     template = pod_template_labels(obj)
     if template:
