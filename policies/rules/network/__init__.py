@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from policies.model import rule
 
+#: Ingress annotations that switch the HTTP-to-HTTPS redirect off, per controller.
+REDIRECT_OFF_ANNOTATIONS = ("nginx.ingress.kubernetes.io/ssl-redirect", "ingress.kubernetes.io/ssl-redirect")
 EXPOSED_SERVICE_TYPES = frozenset({"NodePort", "LoadBalancer"})
 OPEN_CIDRS = frozenset({"0.0.0.0/0", "::/0"})
 
@@ -86,3 +88,14 @@ def allow_all(obj, ctx):
                 if direction == "egress" and why == "admits every address":
                     continue  # egress to the internet is an app need (e.g. notifications); ports limit it
                 yield peer_path, f"{peer_path} {why}; select the namespaces and pods by label"
+
+
+@rule("CGK-NET-006", title="Ingresses keep the HTTP-to-HTTPS redirect", kinds={"Ingress"},
+      controls=("BIO2:8.24", "Haven:https", "NSA:tls"),
+      rationale="""Government sites must redirect plain HTTP to HTTPS (and send HSTS). Switching the
+      controller's redirect off serves the app, its login pages included, over clear text.""")
+def https_redirect(obj, ctx):
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    for key in REDIRECT_OFF_ANNOTATIONS:
+        if str(annotations.get(key, "")).lower() == "false":
+            yield f"metadata.annotations['{key}']", f"{key} is \"false\"; remove the annotation to keep the redirect"

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from cgkit import conventions
-from policies.model import labels, meta, rule
+from policies.model import Enforcement, labels, meta, rule
 from policies.podspec import POD_KINDS, containers, pod_spec, pod_template_labels
 
 #: Kinds whose pods serve traffic for as long as they live (probes make sense for them).
 LONG_RUNNING_KINDS = POD_KINDS - {"Job", "CronJob"}
 RESOURCE_FIELDS = tuple((section, res) for section in ("requests", "limits") for res in ("cpu", "memory"))
+#: API versions the API server no longer serves: apiVersion -> (removed in, use instead).
+#: Source: the Kubernetes deprecated API migration guide (kubernetes.io/docs/reference/using-api/deprecation-guide/).
+REMOVED_API_VERSIONS = {
+    "extensions/v1beta1": ("1.22", "apps/v1 or networking.k8s.io/v1"),
+    "apps/v1beta1": ("1.16", "apps/v1"), "apps/v1beta2": ("1.16", "apps/v1"),
+    "networking.k8s.io/v1beta1": ("1.22", "networking.k8s.io/v1"),
+    "rbac.authorization.k8s.io/v1beta1": ("1.22", "rbac.authorization.k8s.io/v1"),
+    "rbac.authorization.k8s.io/v1alpha1": ("1.22", "rbac.authorization.k8s.io/v1"),
+    "admissionregistration.k8s.io/v1beta1": ("1.22", "admissionregistration.k8s.io/v1"),
+    "apiextensions.k8s.io/v1beta1": ("1.22", "apiextensions.k8s.io/v1"),
+    "certificates.k8s.io/v1beta1": ("1.22", "certificates.k8s.io/v1"),
+    "coordination.k8s.io/v1beta1": ("1.22", "coordination.k8s.io/v1"),
+    "scheduling.k8s.io/v1beta1": ("1.22", "scheduling.k8s.io/v1"),
+    "batch/v1beta1": ("1.25", "batch/v1"), "policy/v1beta1": ("1.25", "policy/v1"),
+    "discovery.k8s.io/v1beta1": ("1.25", "discovery.k8s.io/v1"), "events.k8s.io/v1beta1": ("1.25", "events.k8s.io/v1"),
+    "node.k8s.io/v1beta1": ("1.25", "node.k8s.io/v1"),
+    "autoscaling/v2beta1": ("1.25", "autoscaling/v2"), "autoscaling/v2beta2": ("1.26", "autoscaling/v2"),
+    "storage.k8s.io/v1beta1": ("1.27", "storage.k8s.io/v1"),
+    "flowcontrol.apiserver.k8s.io/v1beta1": ("1.26", "flowcontrol.apiserver.k8s.io/v1"),
+    "flowcontrol.apiserver.k8s.io/v1beta2": ("1.29", "flowcontrol.apiserver.k8s.io/v1"),
+    "flowcontrol.apiserver.k8s.io/v1beta3": ("1.32", "flowcontrol.apiserver.k8s.io/v1"),
+}
 #: Namespaces no cgkit object belongs in.
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 DEFAULT_REGISTRY = "docker.io"
@@ -141,3 +163,25 @@ def system_namespace(obj, ctx):
     namespace = meta(obj).get("namespace")
     if namespace in SYSTEM_NAMESPACES:
         yield "metadata.namespace", f"the object is placed in {namespace}; deploy it to the tenant or a platform namespace"
+
+
+@rule("CGK-WKL-008", title="Objects use API versions the cluster still serves", kinds=(),
+      controls=("BIO2:8.9", "BIO2:8.8"),
+      rationale="""A manifest written for a removed API version (extensions/v1beta1 Ingress, batch/v1beta1
+      CronJob, policy/v1beta1 PodDisruptionBudget) fails on apply after a cluster upgrade, or was never
+      applied at all; Haven requires clusters to stay within three minor versions of the latest.""")
+def removed_api_version(obj, ctx):
+    removed = REMOVED_API_VERSIONS.get(str(obj.get("apiVersion")))
+    if removed:
+        yield "apiVersion", f"{obj.get('apiVersion')} was removed in Kubernetes {removed[0]}; use {removed[1]}"
+
+
+@rule("CGK-WKL-009", title="Pods do not get Service links in their environment", kinds=POD_KINDS,
+      enforcement=Enforcement.ADVISORY, controls=("BIO2:8.27",),
+      rationale="""With enableServiceLinks (the default) every Service in the namespace becomes a set of
+      environment variables in every pod: needless knowledge of neighbours, and variables such as
+      REDIS_PORT that silently override an app's own settings. Apps find services through DNS.""")
+def service_links(obj, ctx):
+    pod = pod_spec(obj)
+    if pod and pod.spec.get("enableServiceLinks") is not False:
+        yield pod.at("enableServiceLinks"), "Service links are injected into the environment; set enableServiceLinks: false"
