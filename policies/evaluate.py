@@ -31,12 +31,9 @@ def run_rule(rule: Rule, objects: Sequence[Mapping[str, Any]], ctx: Context,
 def evaluate(objects: Sequence[Mapping[str, Any]], ctx: Context | None = None, *,
              rules: Iterable[Rule] | None = None, sources: Sequence[str | None] | None = None,
              waivers: Sequence[waivers_mod.Waiver] = ()) -> list[Finding]:
-    """All findings of ``rules`` (default: the whole catalog) over ``objects``, waivers applied.
-
-    ``objects`` are manifest dicts; non-dict documents (None from an empty YAML document) are skipped.
-    Waivers are applied, not validated: call `policies.waivers.validate` first where that matters.
+    """All findings of ``rules`` (default: the whole catalog) over the manifest dicts ``objects``,
+    waivers applied. Waivers are applied, not validated: call `policies.waivers.validate` first.
     """
-    objects = [o for o in objects if isinstance(o, Mapping)] if sources is None else objects
     ctx = ctx or Context()
     findings = [f for r in (catalog_mod.load().rules if rules is None else rules)
                 for f in run_rule(r, objects, ctx, sources)]

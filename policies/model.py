@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from cgkit import conventions
 
@@ -199,15 +199,6 @@ class Finding:
                 "waiver_reason": self.waiver_reason}
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """The findings of one run plus how many (object, rule) pairs were judged."""
-
-    findings: tuple[Finding, ...] = ()
-    checks: int = 0
-    rules: tuple[Rule, ...] = field(default=(), repr=False)
-
-
 def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     """``obj.metadata`` or an empty mapping."""
     return obj.get("metadata") or {}
@@ -216,20 +207,3 @@ def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
     """``obj.metadata.labels`` or an empty mapping."""
     return meta(obj).get("labels") or {}
-
-
-def dig(obj: Any, *keys: Any, default: Any = None) -> Any:
-    """Follow ``keys`` (dict keys or list indexes) into ``obj``; ``default`` if any step is missing."""
-    for key in keys:
-        try:
-            obj = obj[key]
-        except (KeyError, IndexError, TypeError):
-            return default
-        if obj is None:
-            return default
-    return obj
-
-
-def nonempty(values: Iterable[Any]) -> Iterator[Any]:
-    """Drop None and empty values."""
-    return (v for v in values if v)

@@ -17,6 +17,7 @@ import yaml
 
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.errors import CgkitError
+from cgkit.project import find_root
 from policies import catalog, formats, manifests, waivers
 from policies.config import any_section, context_from_config, section, waivers_from_config
 from policies.evaluate import evaluate
@@ -58,12 +59,12 @@ def _read_mapping(path: Path, what: str) -> dict:
     return data
 
 
-def _municipality_section(root: Path, env: str, gemeente: str) -> dict:
+def _municipality_section(root: Optional[Path], env: str, gemeente: str) -> dict:
     from cgkit import policy_context
     from cgkit.config import loader
 
     try:
-        cfg = loader.load_municipality(root, env, gemeente)
+        cfg = loader.load_municipality(root or find_root(), env, gemeente)
     except ImportError as e:  # a part of cgkit the loader needs is missing from this checkout
         raise _fail(f"cannot load the config of {gemeente} in {env}: {e}") from e
     return section(policy_context.context_of(cfg), policy_context.waivers_of(cfg))
@@ -71,7 +72,7 @@ def _municipality_section(root: Path, env: str, gemeente: str) -> dict:
 
 def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optional[str],
                   registries: list[str], tenant_namespace: Optional[str], env: Optional[str] = None,
-                  root: Path = Path(".")) -> tuple[Context, list[waivers.Waiver]]:
+                  root: Optional[Path] = None) -> tuple[Context, list[waivers.Waiver]]:
     """The context from ``--env`` + ``--gemeente`` (the municipality's config) or ``--config`` (a
     pack-config file), overridden field by field by the other flags.
 
@@ -99,7 +100,8 @@ def check(
     config: Optional[Path] = typer.Option(None, help="A policy-pack config file written by cgkit."),
     env: Optional[str] = typer.Option(None, help="With --gemeente: take domain, registries and waivers from "
                                                  "that municipality's config in this environment."),
-    root: Path = typer.Option(Path("."), help="Project root holding environments/ (for --env)."),
+    root: Optional[Path] = typer.Option(None, help="Project root holding environments/ (default: found "
+                                                   "upward from here, as for every cgkit command)."),
     waivers_file: Optional[Path] = typer.Option(None, "--waivers",
                                                 help="YAML with a 'waivers:' list, e.g. the municipality file."),
 ) -> None:
@@ -141,16 +143,21 @@ def report(
     manifests_dir: Optional[Path] = typer.Option(
         None, "--manifests", help="Rendered manifests per municipality: <dir>/<code>/*.yaml or <dir>/<code>.yaml "
                                   "(default: render each municipality of the environment)."),
-    root: Path = typer.Option(Path("."), help="Project root holding environments/."),
+    root: Optional[Path] = typer.Option(None, help="Project root holding environments/ (default: found "
+                                                   "upward from here)."),
 ) -> None:
     """Write the auditor report: rules with their fixture results, controls, and every municipality."""
     from policies import report as report_mod  # imported lazily: it pulls in the renderer
 
     try:
+        root = root or find_root()
         tenants = (report_mod.tenants_from_manifest_dir(manifests_dir, env, root) if manifests_dir
                    else report_mod.tenants_from_environment(env, root))
     except (manifests.ManifestError, waivers.WaiverError, report_mod.RenderUnavailable) as e:
         raise _fail(str(e)) from e
+    except CgkitError as e:
+        typer.echo(e.render(), err=True)
+        raise typer.Exit(ExitStatus.FAILED) from e
     data = report_mod.build(env, tenants)
     text = {ReportFormat.MD: report_mod.markdown, ReportFormat.HTML: report_mod.html,
             ReportFormat.JSON: lambda d: json.dumps(d, indent=2)}[output](data)
