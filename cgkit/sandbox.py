@@ -324,9 +324,21 @@ def down(progress: Progress = lambda _msg: None, root: Path | None = None) -> No
         shutil.rmtree(p.root)
 
 
+def is_running(root: Path | None = None) -> bool:
+    """Return True when the sandbox of the project at ``root`` answers on its API server."""
+    return status(root).running
+
+
 def kubeconfig_path(root: Path | None = None) -> Path:
     """Return the admin kubeconfig of the sandbox of the project at ``root`` (default: this
-    checkout); SandboxError if the sandbox does not exist."""
+    checkout), or $CGKIT_SANDBOX_KUBECONFIG when set (lets a scratch copy of the project use the
+    checkout's sandbox). Raises SandboxError if that file does not exist."""
+    override = os.environ.get("CGKIT_SANDBOX_KUBECONFIG")
+    if override:
+        if not Path(override).is_file():
+            raise SandboxError(f"$CGKIT_SANDBOX_KUBECONFIG names {override}, which does not exist",
+                               hint="run `cgkit sandbox up`, or unset CGKIT_SANDBOX_KUBECONFIG")
+        return Path(override)
     p = paths(root)
     if not p.kubeconfig.exists():
         raise SandboxError(f"no sandbox kubeconfig at {p.kubeconfig}", hint="run `cgkit sandbox up`")
