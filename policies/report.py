@@ -223,6 +223,7 @@ font-weight:600;white-space:nowrap}.mandatory,.violation,.failed,.error,.violati
 .advisory,.waived{background:#fff3cd;color:#7a5a00}.pass,.ok,.compliant{background:#dcf5e3;color:#17633a}
 details{border:1px solid #e3e6ea;border-radius:6px;padding:6px 12px;margin:6px 0}summary{cursor:pointer}
 .rationale{margin:6px 0}nav a{margin-right:14px}table.overview td:first-child,table.overview td:last-child,table.findings td:first-child{white-space:nowrap}
+td code{overflow-wrap:anywhere}table{table-layout:auto}
 """
 
 
