@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from cgkit.cli import config_cmds, stack_cmds
+from cgkit.cli import config_cmds, doctor, sandbox, stack_cmds
 from cgkit.cli.policy import policy_app
 from cgkit.cli.console import err
 from cgkit.cli.exit_codes import ExitStatus
@@ -23,6 +23,9 @@ app.command("onboard")(config_cmds.onboard)
 app.command("validate")(config_cmds.validate)
 app.command("schema")(config_cmds.write_schema)
 app.command("env")(stack_cmds.shell_env)
+app.command("doctor")(doctor.doctor)
+app.add_typer(doctor.toolchain_app, name="toolchain")
+app.add_typer(sandbox.sandbox_app, name="sandbox")
 for _verb in ("preview", "up", "refresh", "destroy"):
     app.command(_verb)(getattr(stack_cmds, _verb))
 app.add_typer(policy_app, name="policy")

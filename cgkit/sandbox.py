@@ -1,0 +1,333 @@
+"""The local sandbox cluster: a kwok cluster with the real control plane, started with kwokctl.
+
+Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built by
+tools/build-toolchain) run as local processes (``kwokctl --runtime binary``), listening on 127.0.0.1
+only; kwok fakes the Nodes and moves their Pods to Running/Ready. On top of kwokctl's defaults the
+sandbox adds what the product's real deploys wait for: 3 Nodes over 2 zones, a pool of static
+PersistentVolumes (storage class ``cgkit-sandbox``) for PVCs to bind, and kwok Stages that give
+Ingresses and LoadBalancer Services a ``status.loadBalancer.ingress``. The API server runs with
+Node,RBAC authorization, the default admission plugins (Pod Security Admission included), an audit
+log, Secrets encrypted at rest (secretbox, key generated once per sandbox) and anonymous auth off.
+
+State lives in ``<repo>/.cgkit/sandbox/`` (gitignored; override with $CGKIT_SANDBOX_DIR), mode 0700:
+    kwok/                 KWOK_WORKDIR: kwokctl's cluster dir (pki, etcd data, logs, audit.log)
+    kwokctl.yaml          the generated kwokctl config (binaries, flags, Stages)
+    audit-policy.yaml     the audit Policy
+    encryption-config.yaml  the EncryptionConfiguration with the key (0600)
+    kubeconfig            admin kubeconfig of the sandbox (0600)
+``down`` deletes the cluster, ends any of its processes left, and removes the whole state dir.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from cgkit import sandbox_manifests as manifests
+from cgkit import toolchain
+from cgkit.errors import CgkitError
+
+CLUSTER_NAME = "cgkit"
+REQUIRED_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd",
+                  "kwok", "kwokctl")
+Progress = Callable[[str], None]
+
+
+class SandboxError(CgkitError):
+    """The sandbox could not be started, inspected or stopped. Has ``hint``: what to do next."""
+
+    reference = "sandbox"
+
+
+@dataclass(frozen=True)
+class SandboxPaths:
+    """Where the sandbox keeps its state (see the module doc)."""
+
+    root: Path
+
+    @property
+    def kwok_workdir(self) -> Path:
+        return self.root / "kwok"
+
+    @property
+    def cluster_dir(self) -> Path:
+        return self.kwok_workdir / "clusters" / CLUSTER_NAME
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    @property
+    def kwokctl_config(self) -> Path:
+        return self.root / "kwokctl.yaml"
+
+    @property
+    def audit_policy(self) -> Path:
+        return self.root / "audit-policy.yaml"
+
+    @property
+    def encryption_config(self) -> Path:
+        return self.root / "encryption-config.yaml"
+
+    @property
+    def audit_log(self) -> Path:
+        return self.cluster_dir / "logs" / "audit.log"
+
+
+def paths(root: Path | None = None) -> SandboxPaths:
+    """Return the sandbox paths: $CGKIT_SANDBOX_DIR if set, else ``<root>/.cgkit/sandbox`` where
+    ``root`` is the project root (default: this checkout)."""
+    env = os.environ.get("CGKIT_SANDBOX_DIR")
+    if env:
+        return SandboxPaths(Path(env).resolve())
+    return SandboxPaths((root or toolchain.REPO_ROOT).resolve() / ".cgkit" / "sandbox")
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    """What ``status()`` finds.
+
+    Attributes:
+        exists: kwokctl's cluster dir is there. running: the API server answers /readyz.
+        kubeconfig: the admin kubeconfig path (exists only while the sandbox exists).
+        server: the API server URL from the kubeconfig, or None.
+        nodes_ready / nodes_total: Node counts (0 when not running).
+        processes: (pid, command name) of the sandbox's processes found in /proc.
+    """
+
+    exists: bool
+    running: bool
+    kubeconfig: Path
+    server: str | None = None
+    nodes_ready: int = 0
+    nodes_total: int = 0
+    processes: list[tuple[int, str]] = field(default_factory=list)
+
+
+def _bins() -> dict[str, Path]:
+    """Return the required tools' paths; raise SandboxError naming any missing or mismatched."""
+    bad = [s for s in toolchain.doctor() if s.name in REQUIRED_TOOLS and not s.ok]
+    if bad:
+        names = ", ".join(f"{s.name} (found {s.found or 'nothing'}, want {s.expected})" for s in bad)
+        raise SandboxError(f"toolchain incomplete: {names}", hint="run `cgkit toolchain build`")
+    bindir = toolchain.bin_dir()
+    return {name: bindir / name for name in REQUIRED_TOOLS}
+
+
+def _kwokctl(p: SandboxPaths, *args: str, timeout_s: float = 600) -> str:
+    """Run kwokctl with KWOK_WORKDIR under the state dir; return stdout; SandboxError on failure."""
+    cmd = [str(toolchain.bin_dir() / "kwokctl"), *args]
+    env = {**os.environ, "KWOK_WORKDIR": str(p.kwok_workdir)}
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise SandboxError(f"`kwokctl {' '.join(args)}` timed out after {timeout_s:.0f}s",
+                           hint=f"see the logs in {p.cluster_dir / 'logs'}") from exc
+    if out.returncode != 0:
+        tail = "\n".join((out.stdout + out.stderr).splitlines()[-25:])
+        raise SandboxError(f"`kwokctl {' '.join(args)}` failed (exit {out.returncode}):\n{tail}",
+                           hint=f"see the logs in {p.cluster_dir / 'logs'}")
+    return out.stdout
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600 (created so, never world-readable in between)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
+def _write_config(p: SandboxPaths, bins: dict[str, Path]) -> None:
+    """Write audit policy, encryption config (key made once, kept if present) and kwokctl config."""
+    p.root.mkdir(parents=True, exist_ok=True)
+    os.chmod(p.root, 0o700)
+    _write_private(p.audit_policy, yaml.safe_dump(manifests.audit_policy(), sort_keys=False))
+    if not p.encryption_config.exists():
+        key = secrets.token_bytes(32)
+        _write_private(p.encryption_config,
+                       yaml.safe_dump(manifests.encryption_config(key), sort_keys=False))
+    stages_dir = toolchain.toolchain_dir() / "share" / "kwok-stages"
+    default_stages = sorted(stages_dir.glob("*.yaml"))
+    if not default_stages:
+        raise SandboxError(f"kwok default stages missing in {stages_dir}",
+                           hint="run `cgkit toolchain build` (the kwok step copies them)")
+    docs = [yaml.safe_dump(manifests.kwokctl_config(bins, p.audit_policy, p.encryption_config),
+                           sort_keys=False)]
+    docs += [f.read_text() for f in default_stages]
+    docs += [yaml.safe_dump(s, sort_keys=False) for s in manifests.loadbalancer_stages()]
+    _write_private(p.kwokctl_config, "\n---\n".join(d.strip() for d in docs) + "\n")
+
+
+def _api(p: SandboxPaths):
+    """Return a kubernetes ApiClient for the sandbox kubeconfig."""
+    from kubernetes import config as kconfig  # imported late: slow, and only needed here
+
+    return kconfig.new_client_from_config(config_file=str(p.kubeconfig))
+
+
+def processes(root: Path | None = None) -> list[tuple[int, str]]:
+    """Return (pid, name) of live processes whose command line mentions the sandbox state dir."""
+    p = paths(root)
+    marker = str(p.root).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append((int(entry.name), Path(cmdline.split(b"\0")[0].decode()).name))
+    return sorted(found)
+
+
+def status(root: Path | None = None) -> SandboxStatus:
+    """Inspect the sandbox of the project at ``root`` without changing it. Never raises for a
+    stopped or absent sandbox."""
+    p = paths(root)
+    procs = processes(root)
+    if not p.cluster_dir.exists() or not p.kubeconfig.exists():
+        return SandboxStatus(p.cluster_dir.exists(), False, p.kubeconfig, processes=procs)
+    from kubernetes import client
+
+    try:
+        api = _api(p)
+        server = api.configuration.host
+        api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _request_timeout=5)
+        node_list = client.CoreV1Api(api).list_node(_request_timeout=10).items
+    except Exception:  # noqa: BLE001 - any failure here means "not running"
+        return SandboxStatus(True, False, p.kubeconfig, processes=procs)
+    ready = sum(1 for n in node_list for c in (n.status.conditions or [])
+                if c.type == "Ready" and c.status == "True")
+    return SandboxStatus(True, True, p.kubeconfig, server, ready, len(node_list), procs)
+
+
+def _apply_nodes(p: SandboxPaths, count: int) -> None:
+    """Create the fake Nodes that are missing (existing ones are left as they are)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(_api(p))
+    have = {n.metadata.name for n in core.list_node().items}
+    for node in manifests.nodes(count):
+        if node["metadata"]["name"] not in have:
+            core.create_node(node)
+
+
+def _apply_volumes(p: SandboxPaths, count: int, size_gi: int) -> None:
+    """Create missing pool PVs; return Released ones to the pool (clear their claimRef)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(_api(p))
+    have = {v.metadata.name: v for v in core.list_persistent_volume(
+        label_selector="app.kubernetes.io/managed-by=cgkit-sandbox").items}
+    for pv in manifests.persistent_volumes(count, size_gi):
+        name = pv["metadata"]["name"]
+        if name not in have:
+            core.create_persistent_volume(pv)
+        elif have[name].status.phase == "Released":
+            core.patch_persistent_volume(name, {"spec": {"claimRef": None}})
+
+
+def _wait_nodes_ready(root: Path | None, count: int, timeout_s: float) -> None:
+    """Wait until at least ``count`` Nodes are Ready; SandboxError after ``timeout_s`` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        st = status(root)
+        if st.running and st.nodes_ready >= count:
+            return
+        time.sleep(1)
+    raise SandboxError(f"only {status(root).nodes_ready} of {count} nodes Ready after {timeout_s:.0f}s",
+                       hint=f"check kwok-controller's log in {paths(root).cluster_dir / 'logs'}")
+
+
+def up(
+    node_count: int = 3,
+    pv_count: int = 100,
+    pv_size_gi: int = 50,
+    timeout_s: float = 300,
+    progress: Progress = lambda _msg: None,
+    root: Path | None = None,
+) -> SandboxStatus:
+    """Start the sandbox, or make sure the running one has its nodes and volume pool. Idempotent.
+
+    Args:
+        node_count: fake Nodes (over 2 zones). pv_count, pv_size_gi: the static PV pool (GiB).
+        timeout_s: seconds to wait for the control plane, and again for the nodes.
+        progress: called with one line per step.
+        root: project root (default: this checkout); state in paths(root).
+
+    Returns:
+        The status once all nodes are Ready.
+
+    Raises:
+        SandboxError: tools missing (hint: build them), or kwokctl/the cluster failed (with the
+            tail of kwokctl's output and where the logs are).
+    """
+    p = paths(root)
+    bins = _bins()
+    st = status(root)
+    if not st.running:
+        _write_config(p, bins)
+        if p.cluster_dir.exists():
+            progress("starting the stopped sandbox cluster")
+            _kwokctl(p, "start", "cluster", "--name", CLUSTER_NAME, "--wait", f"{timeout_s:.0f}s")
+        else:
+            progress("creating the sandbox cluster (kwokctl, binary runtime)")
+            _kwokctl(p, "create", "cluster", "--name", CLUSTER_NAME, "--config", str(p.kwokctl_config),
+                     "--kubeconfig", str(p.kubeconfig), "--wait", f"{timeout_s:.0f}s",
+                     timeout_s=timeout_s + 60)
+        os.chmod(p.kubeconfig, 0o600)
+    progress(f"ensuring {node_count} nodes and {pv_count} x {pv_size_gi}Gi volumes")
+    _apply_nodes(p, node_count)
+    _apply_volumes(p, pv_count, pv_size_gi)
+    _wait_nodes_ready(root, node_count, timeout_s)
+    return status(root)
+
+
+def down(progress: Progress = lambda _msg: None, root: Path | None = None) -> None:
+    """Delete the sandbox: kwokctl delete, end leftover processes of it, remove the state dir.
+
+    Idempotent (nothing to do when absent). Raises SandboxError if processes survive SIGKILL.
+    """
+    p = paths(root)
+    if p.cluster_dir.exists() and (toolchain.bin_dir() / "kwokctl").exists():
+        progress("deleting the sandbox cluster")
+        try:
+            _kwokctl(p, "delete", "cluster", "--name", CLUSTER_NAME, "--kubeconfig", str(p.kubeconfig))
+        except SandboxError as exc:
+            progress(f"kwokctl delete failed, cleaning up by hand: {exc}")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = processes(root)
+        for pid, name in left:
+            progress(f"ending leftover process {pid} ({name})")
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if left:
+            time.sleep(2)
+    if processes(root):
+        raise SandboxError(f"sandbox processes still running: {processes(root)}")
+    if p.root.exists():
+        progress(f"removing {p.root}")
+        shutil.rmtree(p.root)
+
+
+def kubeconfig_path(root: Path | None = None) -> Path:
+    """Return the admin kubeconfig of the sandbox of the project at ``root`` (default: this
+    checkout); SandboxError if the sandbox does not exist."""
+    p = paths(root)
+    if not p.kubeconfig.exists():
+        raise SandboxError(f"no sandbox kubeconfig at {p.kubeconfig}", hint="run `cgkit sandbox up`")
+    return p.kubeconfig
