@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from cgkit import engine
+from cgkit import engine, policy_context
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
@@ -39,18 +39,25 @@ def open_stack(env: str, target: str) -> tuple[engine.EngineSettings, "engine.au
 
     Raises:
         ConfigError: the config is invalid (before any engine call).
+        InvalidWaiverError: a waiver has expired or names no rule (before any engine call).
         EngineError: the engine could not select the stack.
     """
     root = find_root()
     environment = loader.load_environment(root, env)
     names: list[str] = []
+    cfg = None
     if target.lower() != "platform":
         from cgkit.secrets import secret_names
 
-        names = secret_names(loader.load_municipality(root, env, target))
+        cfg = loader.load_municipality(root, env, target)
+        names = secret_names(cfg)
+    packs = _policy_packs(root)
+    # the pack judges this stack with its municipality's domain, registries and waivers
+    name = stack_name(env, target)
+    configs = [policy_context.write_stack_pack_config(root, name, cfg, environment)] if packs else []
     settings = engine.EngineSettings(root=root, kubeconfig=_kubeconfig(root, environment),
-                                     policy_packs=_policy_packs(root))
-    stack = engine.select_stack(settings, stack_name(env, target))
+                                     policy_packs=packs, policy_pack_configs=configs)
+    stack = engine.select_stack(settings, name)
     created = engine.ensure_secrets(stack, names)
     if created:
         err.print(f"generated {len(created)} secret(s) into the stack config (encrypted)")

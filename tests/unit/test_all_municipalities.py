@@ -80,3 +80,16 @@ def test_every_namespace_denies_ingress_and_egress_by_default(fleet) -> None:
                 if p["spec"]["podSelector"] == {} and set(p["spec"]["policyTypes"]) == {"Ingress", "Egress"}
                 and not p["spec"].get("ingress") and not p["spec"].get("egress")]
         assert len(deny) == 1, code
+
+
+def test_every_municipality_passes_every_mandatory_policy_rule(fleet, project_root: Path) -> None:
+    """The policy tier over the whole fleet: all rules on everything the program declares, per tenant."""
+    from policies.evaluate import evaluate
+    from policies.model import Context
+
+    environment = loader.load_environment(project_root, "sandbox")
+    registries = tuple(environment.images.allowed_registries)
+    blocking = [f"{code} {f.rule_id} {f.subject} {f.path}: {f.message}"
+                for code, manifests in fleet.items()
+                for f in evaluate(manifests, Context(gemeente_code=code, allowed_registries=registries)) if f.blocking]
+    assert not blocking, "\n".join(blocking[:20])
