@@ -119,3 +119,14 @@ def test_cli_report_without_a_renderer_or_manifests_says_what_to_do(tmp_path, mo
     result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--root", str(tmp_path)])
     assert result.exit_code == 1
     assert "pass --manifests DIR" in result.output
+
+
+def test_cli_report_renders_every_sandbox_municipality_and_finds_them_compliant():
+    root = Path(__file__).resolve().parents[2]
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "json", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    codes = sorted(p.stem.upper() for p in (root / "environments/sandbox/municipalities").glob("*.yaml"))
+    assert [m["code"] for m in data["municipalities"]] == codes
+    assert all(m["verdict"] == "compliant" and m["objects"] > 0 for m in data["municipalities"]), [
+        (m["code"], m["verdict"], m["error"]) for m in data["municipalities"]]
