@@ -66,10 +66,13 @@ class Rendered:
 
 
 class _Recorder(_mocks.Mocks):
-    def __init__(self) -> None:
+    def __init__(self, stack_outputs: dict[str, Any] | None = None) -> None:
         self.records: list[RenderedResource] = []
+        self.stack_outputs = stack_outputs or {}
 
     def new_resource(self, args: _mocks.MockResourceArgs) -> tuple[str, dict]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {"name": args.name, "outputs": self.stack_outputs}
         if args.typ.startswith("kubernetes:"):
             self.records.append(RenderedResource(args.typ, args.name, _plain(args.inputs), args.provider,
                                                  tuple(_secret_paths(args.inputs))))
@@ -114,17 +117,19 @@ def _plain(value: Any) -> Any:
 
 
 def run_program(program: Callable[[], None], *, project: str = "cgkit", stack: str = "test",
-                config: dict[str, str] | None = None, secret_keys: list[str] | None = None) -> Rendered:
+                config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
+                stack_outputs: dict[str, Any] | None = None) -> Rendered:
     """Run ``program`` under mocks in an isolated context and event loop; return what it declared.
 
-    ``config`` keys are full Pulumi config keys (``"cgkit:openzaak-secret-key"``).
+    ``config`` keys are full Pulumi config keys (``"cgkit:openzaak-secret-key"``);
+    ``stack_outputs`` are what every StackReference sees as the other stack's outputs.
     """
 
     def run() -> Rendered:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
-            recorder = _Recorder()
+            recorder = _Recorder(stack_outputs)
             monitor = _mocks.MockMonitor(recorder)
             pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
             pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False, monitor=monitor)
@@ -165,7 +170,10 @@ def run_municipality(cfg: Any) -> Rendered:
         # must not depend on a kubeconfig or sandbox being present.
         program.deploy(cfg, k8s_provider=pulumi_kubernetes.Provider("cluster"))
 
-    return run_program(deploy, stack=f"{cfg.env}.{cfg.code.lower()}", config=conf, secret_keys=list(conf))
+    from stacks.platform import platform_outputs
+
+    return run_program(deploy, stack=f"{cfg.env}.{cfg.code.lower()}", config=conf, secret_keys=list(conf),
+                       stack_outputs=platform_outputs(cfg.environment))
 
 
 def render_resources(cfg: Any) -> list[RenderedResource]:

@@ -43,7 +43,7 @@ from components.backing import Database, Postgres, PostgresArgs, Redis, RedisArg
 from components.catalog import AppSpec, load_catalog
 from components.sizing import tier
 from components.tenant import ExternalDatabase, TenantBaseline, TenantBaselineArgs
-from stacks.platform import provider
+from stacks.platform import provider, require_platform
 
 #: PostgreSQL and Redis resources at size S; scaled by the tier multiplier like the apps.
 _POSTGRES_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
@@ -136,5 +136,6 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
         ), opts=after_baseline)
         urls[spec.key] = app.url
 
+    pulumi.export("platform", require_platform(cfg.env, env))
     pulumi.export("namespace", namespace)
     pulumi.export("urls", urls)

@@ -48,21 +48,3 @@ def test_the_pack_config_file_round_trips_and_makes_waived_rules_advisory(tmp_pa
     section = any_section(document)
     assert context_from_config(section) == policy_context.context_of(cfg)
     assert waivers_from_config(section) == policy_context.waivers_of(cfg)
-
-
-def test_each_stack_gets_its_pack_config_under_the_state_dir(tmp_path):
-    cfg = utrecht([WAIVER])
-    path = policy_context.write_stack_pack_config(tmp_path, "sandbox.gm0344", cfg, cfg.environment)
-    assert path == tmp_path / ".cgkit" / "policy" / "sandbox.gm0344.json"
-    assert json.loads(path.read_text())["CGK-NET-004"]["domain"] == cfg.domain
-    platform = policy_context.write_stack_pack_config(tmp_path, "sandbox.platform", None, cfg.environment)
-    assert json.loads(platform.read_text())["CGK-WKL-005"] == {
-        "allowedRegistries": list(cfg.environment.images.allowed_registries)}
-
-
-def test_an_expired_waiver_stops_the_stack_before_the_engine_runs(tmp_path):
-    import pytest
-
-    cfg = utrecht([{**WAIVER, "expires": dt.date(2020, 1, 1)}])
-    with pytest.raises(policy_context.InvalidWaiverError, match="expired on 2020-01-01"):
-        policy_context.write_stack_pack_config(tmp_path, "sandbox.gm0344", cfg, cfg.environment)

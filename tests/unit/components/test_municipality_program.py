@@ -38,7 +38,9 @@ def test_minimal_config_gets_the_environment_defaults():
     deployments = {x["metadata"]["name"] for x in m if x["kind"] == "Deployment"}
     assert deployments == {"openzaak", "openzaak-worker", "openzaak-beat",
                            "opennotificaties", "opennotificaties-worker", "opennotificaties-beat"}
-    assert run.exports == {"namespace": "gm0344", "urls": {
+    assert run.exports["platform"] == {"ingressClass": "cgkit-test", "ingressNamespace": "ingress-system",
+                                       "storageClass": "rwx-test"}
+    assert {k: v for k, v in run.exports.items() if k != "platform"} == {"namespace": "gm0344", "urls": {
         "openzaak": "https://openzaak.utrecht.test.cgkit.nl",
         "opennotificaties": "https://opennotificaties.utrecht.test.cgkit.nl"}}
     assert {x["metadata"]["name"] for x in m if x["kind"] == "StatefulSet"} == {"postgresql", "redis"}
@@ -141,3 +143,18 @@ def test_every_kubernetes_object_is_a_child_of_a_component():
         parents[chain[0]] += 1
     assert set(parents) == {"cgkit:tenant:TenantBaseline", "cgkit:backing:Postgres", "cgkit:backing:Redis",
                             "cgkit:app:CommonGroundApp"}
+
+
+def test_a_platform_deployed_from_other_names_fails_the_tenant():
+    import pytest
+    import pulumi_kubernetes
+
+    from cgkit.render import _municipality_program, fake_secrets, run_program
+
+    cfg = make_cfg()
+    conf = fake_secrets(cfg)
+    program = _municipality_program()
+    wrong = {"ingressClass": "nginx", "ingressNamespace": "ingress-system", "storageClass": "rwx-test"}
+    with pytest.raises(Exception, match="exports ingressClass='nginx' but environments/test/environment.yaml says 'cgkit-test'"):
+        run_program(lambda: program.deploy(cfg, k8s_provider=pulumi_kubernetes.Provider("cluster")),
+                    stack="test.gm0344", config=conf, secret_keys=list(conf), stack_outputs=wrong)
