@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any, Callable, Mapping, Sequence
 
@@ -134,7 +133,6 @@ def stack_validator(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
         objects = [m for _, m in pairs if m is not None]
         urn_of = {id(m): urn for urn, m in pairs if m is not None}
         ctx, rule_waivers = _config(args)
-        ctx = dataclasses.replace(ctx, objects=tuple(objects))
         for subject, path, message in rule.check(objects, ctx):
             report_violation(_message(rule_waivers, rule, Subject.of(subject), path, message), urn_of.get(id(subject)))
     return validate
