@@ -6,7 +6,6 @@ resource), but it calls the same rule functions with the same `Context`.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Iterable, Mapping, Sequence
 
 from policies import catalog as catalog_mod
@@ -23,8 +22,7 @@ def run_rule(rule: Rule, objects: Sequence[Mapping[str, Any]], ctx: Context,
         return Finding(rule.id, rule.enforcement, Subject.of(obj, source_of.get(id(obj))), path, message)
 
     if rule.scope is Scope.STACK:
-        stack_ctx = dataclasses.replace(ctx, objects=tuple(objects))
-        return [finding(o, p, m) for o, p, m in rule.check(objects, stack_ctx)]
+        return [finding(o, p, m) for o, p, m in rule.check(objects, ctx)]
     return [finding(o, p, m) for o in objects if rule.applies_to(o) for p, m in rule.check(o, ctx)]
 
 

@@ -37,7 +37,8 @@ class Scope(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Context:
-    """What a rule may know beyond the object itself. Every field is optional.
+    """What a rule may know beyond the object itself. Every field is optional. (Stack rules get the
+    stack's objects as their first argument, not through the context.)
 
     When a field is absent, rules that need it skip that part of the judgement rather than guess
     (an unknown domain means no host check, unknown registries mean no registry check).
@@ -45,16 +46,14 @@ class Context:
     Attributes:
         gemeente_code: the municipality's CBS code, upper case (``"GM0344"``).
         domain: the municipality's DNS domain; Ingress hosts must equal it or end in ``.<domain>``.
-        allowed_registries: registry hosts images may come from (``"docker.io"``, ``"ghcr.io"``).
+        allowed_registries: where images may come from: ``host`` or ``host/path`` (``"docker.io"``).
         tenant_namespace: the municipality's namespace; defaults to the one derived from the code.
-        objects: every object of the stack, for stack rules.
     """
 
     gemeente_code: str | None = None
     domain: str | None = None
     allowed_registries: tuple[str, ...] | None = None
     tenant_namespace: str | None = None
-    objects: tuple[Mapping[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         if self.tenant_namespace is None and self.gemeente_code:

@@ -19,7 +19,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any, Callable, Mapping, Sequence
 
@@ -44,11 +43,17 @@ _SEVERITY = {Enforcement.MANDATORY: Severity.HIGH, Enforcement.ADVISORY: Severit
 
 def api_version_and_kind(resource_type: str) -> tuple[str, str] | None:
     """``("apps/v1", "Deployment")`` for ``kubernetes:apps/v1:Deployment``; None for anything that is
-    not a plain Kubernetes object (other providers, components, ``...Patch`` and ``...List`` types)."""
+    not a Kubernetes object (other providers, the provider's components, ``...List`` types).
+
+    A server-side-apply patch (``ServiceAccountPatch``) is judged as the object it patches, with the
+    fields it sets, the way ``cgkit.render`` renders it, so the pack and the report agree. (cgkit's
+    only patch is the tenant's default ServiceAccount, which sets automountServiceAccountToken.)
+    """
     m = TYPE_TOKEN.fullmatch(resource_type)
-    if not m or m["group"] in COMPONENT_GROUPS or m["kind"].endswith(("Patch", "List")):
+    if not m or m["group"] in COMPONENT_GROUPS or m["kind"].endswith("List"):
         return None
-    return (m["version"] if m["group"] == "core" else f"{m['group']}/{m['version']}"), m["kind"]
+    kind = m["kind"].removesuffix("Patch")
+    return (m["version"] if m["group"] == "core" else f"{m['group']}/{m['version']}"), kind
 
 
 def plain(value: Any, unknown_as_none: bool = False) -> Any:
@@ -94,7 +99,7 @@ def manifest_of(resource_type: str, props: Mapping[str, Any], unknown_as_none: b
         return None
     manifest = plain(props, unknown_as_none)
     manifest.setdefault("apiVersion", ident[0])
-    manifest["kind"] = manifest.get("kind") or ident[1]
+    manifest["kind"] = ident[1]
     return manifest
 
 
@@ -128,7 +133,6 @@ def stack_validator(rule: Rule) -> Callable[[StackValidationArgs, ReportViolatio
         objects = [m for _, m in pairs if m is not None]
         urn_of = {id(m): urn for urn, m in pairs if m is not None}
         ctx, rule_waivers = _config(args)
-        ctx = dataclasses.replace(ctx, objects=tuple(objects))
         for subject, path, message in rule.check(objects, ctx):
             report_violation(_message(rule_waivers, rule, Subject.of(subject), path, message), urn_of.get(id(subject)))
     return validate

@@ -85,16 +85,17 @@ def containers(obj: Mapping[str, Any]) -> Iterator[Container]:
             yield Container(c, f"{pod.path}.{list_name}[{i}]", pod)
 
 
-def pod_template_labels(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], str] | None:
-    """The labels the pods of a controller get, and their path; None for a bare Pod or other kinds."""
+def pod_metadata(obj: Mapping[str, Any]) -> tuple[Mapping[str, Any], str] | None:
+    """The metadata the pods of a workload get, and its path: a Pod's own ``metadata``, a controller's
+    ``spec.template.metadata`` (CronJob: ``spec.jobTemplate.spec.template.metadata``); None for other kinds."""
     keys = POD_SPEC_PATHS.get(str(obj.get("kind")))
-    if not keys or len(keys) == 1:
+    if not keys:
         return None
-    template: Any = obj
+    node: Any = obj
     for key in keys[:-1]:
-        template = template.get(key) if isinstance(template, Mapping) else None
-    labels = ((template or {}).get("metadata") or {}).get("labels") or {}
-    return labels, ".".join((*keys[:-1], "metadata", "labels"))
+        node = node.get(key) if isinstance(node, Mapping) else None
+    path = ".".join((*keys[:-1], "metadata"))
+    return ((node or {}).get("metadata") or {}), path
 
 
 def effective(container: Container, field: str) -> Any:

@@ -25,6 +25,11 @@ from policies.evaluate import evaluate
 from policies.model import Context, Status
 
 
+#: A rule's outcome for one municipality, from best to worst: no finding; only waived findings;
+#: findings of an advisory rule; an unwaived mandatory violation.
+OUTCOMES = ("pass", "waived", "advisory", "violation")
+
+
 class RenderUnavailable(Exception):
     """The municipality programs cannot be rendered here (no ``cgkit.render``); use ``--manifests``."""
 
@@ -44,21 +49,21 @@ class Tenant:
     sources: Sequence[str | None] | None = field(default=None, repr=False)
 
 
-def _config_for(root: Path, env: str, code: str) -> tuple[Context, list[waivers.Waiver], str | None]:
-    """Context and waivers from the municipality's config; on failure the code alone and the reason."""
+def _config_for(root: Path, env: str, code: str) -> tuple[Any, Context, list[waivers.Waiver], str | None]:
+    """The municipality's config, context and waivers; on failure None, the code alone and the reason."""
     try:
         from cgkit import policy_context
         from cgkit.config import loader
         from cgkit.errors import CgkitError
     except ImportError as e:  # policies used without the cgkit package
-        return Context(gemeente_code=code), [], f"config not loaded: {e}"
+        return None, Context(gemeente_code=code), [], f"config not loaded: {e}"
     try:
         cfg = loader.load_municipality(root, env, code)
     except CgkitError as e:
-        return Context(gemeente_code=code), [], e.render()
+        return None, Context(gemeente_code=code), [], e.render()
     except ImportError as e:  # a part of cgkit the loader needs is missing from this checkout
-        return Context(gemeente_code=code), [], f"config not loaded: {e}"
-    return policy_context.context_of(cfg), policy_context.waivers_of(cfg), None
+        return None, Context(gemeente_code=code), [], f"config not loaded: {e}"
+    return cfg, policy_context.context_of(cfg), policy_context.waivers_of(cfg), None
 
 
 def tenants_from_manifest_dir(directory: Path, env: str, root: Path = Path(".")) -> list[Tenant]:
@@ -73,15 +78,17 @@ def tenants_from_manifest_dir(directory: Path, env: str, root: Path = Path("."))
         if not code.startswith("GM") or (entry.is_file() and entry.suffix not in manifests.SUFFIXES):
             continue
         docs = manifests.load([entry])
-        ctx, waiver_list, error = _config_for(root, env, code)
+        _, ctx, waiver_list, error = _config_for(root, env, code)
         tenants.append(Tenant(code, [d.obj for d in docs], ctx, waiver_list, error, [d.source for d in docs]))
     return tenants
 
 
 def tenants_from_environment(env: str, root: Path = Path(".")) -> list[Tenant]:
-    """Tenants rendered from the municipality program for every municipality file of ``env``.
+    """Tenants rendered by the municipality program (under Pulumi mocks) for every municipality file
+    of ``env``, via ``cgkit.render.render_municipality(cfg)``. A municipality whose config does not
+    load is reported with that error and no objects.
 
-    Raises RenderUnavailable when ``cgkit.render.render_municipality(env, code)`` does not exist yet.
+    Raises RenderUnavailable when ``cgkit.render`` is not importable.
     """
     try:
         from cgkit.config import loader
@@ -91,8 +98,8 @@ def tenants_from_environment(env: str, root: Path = Path(".")) -> list[Tenant]:
                                 "manifests per municipality instead") from e
     tenants = []
     for code in loader.municipality_codes(root, env):
-        ctx, waiver_list, error = _config_for(root, env, code)
-        objects = render_municipality(env, code) if error is None else []
+        cfg, ctx, waiver_list, error = _config_for(root, env, code)
+        objects = render_municipality(cfg) if cfg is not None else []
         tenants.append(Tenant(code, objects, ctx, waiver_list, error))
     return tenants
 
@@ -124,12 +131,11 @@ def _tenant_entry(tenant: Tenant, cat) -> dict[str, Any]:
         error, waiver_list = "; ".join(filter(None, (error, f"invalid waivers, not applied: {e}"))), []
     findings = evaluate(tenant.objects, tenant.context, sources=tenant.sources, waivers=waiver_list)
     status = {r.id: "pass" for r in cat.rules}
-    for f in findings:
-        if f.status is Status.VIOLATION:
-            status[f.rule_id] = "violation"
-        elif status[f.rule_id] == "pass":
-            status[f.rule_id] = "waived"
-    counts = {s: sum(v == s for v in status.values()) for s in ("pass", "waived", "violation")}
+    for f in findings:  # the worst outcome per rule wins
+        outcome = "waived" if f.status is Status.WAIVED else ("violation" if f.blocking else "advisory")
+        if OUTCOMES.index(outcome) > OUTCOMES.index(status[f.rule_id]):
+            status[f.rule_id] = outcome
+    counts = {s: sum(v == s for v in status.values()) for s in OUTCOMES}
     blocking = sum(f.blocking for f in findings)
     return {"code": tenant.code, "objects": len(tenant.objects), "error": error, "rules": status, "counts": counts,
             "blocking": blocking, "findings": [f.as_dict() for f in findings],
@@ -188,10 +194,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         out += [f"| {c['ref']} | {_md_cell(c['title'])} | {', '.join(c['rules'])} |"
                 for c in report["controls"] if c["framework"] == fw]
         out.append("")
-    out += ["## Municipalities", "", "| code | objects | pass | waived | violation | verdict |",
-            "| --- | --- | --- | --- | --- | --- |"]
-    out += [f"| {m['code']} | {m['objects']} | {m['counts']['pass']} | {m['counts']['waived']} | "
-            f"{m['counts']['violation']} | {m['verdict']} |" for m in report["municipalities"]]
+    out += ["## Municipalities", "", "Rules per outcome: pass, waived, advisory findings, mandatory violation.", "",
+            "| code | objects | " + " | ".join(OUTCOMES) + " | verdict |", "| --- " * (len(OUTCOMES) + 3) + "|"]
+    out += [f"| {m['code']} | {m['objects']} | " + " | ".join(str(m["counts"][o]) for o in OUTCOMES)
+            + f" | {m['verdict']} |" for m in report["municipalities"]]
     for m in report["municipalities"]:
         if m["error"] or m["findings"]:
             out += ["", f"### {m['code']}", ""] + ([f"Error: {m['error']}", ""] if m["error"] else [])
@@ -217,6 +223,7 @@ font-weight:600;white-space:nowrap}.mandatory,.violation,.failed,.error,.violati
 .advisory,.waived{background:#fff3cd;color:#7a5a00}.pass,.ok,.compliant{background:#dcf5e3;color:#17633a}
 details{border:1px solid #e3e6ea;border-radius:6px;padding:6px 12px;margin:6px 0}summary{cursor:pointer}
 .rationale{margin:6px 0}nav a{margin-right:14px}table.overview td:first-child,table.overview td:last-child,table.findings td:first-child{white-space:nowrap}
+td code{overflow-wrap:anywhere}table{table-layout:auto}
 """
 
 
@@ -252,8 +259,9 @@ def _html_municipality(m: Mapping[str, Any]) -> str:
             for f in m["findings"]]
     error = f"<p>{_badge('error')} {_e(m['error'])}</p>" if m["error"] else ""
     body = _table(["rule", "level", "object", "field", "message"], rows, "findings") if rows else "<p>No findings.</p>"
-    return (f"<details><summary><b>{_e(m['code'])}</b> {_badge(m['verdict'])} {m['counts']['violation']} violated, "
-            f"{m['counts']['waived']} waived, {m['counts']['pass']} passed</summary>{error}{body}</details>")
+    counts = ", ".join(f"{m['counts'][o]} {o}" for o in reversed(OUTCOMES))
+    return (f"<details><summary><b>{_e(m['code'])}</b> {_badge(m['verdict'])} rules: {_e(counts)}</summary>"
+            f"{error}{body}</details>")
 
 
 def html(report: Mapping[str, Any]) -> str:
@@ -273,9 +281,9 @@ def html(report: Mapping[str, Any]) -> str:
             [_e(c["ref"]), _e(c["title"]), ", ".join(f'<a href="#{_e(i.lower())}">{_e(i)}</a>' for i in c["rules"])]
             for c in report["controls"] if c["framework"] == fw])
         for fw, meta in report["frameworks"].items())
-    municipalities = _table(["code", "objects", "pass", "waived", "violation", "verdict"], [
-        [_e(m["code"]), _e(m["objects"]), _e(m["counts"]["pass"]), _e(m["counts"]["waived"]),
-         _e(m["counts"]["violation"]), _badge(m["verdict"])] for m in report["municipalities"]])
+    municipalities = _table(["code", "objects", *OUTCOMES, "verdict"], [
+        [_e(m["code"]), _e(m["objects"]), *(_e(m["counts"][o]) for o in OUTCOMES), _badge(m["verdict"])]
+        for m in report["municipalities"]])
     commit = f" from commit <code>{_e(report['commit'])}</code>" if report["commit"] else ""
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>cgkit policy report — "
             f"{_e(report['env'])}</title><style>{CSS}</style></head><body><main>"

@@ -6,7 +6,8 @@ starts the pack in the project's .venv through the Python language host, and blo
 violation. The state is synthetic (the reference tenant, and the same with a privileged container);
 deploying through `cgkit preview/up` with the pack is covered by the municipality deploy test.
 
-Needs the toolchain (tools/setup); not the sandbox cluster.
+Needs the toolchain (tools/setup: pulumi and the Python language host that honours the pack's
+``virtualenv``); not the sandbox cluster.
 """
 
 from __future__ import annotations

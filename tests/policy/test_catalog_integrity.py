@@ -77,3 +77,13 @@ def test_metadata_is_complete():
         assert len(r.rationale) > 40, r.id
         assert isinstance(r.enforcement, Enforcement)
         assert r.kinds or r.scope is Scope.OBJECT, f"stack rule {r.id} must name the kinds it reads"
+
+
+def test_the_pack_version_is_the_kit_version():
+    import tomllib
+
+    import yaml
+
+    root = catalog.POLICIES_DIR.parent
+    pack = yaml.safe_load((catalog.POLICIES_DIR / "PulumiPolicy.yaml").read_text())
+    assert str(pack["version"]) == tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]

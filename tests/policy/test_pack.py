@@ -53,7 +53,7 @@ def test_there_is_one_policy_per_rule_with_the_rules_enforcement():
     ("kubernetes:core/v1:Pod", ("v1", "Pod")),
     ("kubernetes:apps/v1:Deployment", ("apps/v1", "Deployment")),
     ("kubernetes:networking.k8s.io/v1:Ingress", ("networking.k8s.io/v1", "Ingress")),
-    ("kubernetes:apps/v1:DeploymentPatch", None),
+    ("kubernetes:core/v1:ServiceAccountPatch", ("v1", "ServiceAccount")),
     ("kubernetes:core/v1:ConfigMapList", None),
     ("kubernetes:yaml/v2:ConfigGroup", None),
     ("kubernetes:helm.sh/v4:Chart", None),

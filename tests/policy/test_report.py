@@ -40,7 +40,12 @@ def data():
     waived = privileged_copy("GM0345", [Waiver("CGK-POD-001", "vendor debug build until upgrade", "CISO", future),
                                         Waiver("CGK-WKL-005", "vendor image mirror pending", "CISO", future)])
     expired = privileged_copy("GM0346", [Waiver("CGK-POD-001", "old exception", "CISO", dt.date(2020, 1, 1))])
-    return report.build("sandbox", [compliant(), privileged_copy("GM0363"), waived, expired])
+    writable = compliant()
+    for obj in writable.objects:
+        for c in (obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or ()):
+            c["securityContext"].pop("readOnlyRootFilesystem")
+    writable = report.Tenant("GM0347", writable.objects, writable.context)
+    return report.build("sandbox", [compliant(), privileged_copy("GM0363"), waived, expired, writable])
 
 
 def test_every_rule_is_reported_with_its_metadata_and_passing_fixture_evidence(data):
@@ -62,12 +67,19 @@ def test_every_control_lists_the_rules_that_serve_it(data):
 def test_municipality_verdicts(data):
     by_code = {m["code"]: m for m in data["municipalities"]}
     assert by_code["GM0344"]["verdict"] == "compliant"
-    assert by_code["GM0344"]["counts"] == {"pass": len(rule_ids()), "waived": 0, "violation": 0}
+    assert by_code["GM0344"]["counts"] == {"pass": len(rule_ids()), "waived": 0, "advisory": 0, "violation": 0}
     assert by_code["GM0363"]["verdict"] == "violations"
     assert by_code["GM0363"]["rules"]["CGK-POD-001"] == by_code["GM0363"]["rules"]["CGK-WKL-005"] == "violation"
     assert by_code["GM0345"]["verdict"] == "compliant"
     assert by_code["GM0345"]["rules"]["CGK-POD-001"] == "waived"
+    assert by_code["GM0345"]["rules"]["CGK-POD-011"] == "pass"
     assert any(f["status"] == "waived" and "vendor debug build" in f["waiver_reason"] for f in by_code["GM0345"]["findings"])
+
+
+def test_advisory_findings_show_but_leave_the_municipality_compliant(data):
+    m = {m["code"]: m for m in data["municipalities"]}["GM0347"]
+    assert m["rules"]["CGK-POD-011"] == "advisory"
+    assert m["verdict"] == "compliant" and m["counts"]["violation"] == 0
 
 
 def test_an_expired_waiver_is_an_error_and_is_not_applied(data):
@@ -107,3 +119,14 @@ def test_cli_report_without_a_renderer_or_manifests_says_what_to_do(tmp_path, mo
     result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--root", str(tmp_path)])
     assert result.exit_code == 1
     assert "pass --manifests DIR" in result.output
+
+
+def test_cli_report_renders_every_sandbox_municipality_and_finds_them_compliant():
+    root = Path(__file__).resolve().parents[2]
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "json", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    codes = sorted(p.stem.upper() for p in (root / "environments/sandbox/municipalities").glob("*.yaml"))
+    assert [m["code"] for m in data["municipalities"]] == codes
+    assert all(m["verdict"] == "compliant" and m["objects"] > 0 for m in data["municipalities"]), [
+        (m["code"], m["verdict"], m["error"]) for m in data["municipalities"]]

@@ -7,7 +7,7 @@ mistakes before `pulumi up`, name the field, and also cover objects outside tena
 from __future__ import annotations
 
 from policies.model import Enforcement, rule
-from policies.podspec import POD_KINDS, containers, effective, pod_spec
+from policies.podspec import POD_KINDS, containers, effective, pod_metadata, pod_spec
 
 #: The only capability the restricted profile lets a container add.
 ADDABLE_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
@@ -244,6 +244,7 @@ def lsm_confinement(obj, ctx):
             yield f"{path}.seLinuxOptions.type", f"{who} sets SELinux type {selinux['type']}; use container_t or leave it unset"
         if (sc.get("appArmorProfile") or {}).get("type") == "Unconfined":
             yield f"{path}.appArmorProfile.type", f"{who} runs AppArmor Unconfined; use RuntimeDefault or leave it unset"
-    for key, value in ((obj.get("metadata") or {}).get("annotations") or {}).items():
+    metadata, path = pod_metadata(obj)
+    for key, value in (metadata.get("annotations") or {}).items():
         if key.startswith(APPARMOR_ANNOTATION) and value == "unconfined":
-            yield f"metadata.annotations['{key}']", "the AppArmor annotation is unconfined; use runtime/default"
+            yield f"{path}.annotations['{key}']", "the AppArmor annotation is unconfined; use runtime/default"

@@ -9,7 +9,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from cgkit import conventions
 from policies.model import Context, labels, meta, rule, stack_rule
-from policies.podspec import pod_template_labels
+from policies.podspec import pod_metadata
 
 PSA_PREFIX = "pod-security.kubernetes.io/"
 
@@ -103,7 +103,7 @@ def _selects(pdb: Mapping[str, Any], pod_labels: Mapping[str, Any]) -> bool:
             at once; the PodDisruptionBudget keeps at least one serving during maintenance.""")
 def pdb_for_web(objects, ctx):
     for dep in (o for o in objects if o.get("kind") == "Deployment"):
-        template, _ = pod_template_labels(dep) or ({}, "")
+        template = pod_metadata(dep)[0].get("labels") or {}
         replicas = (dep.get("spec") or {}).get("replicas", 1)
         component = template.get(conventions.LABEL_COMPONENT) or labels(dep).get(conventions.LABEL_COMPONENT)
         if component != "web" or not isinstance(replicas, int) or replicas < 2:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cgkit import conventions
 from policies.model import Enforcement, labels, meta, rule
-from policies.podspec import POD_KINDS, containers, pod_spec, pod_template_labels
+from policies.podspec import POD_KINDS, containers, pod_metadata, pod_spec
 
 #: Kinds whose pods serve traffic for as long as they live (probes make sense for them).
 LONG_RUNNING_KINDS = POD_KINDS - {"Job", "CronJob"}
@@ -141,9 +141,9 @@ def required_labels(obj, ctx):
         return
     code = ctx.code_for(ctx.namespace_of(obj))
     sets = [(labels(obj), "metadata.labels")]
-    template = pod_template_labels(obj)
-    if template:
-        sets.append(template)
+    if obj.get("kind") != "Pod":  # a controller's pods carry the template's labels
+        metadata, path = pod_metadata(obj)
+        sets.append((metadata.get("labels") or {}, f"{path}.labels"))
     for present, path in sets:
         if not present.get(conventions.LABEL_NAME):
             yield f"{path}['{conventions.LABEL_NAME}']", f"label {conventions.LABEL_NAME} is missing; set it to the app key (e.g. openzaak)"
