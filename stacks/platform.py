@@ -36,6 +36,39 @@ def kubeconfig_path(environment: EnvironmentFile) -> str | None:
     return environment.cluster.kubeconfig
 
 
+#: The platform stack's outputs a tenant relies on, and the environment field each must equal.
+PLATFORM_OUTPUTS = {
+    "ingressClass": lambda e: e.ingress.class_name,
+    "ingressNamespace": lambda e: e.ingress.controller_namespace,
+    "storageClass": lambda e: e.storage_class,
+}
+
+
+def platform_outputs(environment: EnvironmentFile) -> dict[str, str]:
+    """Return the outputs the platform stack of ``environment`` exports (name -> value)."""
+    return {name: field(environment) for name, field in PLATFORM_OUTPUTS.items()}
+
+
+def require_platform(env: str, environment: EnvironmentFile) -> pulumi.Output[dict[str, str]]:
+    """Refer to stack ``<env>.platform`` and check it provides what ``environment`` names.
+
+    Returns its outputs (an Output the program exports, so the check always runs). The engine
+    fails the tenant's update when the platform stack does not exist; the apply raises when the
+    platform was deployed from a different environment file (names differ), naming the field.
+    """
+    ref = pulumi.StackReference(f"organization/{pulumi.get_project()}/{env}.platform")
+    expected = platform_outputs(environment)
+
+    def check(actual: dict[str, str]) -> dict[str, str]:
+        for name, value in expected.items():
+            if actual.get(name) != value:
+                raise ValueError(f"stack {env}.platform exports {name}={actual.get(name)!r} but "
+                                 f"environments/{env}/environment.yaml says {value!r}; run `cgkit up --env {env} platform`")
+        return actual
+
+    return pulumi.Output.all(**{name: ref.require_output(name) for name in expected}).apply(check)
+
+
 def deploy(environment: EnvironmentFile) -> None:
     """Declare the platform resources of ``environment`` and export their names."""
     opts = pulumi.ResourceOptions(provider=provider(environment))

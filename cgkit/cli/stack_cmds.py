@@ -15,12 +15,13 @@ from typing import Annotated
 
 import typer
 
-from cgkit import engine
+from cgkit import engine, policy_context
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
 from cgkit.errors import CgkitError
-from cgkit.project import find_root
+from cgkit.project import find_root, state_dir
+from cgkit.secrets import secret_names
 
 Target = Annotated[str, typer.Argument(help="A CBS code (GM0344) or 'platform'.")]
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
@@ -37,20 +38,26 @@ class ConfirmationNeeded(CgkitError):
 def open_stack(env: str, target: str) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
     """Validate ``target``'s config, then select its stack and ensure its secrets.
 
+    The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
+    ``.cgkit/policy/<stack>.json``.
+
     Raises:
         ConfigError: the config is invalid (before any engine call).
         EngineError: the engine could not select the stack.
     """
     root = find_root()
     environment = loader.load_environment(root, env)
-    names: list[str] = []
-    if target.lower() != "platform":
-        from cgkit.secrets import secret_names
-
-        names = secret_names(loader.load_municipality(root, env, target))
-    settings = engine.EngineSettings(root=root, kubeconfig=_kubeconfig(root, environment),
-                                     policy_packs=_policy_packs(root))
-    stack = engine.select_stack(settings, stack_name(env, target))
+    name = stack_name(env, target)
+    if target.lower() == "platform":
+        names, ctx, waivers = [], policy_context.platform_context(environment), []
+    else:
+        cfg = loader.load_municipality(root, env, target)
+        names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
+    pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
+    packs = _policy_packs(root)
+    settings = engine.EngineSettings(root=root, kubeconfig=_kubeconfig(root, environment), policy_packs=packs,
+                                     policy_pack_configs=[pack_config] if packs else [])
+    stack = engine.select_stack(settings, name)
     created = engine.ensure_secrets(stack, names)
     if created:
         err.print(f"generated {len(created)} secret(s) into the stack config (encrypted)")

@@ -48,14 +48,13 @@ def cgkit(*args: str) -> int:
 @pytest.fixture(scope="session")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A scratch project root; CGKIT_PROJECT_DIR points at it for the session."""
-    missing = [s.name for s in toolchain.doctor() if not s.ok]
+    missing = [status.name for status in toolchain.doctor() if not status.ok]
     assert not missing, f"toolchain incomplete ({', '.join(missing)}): run tools/setup"
-    kubeconfig = sandbox.kubeconfig_path(ROOT)
-    assert sandbox.is_running(ROOT), "the sandbox cluster is not running: run `cgkit sandbox up`"
+    assert sandbox.status(ROOT).running, "the sandbox cluster is not running: run `cgkit sandbox up`"
     root = copy_project(tmp_path_factory.mktemp("project"))
-    old = {k: os.environ.get(k) for k in ("CGKIT_PROJECT_DIR", "CGKIT_SANDBOX_KUBECONFIG")}
+    old = {k: os.environ.get(k) for k in ("CGKIT_PROJECT_DIR", "CGKIT_SANDBOX_DIR")}
     os.environ["CGKIT_PROJECT_DIR"] = str(root)
-    os.environ["CGKIT_SANDBOX_KUBECONFIG"] = str(kubeconfig)
+    os.environ["CGKIT_SANDBOX_DIR"] = str(sandbox.paths(ROOT).root)
     yield root
     for key, value in old.items():
         if value is None:

@@ -1,0 +1,172 @@
+"""``cgkit policy``: check Kubernetes manifests against the rules, and write the auditor report.
+
+``cgkit/cli/app.py`` mounts `policy_app` as ``cgkit policy``. Exit statuses (`ExitStatus`): OK when no
+unwaived mandatory rule is violated, FAILED (1) when one is, or when the input could not be used
+(missing file, bad YAML, invalid waiver or config: one ``error:`` line on stderr naming the file).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+import yaml
+
+from cgkit.cli.exit_codes import ExitStatus
+from cgkit.errors import CgkitError
+from cgkit.project import find_root
+from policies import catalog, formats, manifests, waivers
+from policies.config import any_section, context_from_config, section, waivers_from_config
+from policies.evaluate import evaluate
+from policies.model import Context
+
+
+class Format(str, enum.Enum):
+    """Output formats of ``check``."""
+
+    TEXT = "text"
+    JSON = "json"
+    SARIF = "sarif"
+
+
+class ReportFormat(str, enum.Enum):
+    """Output formats of ``report``."""
+
+    MD = "md"
+    HTML = "html"
+    JSON = "json"
+
+
+policy_app = typer.Typer(help="Check manifests against cgkit's policy rules; write the auditor report.",
+                         no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(ExitStatus.FAILED)
+
+
+def _read_mapping(path: Path, what: str) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+    except (OSError, yaml.YAMLError) as e:
+        raise _fail(f"{path}: cannot read {what}: {e}") from e
+    if not isinstance(data, dict):
+        raise _fail(f"{path}: {what} must be a mapping")
+    return data
+
+
+def _municipality_section(root: Optional[Path], env: str, gemeente: str) -> dict:
+    from cgkit import policy_context
+    from cgkit.config import loader
+
+    try:
+        cfg = loader.load_municipality(root or find_root(), env, gemeente)
+    except ImportError as e:  # a part of cgkit the loader needs is missing from this checkout
+        raise _fail(f"cannot load the config of {gemeente} in {env}: {e}") from e
+    return section(policy_context.context_of(cfg), policy_context.waivers_of(cfg))
+
+
+def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optional[str],
+                  registries: list[str], tenant_namespace: Optional[str], env: Optional[str] = None,
+                  root: Optional[Path] = None) -> tuple[Context, list[waivers.Waiver]]:
+    """The context from ``--env`` + ``--gemeente`` (the municipality's config) or ``--config`` (a
+    pack-config file), overridden field by field by the other flags.
+
+    Raises CgkitError (ConfigError) when the municipality's config is invalid, WaiverError for a
+    malformed waiver.
+    """
+    if env and gemeente:
+        section = _municipality_section(root, env, gemeente)
+    else:
+        section = any_section(_read_mapping(config, "policy config")) if config else {}
+    overrides = {"gemeenteCode": gemeente, "domain": domain, "allowedRegistries": registries or None,
+                 "tenantNamespace": tenant_namespace}
+    section = {**section, **{k: v for k, v in overrides.items() if v is not None}}
+    return context_from_config(section), waivers_from_config(section)
+
+
+@policy_app.command()
+def check(
+    paths: list[Path] = typer.Argument(..., help="Manifest files or directories (multi-document YAML, JSON)."),
+    output: Format = typer.Option(Format.TEXT, "--format", "-f", help="Output format."),
+    gemeente: Optional[str] = typer.Option(None, help="CBS code (GM0344): the tenant and its expected labels."),
+    domain: Optional[str] = typer.Option(None, help="The municipality's domain; Ingress hosts must lie within it."),
+    registry: list[str] = typer.Option([], "--registry", help="An allowed image registry (repeatable)."),
+    tenant_namespace: Optional[str] = typer.Option(None, help="Tenant namespace (default: from --gemeente)."),
+    config: Optional[Path] = typer.Option(None, help="A policy-pack config file written by cgkit."),
+    env: Optional[str] = typer.Option(None, help="With --gemeente: take domain, registries and waivers from "
+                                                 "that municipality's config in this environment."),
+    root: Optional[Path] = typer.Option(None, help="Project root holding environments/ (default: found "
+                                                   "upward from here, as for every cgkit command)."),
+    waivers_file: Optional[Path] = typer.Option(None, "--waivers",
+                                                help="YAML with a 'waivers:' list, e.g. the municipality file."),
+) -> None:
+    """Check manifests: one line per finding; exit 1 when a mandatory rule is violated.
+
+    Rules that need context you did not give (domain, registries) do not judge; without --gemeente,
+    namespaces named gm + four digits (and manifests without a namespace) count as tenant namespaces.
+    """
+    rules = catalog.load()
+    try:
+        ctx, waiver_list = build_context(config, gemeente, domain, registry, tenant_namespace, env, root)
+        if waivers_file:
+            waiver_list += waivers.parse_all(_read_mapping(waivers_file, "waivers").get("waivers"))
+        waivers.validate(waiver_list, rules.by_id)
+        docs = manifests.load(paths)
+    except (manifests.ManifestError, waivers.WaiverError) as e:
+        raise _fail(str(e)) from e
+    except CgkitError as e:
+        typer.echo(e.render(), err=True)
+        raise typer.Exit(ExitStatus.FAILED) from e
+    findings = evaluate([d.obj for d in docs], ctx, sources=[d.source for d in docs], waivers=waiver_list)
+    findings.sort(key=lambda f: (f.subject.source or "", str(f.subject), f.rule_id))
+    n_files = len({d.source for d in docs})
+    if output is Format.TEXT:
+        typer.echo(formats.text(findings, len(docs), n_files))
+    elif output is Format.JSON:
+        typer.echo(formats.as_json(findings, len(docs), n_files))
+    else:
+        typer.echo(formats.sarif(findings, rules.rules))
+    raise typer.Exit(ExitStatus.FAILED if any(f.blocking for f in findings) else ExitStatus.OK)
+
+
+@policy_app.command()
+def report(
+    env: str = typer.Option(..., help="Environment whose municipalities are reported (e.g. sandbox)."),
+    output: ReportFormat = typer.Option(ReportFormat.MD, "--format", "-f", help="Report format."),
+    out: Optional[Path] = typer.Option(None, help="Directory to write policy-report-<env>.<format> into "
+                                                  "(default: print to stdout)."),
+    manifests_dir: Optional[Path] = typer.Option(
+        None, "--manifests", help="Rendered manifests per municipality: <dir>/<code>/*.yaml or <dir>/<code>.yaml "
+                                  "(default: render each municipality of the environment)."),
+    root: Optional[Path] = typer.Option(None, help="Project root holding environments/ (default: found "
+                                                   "upward from here)."),
+) -> None:
+    """Write the auditor report: rules with their fixture results, controls, and every municipality."""
+    from policies import report as report_mod  # imported lazily: it pulls in the renderer
+
+    try:
+        root = root or find_root()
+        tenants = (report_mod.tenants_from_manifest_dir(manifests_dir, env, root) if manifests_dir
+                   else report_mod.tenants_from_environment(env, root))
+    except (manifests.ManifestError, waivers.WaiverError, report_mod.RenderUnavailable) as e:
+        raise _fail(str(e)) from e
+    except CgkitError as e:
+        typer.echo(e.render(), err=True)
+        raise typer.Exit(ExitStatus.FAILED) from e
+    data = report_mod.build(env, tenants)
+    text = {ReportFormat.MD: report_mod.markdown, ReportFormat.HTML: report_mod.html,
+            ReportFormat.JSON: lambda d: json.dumps(d, indent=2)}[output](data)
+    if out is None:
+        typer.echo(text)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / f"policy-report-{env}.{output.value}"
+        target.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {target}")
+    failing = data["summary"]["failing_cases"]
+    raise typer.Exit(ExitStatus.FAILED if failing else ExitStatus.OK)

@@ -1,0 +1,40 @@
+"""Map a municipality's config onto the policy rules' context, and write its policy-pack config.
+
+The policy rules know nothing about cgkit's config model; this module is the one adapter between
+them. The engine passes the file `write_pack_config` writes as ``--policy-pack-config`` so the
+CrossGuard pack judges a stack with its municipality's domain, registries and waivers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cgkit.config.model import EnvironmentFile, MunicipalityConfig
+from policies import config as policy_config
+from policies.model import Context
+from policies.registry import rule_ids
+from policies.waivers import Waiver
+
+
+def context_of(cfg: MunicipalityConfig) -> Context:
+    """The policy context of a municipality stack: code, domain, tenant namespace, registries."""
+    return Context(gemeente_code=cfg.code, domain=cfg.domain, tenant_namespace=cfg.namespace,
+                   allowed_registries=tuple(cfg.environment.images.allowed_registries))
+
+
+def platform_context(environment: EnvironmentFile) -> Context:
+    """The policy context of a platform stack: only the environment's registries are known."""
+    return Context(allowed_registries=tuple(environment.images.allowed_registries))
+
+
+def waivers_of(cfg: MunicipalityConfig) -> list[Waiver]:
+    """The municipality's waivers as the policy engine's type (same four fields)."""
+    return [Waiver(w.rule, w.reason, w.approved_by, w.expires) for w in cfg.waivers]
+
+
+def write_pack_config(ctx: Context, waivers: list[Waiver], path: Path) -> Path:
+    """Write the ``--policy-pack-config`` JSON for one stack to ``path`` (parents created); return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(policy_config.pack_config(ctx, rule_ids(), waivers), indent=2), encoding="utf-8")
+    return path

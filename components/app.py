@@ -1,0 +1,282 @@
+"""CommonGroundApp: any catalog app (Open Zaak, Open Notificaties, ...) in one tenant.
+
+Built from an :class:`~components.catalog.AppSpec`, one instance creates (object names in brackets,
+``<app>`` is the catalog key):
+
+* ServiceAccount [``<app>``] without an automounted token; every pod of the app uses it;
+* ConfigMap [``<app>``] with the plain settings and Secret [``<app>``] with ``SECRET_KEY`` and
+  ``DB_PASSWORD`` (secret Outputs), both loaded with ``envFrom`` as the Maykin charts do;
+* web Deployment [``<app>``]: uWSGI on 8000 with startup/liveness/readiness HTTP probes sent with
+  ``Host: <app>`` (the Service name, which ``ALLOWED_HOSTS`` includes — as in the charts);
+* Celery Deployments [``<app>-worker``, ``<app>-beat``] where the catalog has those roles; beat is
+  always one replica with the ``Recreate`` strategy so two schedulers never overlap;
+* Service [``<app>``] ClusterIP 80 -> 8000, Ingress [``<app>``] for ``https://<app>.<domain>`` with TLS
+  (certificate by the cert-manager cluster issuer), PodDisruptionBudget [``<app>``] (minAvailable 1)
+  when web has two or more replicas, and a ReadWriteMany media PVC [``<app>-media``] where the
+  catalog asks for one.
+
+Every pod: ``runAsNonRoot``, UID/GID 1000 and ``fsGroup`` 1000 (charts' ``podSecurityContext``),
+``seccompProfile: RuntimeDefault``, no privilege escalation, ALL capabilities dropped, requests and
+limits on every container, ``enableServiceLinks: false`` (service links inject e.g.
+``OPENZAAK_PORT=tcp://…``, which breaks uWSGI — research §2.2). The root filesystem stays writable as in
+the charts (``readOnlyRootFilesystem: false``): the images write to ``/app/tmp`` and ``/app/log``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import _defaults as d
+from components._quantity import memory_mib, format_memory
+from components.backing import REDIS_PORT
+from components.catalog import SERVICE_PORT, AppSpec
+from components.sizing import Tier
+
+_UID = 1000
+
+
+@dataclass(frozen=True)
+class AppDatabase:
+    """Where the app's database lives. ``sslmode`` becomes ``PGSSLMODE`` when set (external servers)."""
+
+    host: str
+    port: int = 5432
+    name: str | None = None
+    """Database name; default: the app key."""
+    user: str | None = None
+    """Role name; default: the app key."""
+    sslmode: str | None = None
+
+
+@dataclass(frozen=True)
+class CommonGroundAppArgs:
+    """Inputs of :class:`CommonGroundApp`."""
+
+    spec: AppSpec
+    code: str
+    """CBS code, for labels."""
+    namespace: pulumi.Input[str]
+    namespace_name: str
+    """The namespace as a plain string (for ``ALLOWED_HOSTS``); must equal ``namespace``."""
+    domain: str
+    """The app is served at ``https://<app>.<domain>``."""
+    tier: Tier
+    database: AppDatabase
+    secret_key: pulumi.Input[str]
+    db_password: pulumi.Input[str]
+    redis_host: str = "redis"
+    replicas: int | None = None
+    """Web replicas; default: the tier's ``web_replicas``."""
+    ingress_class: str | None = None
+    """``spec.ingressClassName``; ``None`` leaves it to the cluster's default class."""
+    tls_issuer: str | None = None
+    """cert-manager ClusterIssuer; adds ``cert-manager.io/cluster-issuer`` when set."""
+    storage_class: str | None = None
+    """ReadWriteMany storage class for the media volume; ``None`` uses the cluster default."""
+    email_host: str = "localhost"
+    """SMTP host (``EMAIL_HOST``); Open Zaak requires it to be set on Docker deployments."""
+    environment: str = ""
+    """Shown by the apps as ``ENVIRONMENT`` (e.g. ``"sandbox"``)."""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """Extra plain settings, merged last into the ConfigMap."""
+
+
+def hostname(spec: AppSpec, domain: str) -> str:
+    """Public host of an app: ``openzaak.<domain>``."""
+    return f"{spec.key}.{domain}"
+
+
+def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
+    """The ConfigMap data of an app (plain settings only; secrets go to the Secret)."""
+    spec = args.spec
+    svc = spec.key
+    host = hostname(spec, args.domain)
+    ns = args.namespace_name
+    db = args.database
+    redis = f"{args.redis_host}:{REDIS_PORT}"
+    env = {
+        "DJANGO_SETTINGS_MODULE": spec.settings_module,
+        # Service name (probes' Host header and in-namespace calls), its in-cluster DNS forms, the
+        # public host, localhost (the apps' docs ask for it). Charts: "<svc>,<svc>.<ns>,<hosts>".
+        "ALLOWED_HOSTS": ",".join([svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local",
+                                   host, "localhost"]),
+        "USE_X_FORWARDED_HOST": "True",
+        "IS_HTTPS": "True",
+        "NUM_PROXIES": "1",
+        "SITE_DOMAIN": host,
+        "ENVIRONMENT": args.environment,
+        "DB_HOST": db.host,
+        "DB_PORT": str(db.port),
+        "DB_NAME": db.name or spec.key,
+        "DB_USER": db.user or spec.key,
+        "CACHE_DEFAULT": f"{redis}/{spec.redis.cache_db}",
+        "CACHE_AXES": f"{redis}/{spec.redis.cache_db}",
+        "EMAIL_HOST": args.email_host,
+    }
+    if db.sslmode:
+        env["PGSSLMODE"] = db.sslmode
+    if spec.redis.celery_db is not None:
+        env["CELERY_BROKER_URL"] = f"redis://{redis}/{spec.redis.celery_db}"
+        env["CELERY_RESULT_BACKEND"] = f"redis://{redis}/{spec.redis.celery_db}"
+    env.update(args.extra_env)
+    return env
+
+
+class CommonGroundApp(pulumi.ComponentResource):
+    """One Common Ground app (web + Celery roles) from its catalog entry.
+
+    Outputs: ``url`` (``https://<app>.<domain>``), ``service_name`` (``<app>``).
+    """
+
+    url: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CommonGroundAppArgs, opts: pulumi.ResourceOptions | None = None):
+        d.require_provider("CommonGroundApp", name, opts)
+        super().__init__("cgkit:app:CommonGroundApp", name, None, opts)
+        spec, t = args.spec, args.tier
+        key = spec.key
+        ns = args.namespace
+        host = hostname(spec, args.domain)
+        web_replicas = args.replicas if args.replicas is not None else t.web_replicas
+        if web_replicas < 1:
+            raise ValueError(f"Unable to create CommonGroundApp '{name}': replicas must be at least 1; "
+                             f"got {web_replicas}")
+
+        def meta(obj: str, component: str = "web", **extra: Any) -> dict[str, Any]:
+            return {"name": obj, "namespace": ns, "labels": d.labels(args.code, key, component), **extra}
+
+        settings = app_settings(args)
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config", metadata=meta(key, "config"), data=settings, opts=d.child(self))
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-secret", metadata=meta(key, "config"), type="Opaque",
+            string_data={"SECRET_KEY": pulumi.Output.secret(args.secret_key),
+                         "DB_PASSWORD": pulumi.Output.secret(args.db_password)},
+            opts=d.child(self))
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=meta(key, "web"), automount_service_account_token=False,
+            opts=d.child(self))
+
+        self.media: k8s.core.v1.PersistentVolumeClaim | None = None
+        mounts: list[dict[str, str]] = []
+        volumes: list[dict[str, Any]] = []
+        if spec.media is not None:
+            size = format_memory(memory_mib(spec.media.size) * t.storage_factor)
+            self.media = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-media", metadata=meta(f"{key}-media", "media"),
+                spec={"access_modes": ["ReadWriteMany"],
+                      **({"storage_class_name": args.storage_class} if args.storage_class else {}),
+                      "resources": {"requests": {"storage": size}}},
+                opts=d.child(self))
+            mounts = [{"name": "media", "mount_path": path, "sub_path": sub}
+                      for sub, path in spec.media.mounts.items()]
+            volumes = [{"name": "media", "persistent_volume_claim": {"claim_name": f"{key}-media"}}]
+
+        env_from = [{"config_map_ref": {"name": key}}, {"secret_ref": {"name": key}}]
+        checksum = d.checksum(settings)
+        # Not the media claim: with a WaitForFirstConsumer storage class the claim binds only once a
+        # pod uses it, so waiting for it before creating the Deployment would never finish.
+        depends = [self.config_map, self.secret, self.service_account]
+
+        def pod(component: str, container: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "metadata": {"labels": d.labels(args.code, key, component),
+                             "annotations": {"cgkit.io/config-checksum": checksum}},
+                "spec": {
+                    "service_account_name": key,
+                    "automount_service_account_token": False,
+                    "enable_service_links": False,
+                    "security_context": d.pod_security_context(_UID),
+                    "containers": [{
+                        "image": spec.image.ref,
+                        "image_pull_policy": "IfNotPresent",
+                        "env_from": env_from,
+                        "security_context": d.container_security_context(read_only_root=False),
+                        "volume_mounts": mounts,
+                        **container,
+                    }],
+                    "volumes": volumes,
+                },
+            }
+
+        def http_probe(path: str, **timing: int) -> dict[str, Any]:
+            return {"http_get": {"path": path, "port": "http",
+                                 "http_headers": [{"name": "Host", "value": key}]},
+                    "timeout_seconds": 5, **timing}
+
+        web_container = {
+            "name": "web",
+            "ports": [{"name": "http", "container_port": spec.port, "protocol": "TCP"}],
+            "resources": d.resources(spec.roles.web.resources, t.multiplier),
+            # Startup covers migrations on first boot: up to 10 minutes before liveness takes over.
+            "startup_probe": http_probe(spec.probes.startup_path, period_seconds=10, failure_threshold=60),
+            "liveness_probe": http_probe(spec.probes.liveness, period_seconds=10, failure_threshold=3),
+            "readiness_probe": http_probe(spec.probes.readiness, period_seconds=10, failure_threshold=3),
+        }
+        self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
+        self.deployments["web"] = k8s.apps.v1.Deployment(
+            f"{name}-web", metadata=meta(key, "web"),
+            spec={"replicas": web_replicas, "selector": {"match_labels": d.selector(key, "web")},
+                  "template": pod("web", web_container)},
+            opts=d.child(self, depends_on=depends))
+
+        for role, rspec in spec.celery_roles.items():
+            container: dict[str, Any] = {
+                "name": role,
+                "command": list(rspec.command),
+                "resources": d.resources(rspec.resources, t.multiplier if role == "worker" else 1.0),
+            }
+            if rspec.concurrency is not None:
+                container["env"] = [{"name": "CELERY_WORKER_CONCURRENCY", "value": str(rspec.concurrency)}]
+            if rspec.readiness:
+                container["readiness_probe"] = {"exec": {"command": list(rspec.readiness)},
+                                                "period_seconds": 30, "timeout_seconds": 10}
+            if rspec.liveness:
+                container["liveness_probe"] = {"exec": {"command": list(rspec.liveness)},
+                                               "initial_delay_seconds": 60, "period_seconds": 60,
+                                               "timeout_seconds": 10, "failure_threshold": 3}
+            deployment_spec: dict[str, Any] = {
+                "replicas": t.worker_replicas if role == "worker" else 1,
+                "selector": {"match_labels": d.selector(key, role)},
+                "template": pod(role, container),
+            }
+            if role == "beat":
+                deployment_spec["strategy"] = {"type": "Recreate"}
+            self.deployments[role] = k8s.apps.v1.Deployment(
+                f"{name}-{role}", metadata=meta(f"{key}-{role}", role), spec=deployment_spec,
+                opts=d.child(self, depends_on=depends))
+
+        self.service = k8s.core.v1.Service(
+            f"{name}-service", metadata=meta(key, "web"),
+            spec={"type": "ClusterIP", "selector": d.selector(key, "web"),
+                  "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
+            opts=d.child(self))
+
+        annotations = {"cert-manager.io/cluster-issuer": args.tls_issuer} if args.tls_issuer else {}
+        self.ingress = k8s.networking.v1.Ingress(
+            f"{name}-ingress", metadata=meta(key, "web", annotations=annotations),
+            spec={
+                **({"ingress_class_name": args.ingress_class} if args.ingress_class else {}),
+                "tls": [{"hosts": [host], "secret_name": f"{key}-tls"}],
+                "rules": [{"host": host, "http": {"paths": [{
+                    "path": "/", "path_type": "Prefix",
+                    "backend": {"service": {"name": key, "port": {"number": SERVICE_PORT}}},
+                }]}}],
+            },
+            opts=d.child(self, depends_on=[self.service]))
+
+        self.pdb: k8s.policy.v1.PodDisruptionBudget | None = None
+        if web_replicas >= 2:
+            self.pdb = k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb", metadata=meta(key, "web"),
+                spec={"min_available": 1, "selector": {"match_labels": d.selector(key, "web")}},
+                opts=d.child(self))
+
+        self.url = pulumi.Output.from_input(f"https://{host}")
+        self.service_name = self.service.metadata.apply(lambda m: m["name"] if isinstance(m, dict) else m.name)
+        self.register_outputs({"url": self.url, "service_name": self.service_name})

@@ -1,0 +1,128 @@
+"""Size tiers S/M/L/XL: how big a municipality's tenant is, as data.
+
+A tier sets four things:
+
+* ``multiplier`` — scales every catalog resource figure (requests and limits) of the apps' web and
+  worker containers, and of PostgreSQL; beat stays at 1.0 (a scheduler, one per app, never busy).
+* ``web_replicas`` / ``worker_replicas`` — default replica counts (a municipality may override web
+  replicas per app). Beat is always exactly 1: two beats schedule every periodic task twice.
+* ``quota`` — the namespace ResourceQuota: total CPU/memory requests and limits, pods, PVCs, storage.
+* ``limit_range`` — per-container defaults (for anything that does not set its own) and maxima.
+* ``storage_factor`` — media volumes are the catalog size (the charts' 1Gi defaults) times the
+  factor (PodiumD gives Open Zaak 10Gi). The database volume size is config (``database.storage``).
+
+Where the numbers come from:
+
+* Tier boundaries follow Open Zaak's ``docs/installation/hardware.rst``: inhabitants -> concurrent users
+  (10k -> 100, 50k -> 250, 100k -> 500, 500k -> 1,000, 1M -> 2,000) and ~25 req/s needing 4 CPU /
+  8 GB for the app, 50 req/s 6/12, 100 req/s 12/24, 200 req/s 16/32, DB about a third on top.
+  S ≈ up to 25k inhabitants, M ≈ 25k–100k, L ≈ 100k–300k, XL ≈ above 300k (the four largest cities).
+* Per-container figures are PodiumD's requests (research/commonground.md §3.3) times the multiplier.
+* Each quota is the sum over *all six apps* at that tier plus PostgreSQL, Redis and the provisioning
+  Job, with room for one rolling-update surge pod per Deployment, rounded up (the unit tests recompute
+  the sum and fail if a tier no longer fits). The limits quota leaves room because limits are
+  2–4× requests.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Size = Literal["S", "M", "L", "XL"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quota(_Model):
+    """ResourceQuota ``spec.hard`` values."""
+
+    requests_cpu: str
+    requests_memory: str
+    limits_cpu: str
+    limits_memory: str
+    pods: int
+    persistentvolumeclaims: int
+    requests_storage: str
+
+    def hard(self) -> dict[str, str]:
+        """The ``spec.hard`` mapping as the API expects it. LoadBalancer/NodePort Services are
+        forbidden in tenants (traffic enters through the shared ingress controller)."""
+        return {
+            "requests.cpu": self.requests_cpu,
+            "requests.memory": self.requests_memory,
+            "limits.cpu": self.limits_cpu,
+            "limits.memory": self.limits_memory,
+            "pods": str(self.pods),
+            "persistentvolumeclaims": str(self.persistentvolumeclaims),
+            "requests.storage": self.requests_storage,
+            "services.loadbalancers": "0",
+            "services.nodeports": "0",
+        }
+
+
+class ContainerLimits(_Model):
+    """LimitRange ``type: Container`` values."""
+
+    default_cpu: str
+    default_memory: str
+    default_request_cpu: str
+    default_request_memory: str
+    max_cpu: str
+    max_memory: str
+
+
+class Tier(_Model):
+    size: Size
+    multiplier: float
+    web_replicas: int
+    worker_replicas: int
+    storage_factor: int
+    quota: Quota
+    limit_range: ContainerLimits
+
+
+_DEFAULTS = dict(default_cpu="500m", default_memory="512Mi", default_request_cpu="50m",
+                 default_request_memory="128Mi")
+
+TIERS: dict[str, Tier] = {
+    "S": Tier(
+        size="S", multiplier=1.0, web_replicas=1, worker_replicas=1,
+        storage_factor=5,
+        quota=Quota(requests_cpu="5", requests_memory="16Gi", limits_cpu="20", limits_memory="32Gi",
+                    pods=40, persistentvolumeclaims=10, requests_storage="50Gi"),
+        limit_range=ContainerLimits(**_DEFAULTS, max_cpu="2", max_memory="4Gi"),
+    ),
+    "M": Tier(
+        size="M", multiplier=1.5, web_replicas=2, worker_replicas=1,
+        storage_factor=10,
+        quota=Quota(requests_cpu="8", requests_memory="24Gi", limits_cpu="40", limits_memory="56Gi",
+                    pods=50, persistentvolumeclaims=10, requests_storage="100Gi"),
+        limit_range=ContainerLimits(**_DEFAULTS, max_cpu="4", max_memory="6Gi"),
+    ),
+    "L": Tier(
+        size="L", multiplier=2.0, web_replicas=2, worker_replicas=2,
+        storage_factor=20,
+        quota=Quota(requests_cpu="12", requests_memory="40Gi", limits_cpu="56", limits_memory="88Gi",
+                    pods=60, persistentvolumeclaims=10, requests_storage="250Gi"),
+        limit_range=ContainerLimits(**_DEFAULTS, max_cpu="4", max_memory="8Gi"),
+    ),
+    "XL": Tier(
+        size="XL", multiplier=3.0, web_replicas=3, worker_replicas=2,
+        storage_factor=50,
+        quota=Quota(requests_cpu="24", requests_memory="72Gi", limits_cpu="96", limits_memory="144Gi",
+                    pods=80, persistentvolumeclaims=10, requests_storage="500Gi"),
+        limit_range=ContainerLimits(**_DEFAULTS, max_cpu="8", max_memory="12Gi"),
+    ),
+}
+
+
+def tier(size: str) -> Tier:
+    """Return the tier for ``"S"``, ``"M"``, ``"L"`` or ``"XL"``."""
+    try:
+        return TIERS[size]
+    except KeyError:
+        raise ValueError(f"unknown size {size!r}; choose one of {', '.join(TIERS)}") from None

@@ -1,0 +1,38 @@
+"""Run rules over manifests: the one engine behind pytest, the CLI, the report and the benchmark.
+
+The CrossGuard pack does not use this module's loop (the Pulumi engine calls each policy per
+resource), but it calls the same rule functions with the same `Context`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from policies import catalog as catalog_mod
+from policies import waivers as waivers_mod
+from policies.model import Context, Finding, Rule, Scope, Subject
+
+
+def run_rule(rule: Rule, objects: Sequence[Mapping[str, Any]], ctx: Context,
+             sources: Sequence[str | None] | None = None) -> list[Finding]:
+    """Findings of one rule over ``objects`` (``sources[i]`` is the file of ``objects[i]``, if known)."""
+    source_of = {id(o): s for o, s in zip(objects, sources or ())}
+
+    def finding(obj: Mapping[str, Any], path: str, message: str) -> Finding:
+        return Finding(rule.id, rule.enforcement, Subject.of(obj, source_of.get(id(obj))), path, message)
+
+    if rule.scope is Scope.STACK:
+        return [finding(o, p, m) for o, p, m in rule.check(objects, ctx)]
+    return [finding(o, p, m) for o in objects if rule.applies_to(o) for p, m in rule.check(o, ctx)]
+
+
+def evaluate(objects: Sequence[Mapping[str, Any]], ctx: Context | None = None, *,
+             rules: Iterable[Rule] | None = None, sources: Sequence[str | None] | None = None,
+             waivers: Sequence[waivers_mod.Waiver] = ()) -> list[Finding]:
+    """All findings of ``rules`` (default: the whole catalog) over the manifest dicts ``objects``,
+    waivers applied. Waivers are applied, not validated: call `policies.waivers.validate` first.
+    """
+    ctx = ctx or Context()
+    findings = [f for r in (catalog_mod.load().rules if rules is None else rules)
+                for f in run_rule(r, objects, ctx, sources)]
+    return waivers_mod.apply(findings, waivers)

@@ -1,0 +1,299 @@
+"""The auditor report: what is enforced, the evidence that it works, and where each municipality stands.
+
+`build` produces one JSON-ready dict; `markdown` and `html` render it (the HTML is one self-contained
+file with inline CSS). Three parts:
+
+* per rule: id, title, rationale, enforcement, controls, and every fixture case run *now* with its result;
+* per control (grouped by framework): the rules that serve it;
+* per municipality: for each rule pass / waived / violation, with the findings and waiver reasons.
+
+Municipalities come as `Tenant` values: from rendered manifests on disk (`tenants_from_manifest_dir`)
+or from the programs themselves (`tenants_from_environment`, via ``cgkit.render.render_municipality``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html as html_lib
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from policies import cases, catalog, manifests, waivers
+from policies.evaluate import evaluate
+from policies.model import Context, Status
+
+
+#: A rule's outcome for one municipality, from best to worst: no finding; only waived findings;
+#: findings of an advisory rule; an unwaived mandatory violation.
+OUTCOMES = ("pass", "waived", "advisory", "violation")
+
+
+class RenderUnavailable(Exception):
+    """The municipality programs cannot be rendered here (no ``cgkit.render``); use ``--manifests``."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """One municipality to report on: its manifests, the context and waivers to judge them with.
+
+    ``error`` says why the evaluation is incomplete (an invalid config or waiver); the report shows it.
+    """
+
+    code: str
+    objects: Sequence[Mapping[str, Any]]
+    context: Context
+    waivers: Sequence[waivers.Waiver] = ()
+    error: str | None = None
+    sources: Sequence[str | None] | None = field(default=None, repr=False)
+
+
+def _config_for(root: Path, env: str, code: str) -> tuple[Any, Context, list[waivers.Waiver], str | None]:
+    """The municipality's config, context and waivers; on failure None, the code alone and the reason."""
+    try:
+        from cgkit import policy_context
+        from cgkit.config import loader
+        from cgkit.errors import CgkitError
+    except ImportError as e:  # policies used without the cgkit package
+        return None, Context(gemeente_code=code), [], f"config not loaded: {e}"
+    try:
+        cfg = loader.load_municipality(root, env, code)
+    except CgkitError as e:
+        return None, Context(gemeente_code=code), [], e.render()
+    except ImportError as e:  # a part of cgkit the loader needs is missing from this checkout
+        return None, Context(gemeente_code=code), [], f"config not loaded: {e}"
+    return cfg, policy_context.context_of(cfg), policy_context.waivers_of(cfg), None
+
+
+def tenants_from_manifest_dir(directory: Path, env: str, root: Path = Path(".")) -> list[Tenant]:
+    """Tenants from ``<directory>/<code>/*.yaml`` or ``<directory>/<code>.yaml`` (code in any case).
+
+    Context and waivers come from ``environments/<env>/municipalities/<code>.yaml`` under ``root`` when it
+    loads. Raises ManifestError for unreadable manifests.
+    """
+    tenants = []
+    for entry in sorted(directory.iterdir()):
+        code = entry.name.split(".")[0].upper()
+        if not code.startswith("GM") or (entry.is_file() and entry.suffix not in manifests.SUFFIXES):
+            continue
+        docs = manifests.load([entry])
+        _, ctx, waiver_list, error = _config_for(root, env, code)
+        tenants.append(Tenant(code, [d.obj for d in docs], ctx, waiver_list, error, [d.source for d in docs]))
+    return tenants
+
+
+def tenants_from_environment(env: str, root: Path = Path(".")) -> list[Tenant]:
+    """Tenants rendered by the municipality program (under Pulumi mocks) for every municipality file
+    of ``env``, via ``cgkit.render.render_municipality(cfg)``. A municipality whose config does not
+    load is reported with that error and no objects.
+
+    Raises RenderUnavailable when ``cgkit.render`` is not importable.
+    """
+    try:
+        from cgkit.config import loader
+        from cgkit.render import render_municipality
+    except ImportError as e:
+        raise RenderUnavailable(f"cannot render municipalities ({e}); pass --manifests DIR with rendered "
+                                "manifests per municipality instead") from e
+    tenants = []
+    for code in loader.municipality_codes(root, env):
+        cfg, ctx, waiver_list, error = _config_for(root, env, code)
+        objects = render_municipality(cfg) if cfg is not None else []
+        tenants.append(Tenant(code, objects, ctx, waiver_list, error))
+    return tenants
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=catalog.POLICIES_DIR, timeout=5, check=True).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _rule_entry(rule, cat, results) -> dict[str, Any]:
+    return {"id": rule.id, "title": rule.title, "rationale": rule.rationale, "enforcement": rule.enforcement.value,
+            "scope": rule.scope.value, "family": rule.family, "kinds": sorted(rule.kinds),
+            "controls": [{"id": c, "framework": cat.controls[c].framework, "ref": cat.controls[c].ref,
+                          "title": cat.controls[c].title} for c in rule.controls],
+            "cases": [{"name": r.case.path.stem, "file": str(r.case.path.relative_to(catalog.POLICIES_DIR.parent)),
+                       "expect": "fail" if r.case.expect_fail else "pass", "ok": r.ok,
+                       "description": r.case.description, "findings": len(r.findings)}
+                      for r in results if r.case.rule_id == rule.id]}
+
+
+def _tenant_entry(tenant: Tenant, cat) -> dict[str, Any]:
+    error, waiver_list = tenant.error, list(tenant.waivers)
+    try:
+        waivers.validate(waiver_list, cat.by_id)
+    except waivers.WaiverError as e:
+        error, waiver_list = "; ".join(filter(None, (error, f"invalid waivers, not applied: {e}"))), []
+    findings = evaluate(tenant.objects, tenant.context, sources=tenant.sources, waivers=waiver_list)
+    status = {r.id: "pass" for r in cat.rules}
+    for f in findings:  # the worst outcome per rule wins
+        outcome = "waived" if f.status is Status.WAIVED else ("violation" if f.blocking else "advisory")
+        if OUTCOMES.index(outcome) > OUTCOMES.index(status[f.rule_id]):
+            status[f.rule_id] = outcome
+    counts = {s: sum(v == s for v in status.values()) for s in OUTCOMES}
+    blocking = sum(f.blocking for f in findings)
+    return {"code": tenant.code, "objects": len(tenant.objects), "error": error, "rules": status, "counts": counts,
+            "blocking": blocking, "findings": [f.as_dict() for f in findings],
+            "waivers": [w.as_dict() for w in waiver_list],
+            "verdict": "error" if error else ("violations" if blocking else "compliant")}
+
+
+def build(env: str, tenants: Sequence[Tenant], now: dt.datetime | None = None) -> dict[str, Any]:
+    """The whole report as a JSON-ready dict (runs every fixture case and every tenant evaluation)."""
+    cat = catalog.load()
+    results = [cases.run_case(c) for c in cases.discover()]
+    rules = [_rule_entry(r, cat, results) for r in cat.rules]
+    controls = [{"id": c.id, "framework": c.framework, "ref": c.ref, "title": c.title,
+                 "rules": [r.id for r in cat.rules_for_control(c.id)]} for c in cat.controls.values()]
+    municipalities = [_tenant_entry(t, cat) for t in tenants]
+    summary = {"rules": len(rules), "mandatory": sum(r["enforcement"] == "mandatory" for r in rules),
+               "advisory": sum(r["enforcement"] == "advisory" for r in rules), "controls": len(controls),
+               "cases": len(results), "failing_cases": sum(not r.ok for r in results),
+               "municipalities": len(municipalities),
+               "compliant": sum(m["verdict"] == "compliant" for m in municipalities)}
+    return {"env": env, "generated": (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
+            "commit": _git_commit(), "summary": summary,
+            "frameworks": {k: dict(v) for k, v in cat.frameworks.items()},
+            "rules": rules, "controls": controls, "municipalities": municipalities}
+
+
+# ------------------------------------------------------------------------------------------ markdown
+
+def _md_cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    """Render the report as Markdown (tables for the overviews, one section per rule)."""
+    s = report["summary"]
+    out = [f"# Policy report — environment `{report['env']}`", "",
+           f"Generated {report['generated']}" + (f" from commit `{report['commit']}`" if report["commit"] else "") + ".",
+           "", f"{s['rules']} rules ({s['mandatory']} mandatory, {s['advisory']} advisory) serving {s['controls']} "
+           f"controls; {s['cases']} fixture cases run, {s['failing_cases']} failing; {s['compliant']} of "
+           f"{s['municipalities']} municipalities compliant.", "", "## Rules", "",
+           "| id | title | enforcement | controls | cases |", "| --- | --- | --- | --- | --- |"]
+    for r in report["rules"]:
+        ok = sum(c["ok"] for c in r["cases"])
+        out.append(f"| [{r['id']}](#{r['id'].lower()}) | {_md_cell(r['title'])} | {r['enforcement']} | "
+                   f"{', '.join(c['id'] for c in r['controls'])} | {ok}/{len(r['cases'])} ok |")
+    for r in report["rules"]:
+        out += ["", f"### {r['id']}", "", f"**{r['title']}** — {r['enforcement']}, {r['scope']} rule "
+                f"(`policies/rules/{r['family']}`), kinds: {', '.join(r['kinds']) or 'all'}.", "", r["rationale"], "",
+                "Controls: " + "; ".join(f"{c['framework']} {c['ref']} ({c['title']})" for c in r["controls"]), "",
+                "| case | expects | result | what it shows |", "| --- | --- | --- | --- |"]
+        out += [f"| `{c['file']}` | {c['expect']} | {'ok' if c['ok'] else '**FAILED**'} | {_md_cell(c['description'])} |"
+                for c in r["cases"]]
+    out += ["", "## Controls", ""]
+    for fw, meta in report["frameworks"].items():
+        out += [f"### {fw} — {meta['title']}", "", "| control | title | rules |", "| --- | --- | --- |"]
+        out += [f"| {c['ref']} | {_md_cell(c['title'])} | {', '.join(c['rules'])} |"
+                for c in report["controls"] if c["framework"] == fw]
+        out.append("")
+    out += ["## Municipalities", "", "Rules per outcome: pass, waived, advisory findings, mandatory violation.", "",
+            "| code | objects | " + " | ".join(OUTCOMES) + " | verdict |", "| --- " * (len(OUTCOMES) + 3) + "|"]
+    out += [f"| {m['code']} | {m['objects']} | " + " | ".join(str(m["counts"][o]) for o in OUTCOMES)
+            + f" | {m['verdict']} |" for m in report["municipalities"]]
+    for m in report["municipalities"]:
+        if m["error"] or m["findings"]:
+            out += ["", f"### {m['code']}", ""] + ([f"Error: {m['error']}", ""] if m["error"] else [])
+            out += [f"- {f['rule']} [{f['status'] if f['status'] == 'waived' else f['enforcement']}] "
+                    f"{f['kind']}/{f['name']} `{f['path']}`: {f['message']}"
+                    + (f" — waived: {f['waiver_reason']}" if f["waiver_reason"] else "") for f in m["findings"]]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- html
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1b1f24;margin:0;background:#f6f7f9}
+main{max-width:1100px;margin:0 auto;padding:24px 32px 64px;background:#fff}
+h1{font-size:26px;margin:8px 0 4px}h2{font-size:20px;margin:36px 0 8px;border-bottom:2px solid #154273;padding-bottom:4px}
+h3{font-size:16px;margin:24px 0 6px}.meta{color:#555;margin:0 0 16px}
+.cards{display:flex;gap:12px;flex-wrap:wrap;margin:16px 0}.card{flex:1;min-width:150px;border:1px solid #d8dde3;
+border-radius:6px;padding:10px 14px}.card b{display:block;font-size:24px;color:#154273}
+table{border-collapse:collapse;width:100%;margin:8px 0;font-size:14px}th,td{text-align:left;padding:5px 8px;
+border-bottom:1px solid #e3e6ea;vertical-align:top}th{background:#eef1f5}code{font-size:13px;background:#f1f3f5;
+padding:0 3px;border-radius:3px}.badge{display:inline-block;padding:0 7px;border-radius:10px;font-size:12px;
+font-weight:600;white-space:nowrap}.mandatory,.violation,.failed,.error,.violations{background:#fde2e1;color:#9b1c1c}
+.advisory,.waived{background:#fff3cd;color:#7a5a00}.pass,.ok,.compliant{background:#dcf5e3;color:#17633a}
+details{border:1px solid #e3e6ea;border-radius:6px;padding:6px 12px;margin:6px 0}summary{cursor:pointer}
+.rationale{margin:6px 0}nav a{margin-right:14px}table.overview td:first-child,table.overview td:last-child,table.findings td:first-child{white-space:nowrap}
+td code{overflow-wrap:anywhere}table{table-layout:auto}
+"""
+
+
+def _e(value: Any) -> str:
+    return html_lib.escape(str(value))
+
+
+def _badge(word: str) -> str:
+    return f'<span class="badge {_e(word)}">{_e(word)}</span>'
+
+
+def _table(head: Sequence[str], rows: Sequence[Sequence[str]], css_class: str = "") -> str:
+    """Rows are HTML already (escape cells with `_e` before passing them)."""
+    return (f'<table class="{css_class}"><tr>' + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"
+            + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows) + "</table>")
+
+
+def _html_rule(r: Mapping[str, Any]) -> str:
+    cases_table = _table(["case", "expects", "result", "what it shows"],
+                         [[f"<code>{_e(c['file'])}</code>", _e(c["expect"]), _badge("ok" if c["ok"] else "failed"),
+                           _e(c["description"])] for c in r["cases"]])
+    controls = "; ".join(f"{_e(c['framework'])} {_e(c['ref'])} <small>({_e(c['title'])})</small>" for c in r["controls"])
+    return (f'<details id="{_e(r["id"].lower())}"><summary><b>{_e(r["id"])}</b> {_e(r["title"])} '
+            f'{_badge(r["enforcement"])}</summary><p class="rationale">{_e(r["rationale"])}</p>'
+            f'<p>{_e(r["scope"])} rule in <code>policies/rules/{_e(r["family"])}</code>; kinds: '
+            f'{_e(", ".join(r["kinds"]) or "all")}</p><p>Controls: {controls}</p>{cases_table}</details>')
+
+
+def _html_municipality(m: Mapping[str, Any]) -> str:
+    rows = [[_e(f["rule"]), _badge(f["status"] if f["status"] == "waived" else f["enforcement"]),
+             _e(f"{f['kind']}/{f['name']}"), f"<code>{_e(f['path'])}</code>",
+             _e(f["message"]) + (f"<br><small>waived: {_e(f['waiver_reason'])}</small>" if f["waiver_reason"] else "")]
+            for f in m["findings"]]
+    error = f"<p>{_badge('error')} {_e(m['error'])}</p>" if m["error"] else ""
+    body = _table(["rule", "level", "object", "field", "message"], rows, "findings") if rows else "<p>No findings.</p>"
+    counts = ", ".join(f"{m['counts'][o]} {o}" for o in reversed(OUTCOMES))
+    return (f"<details><summary><b>{_e(m['code'])}</b> {_badge(m['verdict'])} rules: {_e(counts)}</summary>"
+            f"{error}{body}</details>")
+
+
+def html(report: Mapping[str, Any]) -> str:
+    """Render the report as one self-contained HTML page (inline CSS, no scripts, no external links)."""
+    s = report["summary"]
+    cards = "".join(f'<div class="card"><b>{_e(v)}</b>{_e(k)}</div>' for k, v in (
+        ("rules", s["rules"]), ("mandatory / advisory", f"{s['mandatory']} / {s['advisory']}"),
+        ("controls", s["controls"]), ("fixture cases ok", f"{s['cases'] - s['failing_cases']} / {s['cases']}"),
+        ("municipalities compliant", f"{s['compliant']} / {s['municipalities']}")))
+    overview = _table(["id", "title", "enforcement", "controls", "cases"], [
+        [f'<a href="#{_e(r["id"].lower())}">{_e(r["id"])}</a>', _e(r["title"]), _badge(r["enforcement"]),
+         _e(", ".join(c["id"] for c in r["controls"])),
+         _badge("ok" if all(c["ok"] for c in r["cases"]) else "failed") + f" {sum(c['ok'] for c in r['cases'])}/{len(r['cases'])}"]
+        for r in report["rules"]], "overview")
+    controls = "".join(
+        f"<h3>{_e(fw)} — {_e(meta['title'])}</h3>" + _table(["control", "title", "rules"], [
+            [_e(c["ref"]), _e(c["title"]), ", ".join(f'<a href="#{_e(i.lower())}">{_e(i)}</a>' for i in c["rules"])]
+            for c in report["controls"] if c["framework"] == fw])
+        for fw, meta in report["frameworks"].items())
+    municipalities = _table(["code", "objects", *OUTCOMES, "verdict"], [
+        [_e(m["code"]), _e(m["objects"]), *(_e(m["counts"][o]) for o in OUTCOMES), _badge(m["verdict"])]
+        for m in report["municipalities"]])
+    commit = f" from commit <code>{_e(report['commit'])}</code>" if report["commit"] else ""
+    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>cgkit policy report — "
+            f"{_e(report['env'])}</title><style>{CSS}</style></head><body><main>"
+            f"<h1>Policy report — environment {_e(report['env'])}</h1>"
+            f"<p class=\"meta\">Generated {_e(report['generated'])}{commit}.</p>"
+            f"<nav><a href=\"#rules\">Rules</a><a href=\"#controls\">Controls</a>"
+            f"<a href=\"#municipalities\">Municipalities</a></nav><div class=\"cards\">{cards}</div>"
+            f"<h2 id=\"rules\">Rules</h2>{overview}<h3>Rule details and fixture evidence</h3>"
+            + "".join(_html_rule(r) for r in report["rules"])
+            + f"<h2 id=\"controls\">Controls</h2>{controls}"
+            f"<h2 id=\"municipalities\">Municipalities</h2>{municipalities}"
+            + "".join(_html_municipality(m) for m in report["municipalities"])
+            + "</main></body></html>\n")

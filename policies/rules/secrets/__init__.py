@@ -1,0 +1,54 @@
+"""Secrets out of plain configuration: ConfigMaps and literal env values must not carry credentials."""
+
+from __future__ import annotations
+
+import re
+
+from policies.model import rule
+from policies.podspec import POD_KINDS, containers
+
+#: Key names that say "this is a credential": DB_PASSWORD, SECRET_KEY, API_TOKEN, AWS_ACCESS_KEY_ID, ...
+SECRET_NAME = re.compile(r"PASSW(OR)?D|(^|_)PWD($|_)|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|ACCESS_?KEY|CREDENTIAL",
+                         re.IGNORECASE)
+#: Names that only point at a credential (a file path, a Secret's name) rather than hold it.
+REFERENCE_SUFFIX = re.compile(r"_(FILE|PATH|DIR|NAME|REF)$", re.IGNORECASE)
+#: A URL with a password in it: scheme://user:password@host
+URL_WITH_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
+
+
+def looks_secret(name: str, value: object) -> str | None:
+    """Why a (name, value) pair looks like a credential, or None. Empty values never do."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if SECRET_NAME.search(name) and not REFERENCE_SUFFIX.search(name):
+        return "its name says it is a credential"
+    if URL_WITH_PASSWORD.search(value):
+        return "its value is a URL with a password in it"
+    return None
+
+
+@rule("CGK-SEC-001", title="ConfigMaps hold no credentials", kinds={"ConfigMap"},
+      controls=("BIO2:8.12", "BIO2:5.17", "NSA:secrets"),
+      rationale="""ConfigMaps are readable by everyone with view rights, appear in plain text in `kubectl
+      describe`, logs and Pulumi state, and are not encrypted at rest; credentials belong in Secrets.""")
+def configmap_credentials(obj, ctx):
+    for key, value in (obj.get("data") or {}).items():
+        why = looks_secret(key, value)
+        if why:
+            yield f"data.{key}", f"ConfigMap key {key} looks like a credential ({why}); move it to a Secret"
+    for key in obj.get("binaryData") or {}:
+        if SECRET_NAME.search(key) and not REFERENCE_SUFFIX.search(key):
+            yield f"binaryData.{key}", f"ConfigMap key {key} looks like a credential; move it to a Secret"
+
+
+@rule("CGK-SEC-002", title="Containers take credentials from Secrets, not from literal env values", kinds=POD_KINDS,
+      controls=("BIO2:8.12", "BIO2:5.17", "NSA:secrets"),
+      rationale="""A literal env value is stored in the workload spec, so anyone who can read the
+      Deployment (and the Pulumi state) reads the password. Use valueFrom.secretKeyRef.""")
+def env_credentials(obj, ctx):
+    for c in containers(obj):
+        for i, env in enumerate(c.container.get("env") or ()):
+            why = looks_secret(str(env.get("name", "")), env.get("value"))
+            if why:
+                yield (c.at(f"env[{i}]", "value"),
+                       f"container '{c.name}' sets {env.get('name')} literally ({why}); use valueFrom.secretKeyRef")

@@ -1,0 +1,1 @@
+"""Pulumi programs: ``platform`` (once per environment) and ``municipality`` (one tenant)."""

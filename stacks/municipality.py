@@ -1,0 +1,141 @@
+"""The municipality program (stack ``<env>.<gm-code>``): one tenant with the apps it chose.
+
+Maps the merged config (``cgkit.config.model.MunicipalityConfig``) onto the components:
+
+=======================================  ==================================================
+config                                   component input
+=======================================  ==================================================
+``code``                                 every component's ``code``; namespace ``gm0344``
+``size``                                 ``TenantBaselineArgs.size`` (quota, limits), the tier
+                                         of every app (multiplier, replicas, media size),
+                                         PostgreSQL/Redis resources
+``apps`` (enabled only)                  one ``CommonGroundApp`` each (catalog entry by key);
+                                         ``replicas`` -> web replicas; the set of catalog
+                                         specs -> ``TenantBaselineArgs.apps`` (NetworkPolicies)
+``domain``                               ``CommonGroundAppArgs.domain`` (``<app>.<domain>``)
+``database.mode == "in-cluster"``        ``Postgres`` (one database per app), apps connect to
+                                         ``postgresql:5432``; ``database.storage`` -> volume
+``database.mode == "external"``          no ``Postgres``; apps get ``host``/``port`` and
+                                         ``PGSSLMODE``; ``TenantBaselineArgs.external_database``
+``access.admins`` / ``access.viewers``   RoleBindings of the tenant roles
+``environment.ingress.*``                Ingress class + cert-manager issuer; the controller
+                                         namespace admitted by the web NetworkPolicies
+``environment.storage_class``            media (RWX) and database/Redis volumes
+``environment.cluster``                  the Kubernetes provider (``platform.provider``:
+                                         sandbox, kubeconfig, context)
+=======================================  ==================================================
+
+Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``). Exports:
+``namespace`` (str) and ``urls`` (app key -> ``https://<app>.<domain>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from cgkit import secrets
+from components import _defaults as d
+from components.app import AppDatabase, CommonGroundApp, CommonGroundAppArgs
+from components.backing import Database, Postgres, PostgresArgs, Redis, RedisArgs
+from components.catalog import AppSpec, load_catalog
+from components.sizing import tier
+from components.tenant import ExternalDatabase, TenantBaseline, TenantBaselineArgs
+from stacks.platform import provider, require_platform
+
+#: PostgreSQL and Redis resources at size S; scaled by the tier multiplier like the apps.
+_POSTGRES_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+_REDIS_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+
+
+def enabled_apps(cfg: Any) -> list[AppSpec]:
+    """The catalog entries of the apps ``cfg`` turns on, in catalog order."""
+    catalog = load_catalog()
+    unknown = sorted(set(cfg.apps) - set(catalog))
+    if unknown:
+        raise ValueError(f"municipality {cfg.code}: unknown app(s) {', '.join(unknown)}; "
+                         f"the catalog has {', '.join(catalog)}")
+    return [spec for key, spec in catalog.items() if key in cfg.apps]
+
+
+def _scaled(res: dict[str, dict[str, str]], multiplier: float) -> dict[str, dict[str, str]]:
+    from components.catalog import Resources
+
+    return d.resources(Resources.model_validate(res), multiplier)
+
+
+def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
+    """Declare the tenant of ``cfg`` and export ``namespace`` and ``urls``.
+
+    ``k8s_provider`` replaces the provider built from ``cfg.environment.cluster`` (tests, render).
+    """
+    opts = pulumi.ResourceOptions(provider=k8s_provider or provider(cfg.environment))
+    conf = pulumi.Config(secrets.CONFIG_NAMESPACE)
+    apps = enabled_apps(cfg)
+    t = tier(cfg.size)
+    env = cfg.environment
+    code = cfg.code
+    name = code.lower()
+
+    external = None
+    if cfg.database.mode == "external":
+        external = ExternalDatabase(host=cfg.database.host, port=cfg.database.port,
+                                    sslmode=cfg.database.sslmode)
+
+    baseline = TenantBaseline(name, TenantBaselineArgs(
+        code=code,
+        size=cfg.size,
+        apps=apps,
+        ingress_namespace=env.ingress.controller_namespace,
+        external_database=external,
+        admins=list(cfg.access.admins),
+        viewers=list(cfg.access.viewers),
+    ), opts=opts)
+    namespace = baseline.namespace
+    after_baseline = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[baseline]))
+
+    if external is None:
+        Postgres(f"{name}-postgresql", PostgresArgs(
+            code=code,
+            namespace=namespace,
+            admin_password=conf.require_secret(secrets.POSTGRES_ADMIN_PASSWORD),
+            databases=[Database(a.key, conf.require_secret(secrets.db_password_name(a.key)), a.needs_postgis)
+                       for a in apps],
+            storage_size=cfg.database.storage,
+            storage_class=env.storage_class,
+            resources=_scaled(_POSTGRES_RESOURCES, t.multiplier),
+        ), opts=after_baseline)
+        db_host, db_port, sslmode = "postgresql", 5432, None
+    else:
+        db_host, db_port, sslmode = external.host, external.port, external.sslmode
+
+    Redis(f"{name}-redis", RedisArgs(
+        code=code, namespace=namespace, storage_class=env.storage_class,
+        resources=_scaled(_REDIS_RESOURCES, t.multiplier),
+    ), opts=after_baseline)
+
+    urls: dict[str, pulumi.Output[str]] = {}
+    for spec in apps:
+        app = CommonGroundApp(f"{name}-{spec.key}", CommonGroundAppArgs(
+            spec=spec,
+            code=code,
+            namespace=namespace,
+            namespace_name=cfg.namespace,
+            domain=cfg.domain,
+            tier=t,
+            database=AppDatabase(host=db_host, port=db_port, sslmode=sslmode),
+            secret_key=conf.require_secret(secrets.secret_key_name(spec.key)),
+            db_password=conf.require_secret(secrets.db_password_name(spec.key)),
+            replicas=cfg.apps[spec.key].replicas,
+            ingress_class=env.ingress.class_name,
+            tls_issuer=env.ingress.tls_issuer,
+            storage_class=env.storage_class,
+            environment=cfg.env,
+        ), opts=after_baseline)
+        urls[spec.key] = app.url
+
+    pulumi.export("platform", require_platform(cfg.env, env))
+    pulumi.export("namespace", namespace)
+    pulumi.export("urls", urls)

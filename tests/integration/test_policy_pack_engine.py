@@ -1,0 +1,81 @@
+"""The CrossGuard pack under the real engine: `pulumi policy analyze --file` on exported state.
+
+`pulumi policy analyze --file` runs local packs against a `pulumi stack export` document without
+providers or a backend, so it proves what the unit tests cannot: the CLI finds PulumiPolicy.yaml,
+starts the pack in the project's .venv through the Python language host, and blocks on a mandatory
+violation. The state is synthetic (the reference tenant, and the same with a privileged container);
+deploying through `cgkit preview/up` with the pack is covered by the municipality deploy test.
+
+Needs the toolchain (tools/setup: pulumi and the Python language host that honours the pack's
+``virtualenv``); not the sandbox cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cgkit import engine
+from cgkit.policy_context import write_pack_config
+from policies.model import Context
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TENANT = ROOT / "tests" / "policy" / "tenants" / "gm0344.yaml"
+STACK = "urn:pulumi:sandbox.gm0344::cgkit::pulumi:pulumi:Stack::cgkit-sandbox.gm0344"
+PROVIDER = "urn:pulumi:sandbox.gm0344::cgkit::pulumi:providers:kubernetes::default"
+PROVIDER_ID = "00000000-0000-0000-0000-000000000000"
+TOKENS = {"Namespace": "core/v1", "ResourceQuota": "core/v1", "LimitRange": "core/v1", "ServiceAccount": "core/v1",
+          "ConfigMap": "core/v1", "Secret": "core/v1", "Service": "core/v1", "Deployment": "apps/v1",
+          "StatefulSet": "apps/v1", "NetworkPolicy": "networking.k8s.io/v1", "Ingress": "networking.k8s.io/v1",
+          "PodDisruptionBudget": "policy/v1", "RoleBinding": "rbac.authorization.k8s.io/v1"}
+
+
+def export(objects: list[dict]) -> dict:
+    """A `pulumi stack export` (version 3) document declaring ``objects`` as kubernetes resources."""
+    def resource(obj):
+        token = f"kubernetes:{TOKENS[obj['kind']]}:{obj['kind']}"
+        name = obj["metadata"]["name"]
+        return {"urn": f"urn:pulumi:sandbox.gm0344::cgkit::{token}::{name}", "custom": True, "id": name,
+                "type": token, "inputs": obj, "outputs": obj, "parent": STACK, "provider": f"{PROVIDER}::{PROVIDER_ID}"}
+    return {"version": 3, "deployment": {
+        "manifest": {"time": "2026-01-01T00:00:00Z", "magic": "", "version": "v3"},
+        "resources": [{"urn": STACK, "custom": False, "type": "pulumi:pulumi:Stack"},
+                      {"urn": PROVIDER, "custom": True, "id": PROVIDER_ID, "type": "pulumi:providers:kubernetes",
+                       "inputs": {}, "outputs": {}}] + [resource(o) for o in objects]}}
+
+
+def analyze(tmp_path: Path, objects: list[dict]) -> subprocess.CompletedProcess:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps(export(objects)))
+    config = write_pack_config(Context(gemeente_code="GM0344", domain="utrecht.sandbox.cgkit.test",
+                                       allowed_registries=("docker.io",)), [], tmp_path / "pack.json")
+    env = {**os.environ, **engine.engine_env(engine.EngineSettings(root=ROOT))}
+    return subprocess.run(["pulumi", "policy", "analyze", "--non-interactive", "--file", str(state),
+                           "--policy-pack", str(ROOT / "policies"), "--policy-pack-config", str(config)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+def tenant() -> list[dict]:
+    return [d for d in yaml.safe_load_all(TENANT.read_text()) if d]
+
+
+def test_the_reference_tenant_passes_the_pack(tmp_path):
+    result = analyze(tmp_path, tenant())
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_privileged_container_is_a_mandatory_violation(tmp_path):
+    objects = tenant()
+    web = next(o for o in objects if o["metadata"]["name"] == "openzaak-web")
+    web["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    result = analyze(tmp_path, objects)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "CGK-POD-001" in output and "spec.template.spec.containers[0].securityContext.privileged" in output

@@ -1,0 +1,89 @@
+"""The catalog is consistent: ids unique and well-formed, controls exist and are all served, every rule
+has a passing and a failing fixture, fixture folders name real rules, metadata is complete."""
+
+import dataclasses
+
+import pytest
+
+from policies import cases, catalog
+from policies.model import RULE_ID, Enforcement, Scope
+
+CATALOG = catalog.load()
+CASES = cases.discover()
+
+
+def test_there_are_at_least_thirty_rules():
+    assert len(CATALOG.rules) >= 30
+
+
+def test_rule_ids_are_unique_and_well_formed():
+    ids = [r.id for r in CATALOG.rules]
+    assert len(ids) == len(set(ids))
+    assert all(RULE_ID.fullmatch(i) for i in ids)
+
+
+def test_rule_id_prefix_matches_its_family():
+    prefixes = {"pod_security": "POD", "workload": "WKL", "secrets": "SEC", "network": "NET", "rbac": "RBAC",
+                "tenancy": "TEN"}
+    assert {r.id: r.id.split("-")[1] for r in CATALOG.rules} == {r.id: prefixes[r.family] for r in CATALOG.rules}
+
+
+def test_duplicate_ids_are_refused():
+    first = CATALOG.rules[0]
+    with pytest.raises(catalog.CatalogError, match=f"{first.id} is used twice"):
+        catalog.build([first, dataclasses.replace(first, title="another")], dict(CATALOG.controls), {})
+
+
+def test_unknown_controls_are_refused():
+    bad = dataclasses.replace(CATALOG.rules[0], controls=("BIO2:99.99",))
+    with pytest.raises(catalog.CatalogError, match="unknown control BIO2:99.99"):
+        catalog.build([bad], dict(CATALOG.controls), {})
+
+
+def test_every_control_is_served_by_a_rule():
+    assert [c for c in CATALOG.controls if not CATALOG.rules_for_control(c)] == []
+
+
+def test_every_framework_has_controls():
+    for framework in CATALOG.frameworks:
+        served = [c for c in CATALOG.controls.values() if c.framework == framework]
+        assert served, framework
+
+
+def test_every_rule_has_a_pass_and_a_fail_case():
+    verdicts = {}
+    for c in CASES:
+        verdicts.setdefault(c.rule_id, set()).add(c.expect_fail)
+    assert {r.id: verdicts.get(r.id, set()) for r in CATALOG.rules} == {r.id: {True, False} for r in CATALOG.rules}
+
+
+def test_workload_rules_have_a_bare_pod_and_a_controller_case():
+    import yaml
+    for r in CATALOG.rules:
+        if r.scope is not Scope.OBJECT or "Pod" not in r.kinds:
+            continue
+        kinds = {yaml.safe_load(c.path.read_text())["kind"] for c in CASES if c.rule_id == r.id and c.expect_fail}
+        assert "Pod" in kinds and kinds - {"Pod"}, f"{r.id} fail cases cover only {kinds}"
+
+
+def test_case_folders_name_known_rules_and_files_follow_the_naming():
+    assert {c.rule_id for c in CASES} <= set(CATALOG.by_id)
+    assert cases.misnamed() == []
+
+
+def test_metadata_is_complete():
+    for r in CATALOG.rules:
+        assert r.title and r.title[0].isupper() and not r.title.endswith("."), r.id
+        assert len(r.rationale) > 40, r.id
+        assert isinstance(r.enforcement, Enforcement)
+        assert r.kinds or r.scope is Scope.OBJECT, f"stack rule {r.id} must name the kinds it reads"
+
+
+def test_the_pack_version_is_the_kit_version():
+    import tomllib
+
+    import yaml
+
+    root = catalog.POLICIES_DIR.parent
+    pack = yaml.safe_load((catalog.POLICIES_DIR / "PulumiPolicy.yaml").read_text())
+    assert str(pack["version"]) == tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]

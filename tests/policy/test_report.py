@@ -1,0 +1,132 @@
+"""The auditor report: fixture evidence per rule, rules per control, verdicts per municipality."""
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cgkit.cli.policy import policy_app
+from policies import report
+from policies.model import Context
+from policies.registry import rule_ids
+from policies.waivers import Waiver
+
+TENANT = Path(__file__).parent / "tenants" / "gm0344.yaml"
+DOMAIN = "utrecht.sandbox.cgkit.test"
+
+
+def compliant():
+    objects = [d for d in yaml.safe_load_all(TENANT.read_text()) if d]
+    return report.Tenant("GM0344", objects, Context(gemeente_code="GM0344", domain=DOMAIN, allowed_registries=("docker.io",)))
+
+
+def privileged_copy(code, waivers=()):
+    """GM0344's manifests with the web container privileged and an image from quay.io."""
+    tenant = compliant()
+    objects = json.loads(json.dumps(tenant.objects))
+    web = next(o for o in objects if o["metadata"]["name"] == "openzaak-web")
+    web["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = True
+    web["spec"]["template"]["spec"]["containers"][0]["image"] = "quay.io/openzaak/open-zaak:1.15.0"
+    return report.Tenant(code, objects, tenant.context, list(waivers))
+
+
+@pytest.fixture(scope="module")
+def data():
+    future = dt.date.today() + dt.timedelta(days=90)
+    waived = privileged_copy("GM0345", [Waiver("CGK-POD-001", "vendor debug build until upgrade", "CISO", future),
+                                        Waiver("CGK-WKL-005", "vendor image mirror pending", "CISO", future)])
+    expired = privileged_copy("GM0346", [Waiver("CGK-POD-001", "old exception", "CISO", dt.date(2020, 1, 1))])
+    writable = compliant()
+    for obj in writable.objects:
+        for c in (obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or ()):
+            c["securityContext"].pop("readOnlyRootFilesystem")
+    writable = report.Tenant("GM0347", writable.objects, writable.context)
+    return report.build("sandbox", [compliant(), privileged_copy("GM0363"), waived, expired, writable])
+
+
+def test_every_rule_is_reported_with_its_metadata_and_passing_fixture_evidence(data):
+    assert [r["id"] for r in data["rules"]] == rule_ids()
+    for r in data["rules"]:
+        assert r["title"] and r["rationale"] and r["controls"]
+        assert {c["expect"] for c in r["cases"]} == {"pass", "fail"}
+        assert all(c["ok"] for c in r["cases"]), r["id"]
+    assert data["summary"]["failing_cases"] == 0
+
+
+def test_every_control_lists_the_rules_that_serve_it(data):
+    by_id = {c["id"]: c for c in data["controls"]}
+    assert "CGK-TEN-003" in by_id["BIO2:8.22"]["rules"]
+    assert by_id["NSA:1.2"]["rules"] == ["CGK-POD-001"]
+    assert all(c["rules"] for c in data["controls"])
+
+
+def test_municipality_verdicts(data):
+    by_code = {m["code"]: m for m in data["municipalities"]}
+    assert by_code["GM0344"]["verdict"] == "compliant"
+    assert by_code["GM0344"]["counts"] == {"pass": len(rule_ids()), "waived": 0, "advisory": 0, "violation": 0}
+    assert by_code["GM0363"]["verdict"] == "violations"
+    assert by_code["GM0363"]["rules"]["CGK-POD-001"] == by_code["GM0363"]["rules"]["CGK-WKL-005"] == "violation"
+    assert by_code["GM0345"]["verdict"] == "compliant"
+    assert by_code["GM0345"]["rules"]["CGK-POD-001"] == "waived"
+    assert by_code["GM0345"]["rules"]["CGK-POD-011"] == "pass"
+    assert any(f["status"] == "waived" and "vendor debug build" in f["waiver_reason"] for f in by_code["GM0345"]["findings"])
+
+
+def test_advisory_findings_show_but_leave_the_municipality_compliant(data):
+    m = {m["code"]: m for m in data["municipalities"]}["GM0347"]
+    assert m["rules"]["CGK-POD-011"] == "advisory"
+    assert m["verdict"] == "compliant" and m["counts"]["violation"] == 0
+
+
+def test_an_expired_waiver_is_an_error_and_is_not_applied(data):
+    m = {m["code"]: m for m in data["municipalities"]}["GM0346"]
+    assert m["verdict"] == "error"
+    assert "expired on 2020-01-01" in m["error"]
+    assert m["rules"]["CGK-POD-001"] == "violation"
+
+
+def test_markdown_has_a_section_per_rule_and_the_municipality_table(data):
+    md = report.markdown(data)
+    assert all(f"### {i}" in md for i in rule_ids())
+    assert "| GM0363 |" in md and "**FAILED**" not in md
+
+
+def test_html_is_self_contained(data):
+    page = report.html(data)
+    assert page.startswith("<!doctype html>") and "<style>" in page
+    assert not re.search(r"<script|<link|src=|url\(", page)
+    assert all(f'id="{i.lower()}"' in page for i in rule_ids())
+
+
+def test_cli_report_writes_the_file_from_a_manifest_directory(tmp_path):
+    manifests = tmp_path / "rendered"
+    (manifests / "gm0344").mkdir(parents=True)
+    (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text())
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "html", "--out",
+                                             str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "policy-report-sandbox.html").read_text()
+    assert "GM0344" in page
+
+
+def test_cli_report_without_a_renderer_or_manifests_says_what_to_do(tmp_path, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "cgkit.render", None)
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--root", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "pass --manifests DIR" in result.output
+
+
+def test_cli_report_renders_every_sandbox_municipality_and_finds_them_compliant():
+    root = Path(__file__).resolve().parents[2]
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "json", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    codes = sorted(p.stem.upper() for p in (root / "environments/sandbox/municipalities").glob("*.yaml"))
+    assert [m["code"] for m in data["municipalities"]] == codes
+    assert all(m["verdict"] == "compliant" and m["objects"] > 0 for m in data["municipalities"]), [
+        (m["code"], m["verdict"], m["error"]) for m in data["municipalities"]]
