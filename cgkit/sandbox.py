@@ -16,6 +16,8 @@ State lives in ``<repo>/.cgkit/sandbox/`` (gitignored; override with $CGKIT_SAND
     encryption-config.yaml  the EncryptionConfiguration with the key (0600)
     kubeconfig            admin kubeconfig of the sandbox (0600)
 ``down`` deletes the cluster, ends any of its processes left, and removes the whole state dir.
+Volumes of the pool are kept (reclaim policy Retain): a PV whose claim was deleted turns Released
+and goes back to the pool on the next ``up``.
 """
 
 from __future__ import annotations
