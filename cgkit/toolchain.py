@@ -269,13 +269,17 @@ def engine_env(
     Returns:
         Only the variables to set (overlay them on the base env): PATH (bin dir first, then
         python_bin_dir()), PULUMI_HOME, PULUMI_SKIP_UPDATE_CHECK=true,
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true. The backend URL and the secrets
-        passphrase are the caller's business.
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true, PULUMI_IGNORE_AMBIENT_PLUGINS=true (the
+        provider is linked into PULUMI_HOME's plugin cache by link_plugins, so the engine takes it
+        from there without warning "using pulumi-resource-kubernetes from $PATH"; the language
+        host still comes from beside ``pulumi``). The backend URL and the secrets passphrase are
+        the caller's business.
     """
     env = os.environ if environ is None else environ
     pins = pins or load_pins()
     home = pulumi_home or toolchain_dir(pins, env) / "pulumi-home"
     home.mkdir(parents=True, exist_ok=True)
+    link_plugins(home, pins, env)
     path = os.pathsep.join(str(p) for p in (bin_dir(pins, env), python_bin_dir(),
                                             env.get("PATH", "")) if p)
     return {
@@ -283,4 +287,26 @@ def engine_env(
         "PULUMI_HOME": str(home),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
     }
+
+
+def link_plugins(pulumi_home: Path, pins: Pins | None = None,
+                 environ: Mapping[str, str] | None = None) -> Path:
+    """Link the built provider into the plugin cache of ``pulumi_home``; idempotent.
+
+    Creates ``<pulumi_home>/plugins/resource-kubernetes-v<ver>/pulumi-resource-kubernetes`` as a
+    symlink to the bin dir's binary (the layout the engine looks up for an exact version), so the
+    engine finds it with ambient plugins ignored. Returns the link path. The link may dangle
+    until the toolchain is built.
+    """
+    pins = pins or load_pins()
+    name = "pulumi-resource-kubernetes"
+    plugin_dir = pulumi_home / "plugins" / f"resource-kubernetes-v{pins.kubernetes_provider}"
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    link = plugin_dir / name
+    target = bin_dir(pins, environ) / name
+    if not (link.is_symlink() and os.readlink(link) == str(target)):
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    return link
