@@ -73,8 +73,12 @@ def engine_env(settings: EngineSettings) -> dict[str, str]:
         "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(state / "pulumi-home")),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        # the provider comes from PULUMI_HOME's plugin cache (linked there), the language host from
+        # beside `pulumi`: no "using pulumi-resource-kubernetes from $PATH" warning on every run
+        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
         "PULUMI_CONFIG_PASSPHRASE_FILE": os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE", ""),
     }
+    toolchain.link_plugins(Path(env["PULUMI_HOME"]))
     if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
         env["PULUMI_CONFIG_PASSPHRASE"] = os.environ["PULUMI_CONFIG_PASSPHRASE"]
         del env["PULUMI_CONFIG_PASSPHRASE_FILE"]
