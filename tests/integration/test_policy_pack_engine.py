@@ -79,3 +79,49 @@ def test_a_privileged_container_is_a_mandatory_violation(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "CGK-POD-001" in output and "spec.template.spec.containers[0].securityContext.privileged" in output
+
+
+def preview_with_pack(tmp_path: Path, pod: dict) -> tuple[bool, str]:
+    """`pulumi preview --policy-pack policies` of an inline program declaring ``pod`` (in
+    namespace policy-probe, which need not exist for a preview) on the sandbox; returns
+    (succeeded, engine output)."""
+    import pulumi_kubernetes as k8s
+    from pulumi import automation as auto
+
+    from cgkit import sandbox
+    from cgkit.policy_context import platform_context
+    from cgkit.config.loader import load_environment
+
+    def program() -> None:
+        k8s.core.v1.Pod("probe", metadata={**pod["metadata"], "namespace": "policy-probe"}, spec=pod["spec"])
+
+    settings = engine.EngineSettings(root=ROOT, kubeconfig=sandbox.kubeconfig_path(ROOT))
+    config = write_pack_config(platform_context(load_environment(ROOT, "sandbox")), [], tmp_path / "pack.json")
+    env = engine.engine_env(settings)
+    os.environ["PATH"] = env["PATH"]
+    stack = auto.create_or_select_stack(
+        f"policy-probe-{tmp_path.name}", project_name="cgkit-policy-probe", program=program,
+        opts=auto.LocalWorkspaceOptions(work_dir=str(tmp_path), env_vars=env, pulumi_home=env["PULUMI_HOME"]))
+    lines: list[str] = []
+    try:
+        stack.preview(on_output=lines.append, policy_packs=[str(ROOT / "policies")],
+                      policy_pack_configs=[str(config)], color="never")
+        return True, "\n".join(lines)
+    except auto.CommandError as failed:
+        return False, "\n".join(lines) + str(failed)
+    finally:
+        stack.workspace.remove_stack(stack.name)
+
+
+CASES = ROOT / "policies" / "rules" / "pod_security" / "cases" / "CGK-POD-001"
+
+
+def test_preview_with_the_pack_blocks_a_privileged_pod_and_passes_without_it(tmp_path):
+    compliant = yaml.safe_load((CASES / "pass-pod.yaml").read_text())
+    privileged = yaml.safe_load((CASES / "fail-pod.yaml").read_text())
+
+    passed, output = preview_with_pack(tmp_path, compliant)
+    assert passed, output
+    blocked, output = preview_with_pack(tmp_path, privileged)
+    assert not blocked, output
+    assert "CGK-POD-001" in output and "mandatory" in output
