@@ -90,7 +90,9 @@ import pulumi_kubernetes as k8s
 
 provider = k8s.Provider("render", render_yaml_to_directory="rendered")
 privileged = pulumi.Config().get_bool("privileged") or False
-k8s.core.v1.Pod("web", metadata={"namespace": "gm0344", "labels": {
+# as the tenant baseline does: the namespace comes from the Namespace resource's output
+ns = k8s.core.v1.Namespace("apps", metadata={"name": "packcheck"}, opts=pulumi.ResourceOptions(provider=provider))
+k8s.core.v1.Pod("web", metadata={"namespace": ns.metadata.name, "labels": {
         "app.kubernetes.io/name": "openzaak", "app.kubernetes.io/part-of": "common-ground",
         "cgkit.io/gemeente-code": "GM0344"}},
     spec={"automountServiceAccountToken": False, "enableServiceLinks": False,
@@ -130,3 +132,4 @@ def test_preview_with_the_pack_blocks_a_privileged_pod_a_program_declares(tmp_pa
     output = blocked.stdout + blocked.stderr
     assert blocked.returncode != 0, output
     assert "CGK-POD-001" in output and "spec.containers[0].securityContext.privileged" in output
+    assert "Pod/packcheck/web-" in output  # the namespace, an output of the Namespace, is judged too
