@@ -63,8 +63,12 @@ def engine_env(settings: EngineSettings) -> dict[str, str]:
     """Return the environment variables every engine command runs with (see module doc)."""
     state = state_dir(settings.root)
     (state / "state").mkdir(exist_ok=True)
+    venv = settings.root / ".venv"
     env = {
-        "PATH": f"{toolchain.bin_dir()}{os.pathsep}{os.environ.get('PATH', '')}",
+        # The toolchain first; then the project's virtualenv, so the language host's `python`
+        # is the one with pulumi, pulumi-kubernetes and cgkit installed (tools/setup makes it).
+        "PATH": os.pathsep.join([str(toolchain.bin_dir()), str(venv / "bin"), os.environ.get("PATH", "")]),
+        "VIRTUAL_ENV": str(venv),
         "PULUMI_BACKEND_URL": os.environ.get("PULUMI_BACKEND_URL", f"file://{state / 'state'}"),
         "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(state / "pulumi-home")),
         "PULUMI_SKIP_UPDATE_CHECK": "true",

@@ -39,6 +39,8 @@ from cgkit.errors import CgkitError
 CLUSTER_NAME = "cgkit"
 REQUIRED_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "etcd",
                   "kwok", "kwokctl")
+# kwokctl links each binary into <cluster>/bin under these names and starts them from there
+PROCESS_NAMES = frozenset(REQUIRED_TOOLS) | {"kwok-controller"}
 Progress = Callable[[str], None]
 
 
@@ -97,7 +99,7 @@ class SandboxStatus:
     """What ``status()`` finds.
 
     Attributes:
-        exists: kwokctl's cluster dir is there. running: the API server answers /readyz.
+        exists: kwokctl's cluster dir is there. running: the API server answers (lists Nodes).
         kubeconfig: the admin kubeconfig path (exists only while the sandbox exists).
         server: the API server URL from the kubeconfig, or None.
         nodes_ready / nodes_total: Node counts (0 when not running).
@@ -168,6 +170,12 @@ def _write_config(p: SandboxPaths, bins: dict[str, Path]) -> None:
     _write_private(p.kwokctl_config, "\n---\n".join(d.strip() for d in docs) + "\n")
 
 
+def _make_private(p: SandboxPaths) -> None:
+    """Restrict what kwokctl wrote with default modes: private keys and kubeconfigs to 0600."""
+    for f in [p.kubeconfig, *p.cluster_dir.glob("pki/*.key"), *p.cluster_dir.glob("*.yaml")]:
+        os.chmod(f, 0o600)
+
+
 def _api(p: SandboxPaths):
     """Return a kubernetes ApiClient for the sandbox kubeconfig."""
     from kubernetes import config as kconfig  # imported late: slow, and only needed here
@@ -176,7 +184,8 @@ def _api(p: SandboxPaths):
 
 
 def processes(root: Path | None = None) -> list[tuple[int, str]]:
-    """Return (pid, name) of live processes whose command line mentions the sandbox state dir."""
+    """Return (pid, name) of live toolchain processes (etcd, kube-*, kwok, kwokctl, kubectl)
+    whose command line mentions the sandbox state dir: the sandbox's own processes."""
     p = paths(root)
     marker = str(p.root).encode()
     found = []
@@ -187,8 +196,9 @@ def processes(root: Path | None = None) -> list[tuple[int, str]]:
             cmdline = (entry / "cmdline").read_bytes()
         except OSError:
             continue
-        if marker in cmdline:
-            found.append((int(entry.name), Path(cmdline.split(b"\0")[0].decode()).name))
+        name = Path(cmdline.split(b"\0")[0].decode(errors="replace")).name
+        if marker in cmdline and name in PROCESS_NAMES:
+            found.append((int(entry.name), name))
     return sorted(found)
 
 
@@ -204,7 +214,6 @@ def status(root: Path | None = None) -> SandboxStatus:
     try:
         api = _api(p)
         server = api.configuration.host
-        api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _request_timeout=5)
         node_list = client.CoreV1Api(api).list_node(_request_timeout=10).items
     except Exception:  # noqa: BLE001 - any failure here means "not running"
         return SandboxStatus(True, False, p.kubeconfig, processes=procs)
@@ -287,7 +296,7 @@ def up(
             _kwokctl(p, "create", "cluster", "--name", CLUSTER_NAME, "--config", str(p.kwokctl_config),
                      "--kubeconfig", str(p.kubeconfig), "--wait", f"{timeout_s:.0f}s",
                      timeout_s=timeout_s + 60)
-        os.chmod(p.kubeconfig, 0o600)
+        _make_private(p)
     progress(f"ensuring {node_count} nodes and {pv_count} x {pv_size_gi}Gi volumes")
     _apply_nodes(p, node_count)
     _apply_volumes(p, pv_count, pv_size_gi)
@@ -324,9 +333,21 @@ def down(progress: Progress = lambda _msg: None, root: Path | None = None) -> No
         shutil.rmtree(p.root)
 
 
+def is_running(root: Path | None = None) -> bool:
+    """Return True when the sandbox of the project at ``root`` answers on its API server."""
+    return status(root).running
+
+
 def kubeconfig_path(root: Path | None = None) -> Path:
     """Return the admin kubeconfig of the sandbox of the project at ``root`` (default: this
-    checkout); SandboxError if the sandbox does not exist."""
+    checkout), or $CGKIT_SANDBOX_KUBECONFIG when set (lets a scratch copy of the project use the
+    checkout's sandbox). Raises SandboxError if that file does not exist."""
+    override = os.environ.get("CGKIT_SANDBOX_KUBECONFIG")
+    if override:
+        if not Path(override).is_file():
+            raise SandboxError(f"$CGKIT_SANDBOX_KUBECONFIG names {override}, which does not exist",
+                               hint="run `cgkit sandbox up`, or unset CGKIT_SANDBOX_KUBECONFIG")
+        return Path(override)
     p = paths(root)
     if not p.kubeconfig.exists():
         raise SandboxError(f"no sandbox kubeconfig at {p.kubeconfig}", hint="run `cgkit sandbox up`")

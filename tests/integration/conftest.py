@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config as kube_config
+from kubernetes import client
+from kubernetes import config as kube_config
 
 from cgkit import sandbox, toolchain
 from cgkit.cli.app import main
@@ -64,11 +65,22 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def deployed(project: Path) -> Path:
-    """The platform and GM0344 deployed by `cgkit up` (asserted to succeed)."""
-    assert cgkit("up", "--env", ENV, "platform", "--yes") == 0
-    assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
-    return project
+def deployed(project: Path, api: client.ApiClient) -> Iterator[Path]:
+    """The platform and GM0344 deployed by `cgkit up` (asserted to succeed); destroyed after.
+
+    test_zz_destroy asserts the destroy; this teardown only makes sure nothing is left when a
+    test before it failed.
+    """
+    present = {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
+    assert CODE.lower() not in present, (f"namespace {CODE.lower()} already exists in the sandbox (another "
+                                         "deployment?); destroy it or recreate the sandbox first")
+    try:
+        assert cgkit("up", "--env", ENV, "platform", "--yes") == 0
+        assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
+        yield project
+    finally:
+        cgkit("destroy", "--env", ENV, CODE, "--yes")
+        cgkit("destroy", "--env", ENV, "platform", "--yes")
 
 
 @pytest.fixture(scope="session")

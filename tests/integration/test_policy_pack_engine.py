@@ -1,4 +1,4 @@
-"""The CrossGuard pack under the real engine, without a cluster.
+"""The CrossGuard pack under the real engine.
 
 * `pulumi policy analyze --file` runs the pack against a `pulumi stack export` document (no providers,
   no backend): the CLI finds PulumiPolicy.yaml, starts the pack in the project's .venv through the
@@ -6,11 +6,12 @@
 * `pulumi preview --policy-pack` on a small program whose Kubernetes provider renders YAML to a
   directory instead of calling a cluster: the resource policies see real provider inputs
   (auto-named, camelCase) and block the preview.
+* The same through the Automation API against the sandbox cluster (needs `cgkit sandbox up`).
 
 Deploying through `cgkit preview/up` with the pack is covered by the municipality deploy test.
 
 Needs the toolchain (tools/setup: pulumi and the Python language host that honours the pack's
-``virtualenv``); not the sandbox cluster.
+``virtualenv``); only the last test needs the sandbox cluster.
 """
 
 from __future__ import annotations
@@ -133,3 +134,49 @@ def test_preview_with_the_pack_blocks_a_privileged_pod_a_program_declares(tmp_pa
     assert blocked.returncode != 0, output
     assert "CGK-POD-001" in output and "spec.containers[0].securityContext.privileged" in output
     assert "Pod/packcheck/web-" in output  # the namespace, an output of the Namespace, is judged too
+
+
+def preview_with_pack(tmp_path: Path, pod: dict) -> tuple[bool, str]:
+    """`pulumi preview --policy-pack policies` of an inline program declaring ``pod`` (in
+    namespace policy-probe, which need not exist for a preview) on the sandbox; returns
+    (succeeded, engine output)."""
+    import pulumi_kubernetes as k8s
+    from pulumi import automation as auto
+
+    from cgkit import sandbox
+    from cgkit.policy_context import platform_context
+    from cgkit.config.loader import load_environment
+
+    def program() -> None:
+        k8s.core.v1.Pod("probe", metadata={**pod["metadata"], "namespace": "policy-probe"}, spec=pod["spec"])
+
+    settings = engine.EngineSettings(root=ROOT, kubeconfig=sandbox.kubeconfig_path(ROOT))
+    config = write_pack_config(platform_context(load_environment(ROOT, "sandbox")), [], tmp_path / "pack.json")
+    env = engine.engine_env(settings)
+    os.environ["PATH"] = env["PATH"]
+    stack = auto.create_or_select_stack(
+        f"policy-probe-{tmp_path.name}", project_name="cgkit-policy-probe", program=program,
+        opts=auto.LocalWorkspaceOptions(work_dir=str(tmp_path), env_vars=env, pulumi_home=env["PULUMI_HOME"]))
+    lines: list[str] = []
+    try:
+        stack.preview(on_output=lines.append, policy_packs=[str(ROOT / "policies")],
+                      policy_pack_configs=[str(config)], color="never")
+        return True, "\n".join(lines)
+    except auto.CommandError as failed:
+        return False, "\n".join(lines) + str(failed)
+    finally:
+        stack.workspace.remove_stack(stack.name)
+
+
+CASES = ROOT / "policies" / "rules" / "pod_security" / "cases" / "CGK-POD-001"
+
+
+def test_preview_with_the_pack_blocks_a_privileged_pod_and_passes_without_it(tmp_path):
+    compliant = yaml.safe_load((CASES / "pass-pod.yaml").read_text())
+    privileged = yaml.safe_load((CASES / "fail-pod.yaml").read_text())
+
+    passed, output = preview_with_pack(tmp_path, compliant)
+    assert passed, output
+    blocked, output = preview_with_pack(tmp_path, privileged)
+    assert not blocked, output
+    assert "CGK-POD-001" in output and "mandatory" in output
