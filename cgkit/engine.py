@@ -63,22 +63,12 @@ def engine_env(settings: EngineSettings) -> dict[str, str]:
     """Return the environment variables every engine command runs with (see module doc)."""
     state = state_dir(settings.root)
     (state / "state").mkdir(exist_ok=True)
-    venv = settings.root / ".venv"
+    home = Path(os.environ.get("PULUMI_HOME", state / "pulumi-home"))
     env = {
-        # The toolchain first; then the project's virtualenv, so the language host's `python`
-        # is the one with pulumi, pulumi-kubernetes and cgkit installed (tools/setup makes it).
-        "PATH": os.pathsep.join([str(toolchain.bin_dir()), str(venv / "bin"), os.environ.get("PATH", "")]),
-        "VIRTUAL_ENV": str(venv),
+        **toolchain.engine_env(pulumi_home=home),  # PATH (toolchain, then this Python's bin), no downloads
         "PULUMI_BACKEND_URL": os.environ.get("PULUMI_BACKEND_URL", f"file://{state / 'state'}"),
-        "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(state / "pulumi-home")),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        # the provider comes from PULUMI_HOME's plugin cache (linked there), the language host from
-        # beside `pulumi`: no "using pulumi-resource-kubernetes from $PATH" warning on every run
-        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
         "PULUMI_CONFIG_PASSPHRASE_FILE": os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE", ""),
     }
-    toolchain.link_plugins(Path(env["PULUMI_HOME"]))
     if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
         env["PULUMI_CONFIG_PASSPHRASE"] = os.environ["PULUMI_CONFIG_PASSPHRASE"]
         del env["PULUMI_CONFIG_PASSPHRASE_FILE"]

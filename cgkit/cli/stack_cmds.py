@@ -84,6 +84,7 @@ def preview(target: Target, env: Env, skip_policy: NoPolicy = False) -> None:
 
 def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False) -> None:
     """Create or update the stack's resources, after showing what will change."""
+    _check_can_confirm(yes, "update")
     settings, stack = open_stack(env, target)
     op = engine.Operation(on_output=_stream, policies=not skip_policy)
     _confirm(yes, "update", lambda: engine.preview(stack, settings, op))
@@ -103,6 +104,7 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
 
 def destroy(target: Target, env: Env, yes: Yes = False) -> None:
     """Delete every resource of the stack, after showing what will go."""
+    _check_can_confirm(yes, "destroy")
     _, stack = open_stack(env, target)
     op = engine.Operation(on_output=_stream)
     _confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
@@ -110,12 +112,17 @@ def destroy(target: Target, env: Env, yes: Yes = False) -> None:
     out.print(f"destroy of {stack.name}: {_summary(result.summary.resource_changes or {})}")
 
 
-def _confirm(yes: bool, verb: str, show: "typer.Callable[[], object]") -> None:
-    if yes:
-        return
-    if not sys.stdin.isatty():
+def _check_can_confirm(yes: bool, verb: str) -> None:
+    """Refuse, before anything runs, a changing operation that could not be confirmed."""
+    if not yes and not sys.stdin.isatty():
         raise ConfirmationNeeded(f"refusing to {verb} without confirmation: no terminal to ask on",
                                  hint="pass --yes to proceed")
+
+
+def _confirm(yes: bool, verb: str, show: "typer.Callable[[], object]") -> None:
+    """Show what will change and ask on the terminal (nothing to do with --yes)."""
+    if yes:
+        return
     show()
     if not typer.confirm(f"Do you want to perform this {verb}?", default=False):
         raise typer.Exit(1)

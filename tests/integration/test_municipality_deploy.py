@@ -83,18 +83,22 @@ def test_privileged_pod_is_refused_by_the_api_server(deployed: Path, api: client
 
 
 def can(api: client.ApiClient, group: str, verb: str, resource: str, namespace: str) -> bool:
+    """Ask the API server (SubjectAccessReview) whether a member of ``group`` may do ``verb`` on
+    ``resource`` ("deployments.apps" style: resource.apiGroup) in ``namespace``."""
+    name, _, api_group = resource.partition(".")
     review = client.V1SubjectAccessReview(spec=client.V1SubjectAccessReviewSpec(
         user="someone@utrecht.nl", groups=[group],
-        resource_attributes=client.V1ResourceAttributes(verb=verb, resource=resource, namespace=namespace)))
+        resource_attributes=client.V1ResourceAttributes(verb=verb, resource=name, group=api_group,
+                                                        namespace=namespace)))
     return client.AuthorizationV1Api(api).create_subject_access_review(review).status.allowed
 
 
 def test_tenant_admins_reach_their_own_namespace_only(deployed: Path, api: client.ApiClient) -> None:
     admins = config(deployed).access.admins[0]
-    assert can(api, admins, "list", "deployments", NS)
+    assert can(api, admins, "list", "deployments.apps", NS)
     assert not can(api, admins, "get", "secrets", "gm0363")
     assert not can(api, admins, "list", "secrets", "kube-system")
-    assert not can(api, "utrecht-outsiders", "list", "deployments", NS)
+    assert not can(api, "utrecht-outsiders", "list", "deployments.apps", NS)
 
 
 def test_second_up_changes_nothing(deployed: Path) -> None:
