@@ -19,7 +19,8 @@ from cgkit import engine, policy_context
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
-from cgkit.errors import CgkitError
+from cgkit.errors import CgkitError, InvalidArgumentError
+from cgkit.gemeenten import lookup
 from cgkit.project import find_root, state_dir
 from cgkit.secrets import secret_names
 
@@ -29,26 +30,36 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Proceed without asking."
 NoPolicy = Annotated[bool, typer.Option("--skip-policy", help="Do not run the policy pack (not recommended).")]
 
 
+class TenantsRemain(CgkitError):
+    """The platform stack was asked to go while municipality stacks still rely on it."""
+
+    reference = "tenants-remain"
+
+
 class ConfirmationNeeded(CgkitError):
     """A changing operation was asked for without a terminal to confirm it on and without --yes."""
 
     reference = "confirmation-needed"
 
 
-def open_stack(env: str, target: str) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
+def open_stack(env: str, target: str, destroying: bool = False) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
     """Validate ``target``'s config, then select its stack and ensure its secrets.
 
     The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
-    ``.cgkit/policy/<stack>.json``.
+    ``.cgkit/policy/<stack>.json``. ``destroying``: a municipality whose file is gone can still be
+    destroyed (offboarding works from the stack's state).
 
     Raises:
+        InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
         ConfigError: the config is invalid (before any engine call).
         EngineError: the engine could not select the stack.
     """
     root = find_root()
+    _check_target(target)
     environment = loader.load_environment(root, env)
     name = stack_name(env, target)
-    if target.lower() == "platform":
+    offboarded = destroying and not loader.municipality_file(root, env, target).exists()
+    if target.lower() == "platform" or offboarded:
         names, ctx, waivers = [], policy_context.platform_context(environment), []
     else:
         cfg = loader.load_municipality(root, env, target)
@@ -79,7 +90,7 @@ def preview(target: Target, env: Env, skip_policy: NoPolicy = False) -> None:
     """Show what `up` would change, with the policy pack applied."""
     settings, stack = open_stack(env, target)
     result = engine.preview(stack, settings, engine.Operation(on_output=_stream, policies=not skip_policy))
-    out.print(f"preview of {stack.name}: {_summary(result.change_summary)}")
+    out.print(f"preview of {stack.name}: {_summary(result.change_summary, done=False)}")
 
 
 def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False) -> None:
@@ -99,17 +110,33 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
     """Read the live objects back into the stack's state (or only show the drift)."""
     _, stack = open_stack(env, target)
     result = engine.refresh(stack, engine.Operation(on_output=_stream), preview_only=preview_only)
-    out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+    out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {}, done=not preview_only)}")
 
 
 def destroy(target: Target, env: Env, yes: Yes = False) -> None:
     """Delete every resource of the stack, after showing what will go."""
     _check_can_confirm(yes, "destroy")
-    _, stack = open_stack(env, target)
+    settings, stack = open_stack(env, target, destroying=True)
+    if target.lower() == "platform":
+        tenants = engine.stacks_with_resources(settings, f"{env}.gm")
+        if tenants:
+            raise TenantsRemain(f"refusing to destroy {stack.name}: {len(tenants)} tenant stack(s) still use it "
+                                f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
+                                hint=f"destroy them first: cgkit destroy --env {env} <code> (or cgkit fleet destroy)")
     op = engine.Operation(on_output=_stream)
     _confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
     result = engine.destroy(stack, op)
     out.print(f"destroy of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+
+
+def _check_target(target: str) -> None:
+    """Refuse a target that is neither 'platform' nor a CBS code of the list."""
+    if target.lower() != "platform":
+        try:
+            lookup(target)
+        except CgkitError as unknown:
+            raise InvalidArgumentError(f"TARGET '{target}' is neither 'platform' nor a municipality: {unknown}",
+                                       hint="give a CBS code such as GM0344, or 'platform'") from None
 
 
 def _check_can_confirm(yes: bool, verb: str) -> None:
@@ -143,9 +170,15 @@ def _stream(line: str) -> None:
     sys.stdout.flush()
 
 
-def _summary(changes: dict[str, int]) -> str:
+_DONE = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced",
+         "create-replacement": "created as replacement", "delete-replaced": "deleted after replacement"}
+
+
+def _summary(changes: dict[str, int], done: bool = True) -> str:
+    """Summarise engine change counts: ``5 created, 1 updated`` (``5 to create`` for a preview)."""
     shown = {op: count for op, count in changes.items() if count and op != "same"}
-    return ", ".join(f"{count} to {op}" for op, count in sorted(shown.items())) or "no changes"
+    words = (f"{count} {_DONE.get(op, op)}" if done else f"{count} to {op}" for op, count in sorted(shown.items()))
+    return ", ".join(words) or "no changes"
 
 
 def _kubeconfig(root: Path, environment) -> Path | None:
