@@ -15,11 +15,11 @@ from typing import Annotated
 
 import typer
 
-from cgkit import engine, policy_context
+from cgkit import capacity, engine, policy_context
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
-from cgkit.errors import CgkitError, InvalidArgumentError
+from cgkit.errors import CgkitError, ConfigError, InvalidArgumentError
 from cgkit.gemeenten import lookup
 from cgkit.project import find_root, state_dir
 from cgkit.secrets import secret_names
@@ -63,6 +63,8 @@ def open_stack(env: str, target: str, destroying: bool = False) -> tuple[engine.
         names, ctx, waivers = [], policy_context.platform_context(environment), []
     else:
         cfg = loader.load_municipality(root, env, target)
+        if not destroying and (short := capacity.capacity_issues(root, cfg)):
+            raise ConfigError(short)
         names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
     packs = _policy_packs(root)

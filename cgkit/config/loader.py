@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +134,13 @@ def municipality_codes(root: Path, env: str) -> list[str]:
 
 
 def check_environment(root: Path, env: str, today: datetime.date | None = None,
-                      rule_ids: Iterable[str] | None = None) -> list[ConfigIssue]:
+                      rule_ids: Iterable[str] | None = None,
+                      extra: Callable[[MunicipalityConfig], list[ConfigIssue]] | None = None) -> list[ConfigIssue]:
     """Return every problem in every config file of ``env`` (empty when all is valid).
 
     Besides each file on its own, checks across files: no two municipalities share a domain; every
-    waiver names a known policy rule when ``rule_ids`` is given.
+    waiver names a known policy rule when ``rule_ids`` is given; ``extra`` adds the issues of
+    further checks of each valid municipality (the CLI passes the capacity check).
     """
     try:
         load_environment(root, env)
@@ -158,6 +160,8 @@ def check_environment(root: Path, env: str, today: datetime.date | None = None,
             issues.append(ConfigIssue(path, None, "domain", f"'{config.domain}' is also the domain of "
                                       f"{domains[config.domain]}; each municipality needs its own"))
         domains.setdefault(config.domain, path)
+        if extra is not None:
+            issues.extend(extra(config))
         if known_rules is not None:
             issues.extend(ConfigIssue(path, None, f"waivers[{i}].rule", f"unknown policy rule "
                                       f"'{w.rule}'{_suggest(w.rule, known_rules)}")
