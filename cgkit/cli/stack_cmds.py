@@ -91,7 +91,7 @@ def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False
     result = engine.up(stack, settings, op)
     out.print(f"up of {stack.name}: {_summary(result.summary.resource_changes or {})}")
     for name, value in sorted(result.outputs.items()):
-        out.print(f"  {name}: {'[secret]' if value.secret else value.value}")
+        _print_output(name, "[secret]" if value.secret else value.value)
 
 
 def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option(
@@ -126,6 +126,16 @@ def _confirm(yes: bool, verb: str, show: "typer.Callable[[], object]") -> None:
     show()
     if not typer.confirm(f"Do you want to perform this {verb}?", default=False):
         raise typer.Exit(1)
+
+
+def _print_output(name: str, value: object, indent: str = "  ") -> None:
+    """Print one stack output; a mapping (like ``urls``) one entry per line."""
+    if isinstance(value, dict):
+        out.print(f"{indent}{name}:", markup=False, highlight=False)
+        for key, item in sorted(value.items()):
+            _print_output(key, item, indent + "  ")
+    else:
+        out.print(f"{indent}{name}: {value}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _stream(line: str) -> None:

@@ -219,12 +219,14 @@ def _message(error: dict[str, Any], path: FieldPath) -> str:
     kind, value = error["type"], error.get("input")
     last = str(path[-1]) if path else ""
     if kind == "extra_forbidden":
-        return f"unknown field{_suggest(last, _all_field_names())}"
+        return f"unknown field{_suggest(last, _all_field_names() - {last})}"
     if kind == "missing":
         return "required field is missing"
     if kind == "string_pattern_mismatch":
         return f"'{value}' is not valid; expected {_PATTERN_HINTS.get(last, 'text matching ' + error['ctx']['pattern'])}"
     if kind == "string_type" and isinstance(value, (int, float)):
+        if last == "code":
+            return f"expected a CBS code, got the number {value!r}; write GM and four digits, e.g. GM0344"
         return f"expected text, got the number {value!r}; quote it"
     if kind == "union_tag_invalid":
         return f"mode must be 'in-cluster' or 'external', not {error['ctx'].get('tag')!r}"
@@ -292,7 +294,7 @@ def _check_municipality_semantics(parsed: MunicipalityFile, source: YamlSource, 
     if parsed.code not in all_gemeenten():
         issues.append(ConfigIssue(source.file, code_line, "code",
                                   f"{parsed.code} is not in the CBS list of 342 municipalities"))
-    if path.stem != parsed.code.lower():
+    elif path.stem != parsed.code.lower():
         issues.append(ConfigIssue(source.file, code_line, "code", f"{parsed.code} does not match the "
                                   f"file name; rename the file to {parsed.code.lower()}.yaml"))
     issues += _unknown_apps(source, ((("apps", key), key) for key in parsed.apps or {}))

@@ -43,3 +43,12 @@ def test_validate_prints_every_problem_and_exits_1(scratch_root: Path, capsys) -
     lines = capsys.readouterr().err.splitlines()
     assert "environments/sandbox/municipalities/gm0344.yaml:2: domian: unknown field; did you mean 'domain'?" in lines
     assert any(line.startswith("environments/sandbox/municipalities/gm0363.yaml:3: size:") for line in lines)
+
+
+def test_onboard_refuses_an_invalid_or_taken_domain(scratch_root: Path, capsys) -> None:
+    assert main(["onboard", "GM0153", "--env", "sandbox", "--domain", "Bad Domain"]) == ExitStatus.FAILED
+    assert "--domain 'Bad Domain' is not valid" in capsys.readouterr().err
+    assert main(["onboard", "GM0344", "--env", "sandbox", "--domain", "utrecht.nl"]) == ExitStatus.OK
+    assert main(["onboard", "GM0153", "--env", "sandbox", "--domain", "utrecht.nl"]) == ExitStatus.FAILED
+    assert "already the domain of gm0344.yaml" in capsys.readouterr().err
+    assert not (scratch_root / "environments/sandbox/municipalities/gm0153.yaml").exists()
