@@ -269,11 +269,12 @@ def engine_env(
     Returns:
         Only the variables to set (overlay them on the base env): PATH (bin dir first, then
         python_bin_dir()), PULUMI_HOME, PULUMI_SKIP_UPDATE_CHECK=true,
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true, PULUMI_IGNORE_AMBIENT_PLUGINS=true (the
-        provider is linked into PULUMI_HOME's plugin cache by link_plugins, so the engine takes it
-        from there without warning "using pulumi-resource-kubernetes from $PATH"; the language
-        host still comes from beside ``pulumi``). The backend URL and the secrets passphrase are
-        the caller's business.
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true. The provider is also linked into
+        PULUMI_HOME's plugin cache (link_plugins), so a caller that sets
+        PULUMI_IGNORE_AMBIENT_PLUGINS=true gets it from there without the engine's warning
+        "using pulumi-resource-kubernetes from $PATH"; that is not set here because a caller that
+        then points PULUMI_HOME elsewhere would lose the provider. The backend URL and the secrets
+        passphrase are the caller's business.
     """
     env = os.environ if environ is None else environ
     pins = pins or load_pins()
@@ -287,7 +288,6 @@ def engine_env(
         "PULUMI_HOME": str(home),
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
     }
 
 
