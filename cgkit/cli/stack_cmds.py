@@ -154,6 +154,7 @@ def _confirm(yes: bool, verb: str, show: "typer.Callable[[], object]") -> None:
         return
     show()
     if not typer.confirm(f"Do you want to perform this {verb}?", default=False):
+        err.print(f"{verb} cancelled; nothing changed")
         raise typer.Exit(1)
 
 
