@@ -14,6 +14,7 @@ for a sandbox environment, ``KUBECONFIG`` of the local sandbox.
 from __future__ import annotations
 
 import os
+import re
 import secrets as token_source
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from cgkit import toolchain
-from cgkit.errors import CgkitError, EngineError
+from cgkit.errors import CgkitError, EngineError, PolicyViolationError, StackLockedError
 from cgkit.project import state_dir
 
 CONFIG_NAMESPACE = "cgkit"  #: stack config keys are ``cgkit:<secret-name>``
@@ -167,15 +168,28 @@ def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.UpRes
                                  **_policy_args(settings, op)), stack.name, "up")
 
 
-def refresh(stack: auto.Stack, op: Operation, preview_only: bool = False) -> auto.RefreshResult:
-    """Run ``pulumi refresh`` on ``stack``: read live objects back into state (or only show drift).
+def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
+    """Run ``pulumi refresh`` on ``stack``: read live objects back into state.
 
     Raises:
         EngineError: the engine failed.
     """
     return _run(lambda: stack.refresh(on_output=op.on_output, show_secrets=False, color="never",
-                                      preview_only=preview_only or None,
                                       expect_no_changes=op.expect_no_changes or None), stack.name, "refresh")
+
+
+def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
+    """Show drift without writing state (``pulumi refresh --preview-only``); return the would-be changes.
+
+    ``change_summary`` maps op -> count: anything but ``same`` is an object whose live state differs
+    from the stack's state. (``stack.refresh(preview_only=True)`` would return the summary of the
+    last real update instead, so this uses the preview's own summary event.)
+
+    Raises:
+        EngineError: the engine failed.
+    """
+    return _run(lambda: stack.preview_refresh(on_output=op.on_output, show_secrets=False, color="never"),
+                stack.name, "refresh --preview-only")
 
 
 def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
@@ -201,10 +215,15 @@ def _run(call: Callable[[], object], stack_name: str, verb: str):
     try:
         return call()
     except auto.ConcurrentUpdateError as locked:
-        raise EngineError(f"{verb} of {stack_name}: another update holds the stack's lock",
+        raise StackLockedError(f"{verb} of {stack_name}: another update holds the stack's lock",
                           hint=f"wait for it, or if none runs: pulumi cancel -s {stack_name}") from locked
     except auto.CommandError as failed:
-        raise EngineError(f"{verb} of {stack_name} failed: {_last_lines(str(failed))}") from failed
+        kind = PolicyViolationError if _MANDATORY_VIOLATION.search(str(failed)) else EngineError
+        raise kind(f"{verb} of {stack_name} failed: {_last_lines(str(failed))}") from failed
+
+
+#: How the engine's display tags a blocking policy finding (an exempted one says "[exempted: ...]" first).
+_MANDATORY_VIOLATION = re.compile(r"^(?!.*exempted).*\[mandatory\]", re.MULTILINE)
 
 
 def _last_lines(text: str, count: int = 12) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -35,10 +36,11 @@ class ConfirmationNeeded(CgkitError):
     reference = "confirmation-needed"
 
 
-def open_stack(env: str, target: str) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
+def open_stack(env: str, target: str, notify: Callable[[str], object] | None = None,
+               ) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
     """Validate ``target``'s config, then select its stack and ensure its secrets.
 
-    The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
+    ``notify`` receives the one-line notes (secrets generated); default: printed on stderr. The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
     ``.cgkit/policy/<stack>.json``.
 
     Raises:
@@ -60,7 +62,7 @@ def open_stack(env: str, target: str) -> tuple[engine.EngineSettings, "engine.au
     stack = engine.select_stack(settings, name)
     created = engine.ensure_secrets(stack, names)
     if created:
-        err.print(f"generated {len(created)} secret(s) into the stack config (encrypted)")
+        (notify or err.print)(f"generated {len(created)} secret(s) into the stack config (encrypted)")
     return settings, stack
 
 
@@ -86,7 +88,7 @@ def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False
     """Create or update the stack's resources, after showing what will change."""
     settings, stack = open_stack(env, target)
     op = engine.Operation(on_output=_stream, policies=not skip_policy)
-    _confirm(yes, "update", lambda: engine.preview(stack, settings, op))
+    confirm(yes, "update", lambda: engine.preview(stack, settings, op))
     result = engine.up(stack, settings, op)
     out.print(f"up of {stack.name}: {_summary(result.summary.resource_changes or {})}")
     for name, value in sorted(result.outputs.items()):
@@ -97,7 +99,12 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
         "--preview-only", help="Only show drift; do not write state.")] = False) -> None:
     """Read the live objects back into the stack's state (or only show the drift)."""
     _, stack = open_stack(env, target)
-    result = engine.refresh(stack, engine.Operation(on_output=_stream), preview_only=preview_only)
+    op = engine.Operation(on_output=_stream)
+    if preview_only:
+        drift = engine.preview_refresh(stack, op).change_summary
+        out.print(f"drift of {stack.name}: {_summary(drift)}")
+        return
+    result = engine.refresh(stack, op)
     out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {})}")
 
 
@@ -105,12 +112,18 @@ def destroy(target: Target, env: Env, yes: Yes = False) -> None:
     """Delete every resource of the stack, after showing what will go."""
     _, stack = open_stack(env, target)
     op = engine.Operation(on_output=_stream)
-    _confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
+    confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
     result = engine.destroy(stack, op)
     out.print(f"destroy of {stack.name}: {_summary(result.summary.resource_changes or {})}")
 
 
-def _confirm(yes: bool, verb: str, show: "typer.Callable[[], object]") -> None:
+def confirm(yes: bool, verb: str, show: Callable[[], object]) -> None:
+    """Return when a changing ``verb`` may go ahead: ``yes``, or the user agreed on a terminal after ``show()``.
+
+    Raises:
+        ConfirmationNeeded: no terminal to ask on and not ``yes``.
+        typer.Exit: the user declined (exit status 1).
+    """
     if yes:
         return
     if not sys.stdin.isatty():
