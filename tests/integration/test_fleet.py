@@ -1,0 +1,186 @@
+"""`cgkit fleet` with the real engine on the sandbox: a small fleet with one broken config and one
+engine failure, --resume, convergence, two runs on one stack at once, drift, destroy.
+
+The fleet lives in the session's scratch project (the `deployed` fixture provides the platform
+stack the tenants refer to). Each tenant runs objecttypen alone (tests/integration/small_fleet.py)
+so the whole file stays within a few minutes. Tests run in file order; the module fixture destroys
+every fleet stack at the end, also when a test failed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from cgkit.cli.stack_cmds import open_stack
+from cgkit.fleet import report
+from tests.integration.conftest import ENV, ROOT, cgkit
+from tests.integration.small_fleet import make_small_fleet
+
+pytestmark = pytest.mark.integration
+
+FLEET = ["GM0014", "GM0080", "GM0106", "GM0153", "GM0200", "GM0202"]
+BROKEN_CONFIG = "GM0080"  # size: XXL, a config error: nothing of it reaches the engine
+UNMANAGED = "GM0106"  # its namespace exists already, made by hand: the engine's create fails
+RACED = "GM0228"  # two fleet runs at once on this stack
+DRIFTED = "GM0014"
+
+
+def fleet(*args: str) -> int:
+    """Run `cgkit fleet ARGS --env sandbox` in-process; return the exit status."""
+    return cgkit("fleet", *args, "--env", ENV)
+
+
+def latest_report(project: Path) -> dict:
+    runs = sorted(report.runs_dir(project).iterdir(), key=lambda p: p.stat().st_mtime)
+    return json.loads((runs[-1] / report.REPORT_FILE).read_text())
+
+
+def by_code(rep: dict) -> dict[str, dict]:
+    return {s["code"]: s for s in rep["stacks"]}
+
+
+def wait_until_gone(read, timeout_s: float = 120) -> None:
+    """Poll ``read()`` until it raises 404 (the object is gone); fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            read()
+        except ApiException as gone:
+            if gone.status == 404:
+                return
+            raise
+        time.sleep(1)
+    raise AssertionError(f"still there after {timeout_s}s")
+
+
+@pytest.fixture(scope="module")
+def fleet_project(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
+    """The scratch project with the small fleet written in; every fleet stack destroyed after."""
+    core = client.CoreV1Api(api)
+    make_small_fleet(deployed, FLEET + [RACED])
+    muni = deployed / "environments" / ENV / "municipalities"
+    broken = muni / f"{BROKEN_CONFIG.lower()}.yaml"
+    broken.write_text(broken.read_text() + "size: XXL\n")
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=UNMANAGED.lower())))
+    try:
+        yield deployed
+    finally:
+        fleet("destroy", *FLEET, RACED, "--parallel", "4", "--yes")
+        try:
+            core.delete_namespace(UNMANAGED.lower())
+        except ApiException:
+            pass
+
+
+def test_failures_are_isolated_and_reported(fleet_project: Path) -> None:
+    assert fleet("up", *FLEET, "--parallel", "4", "--yes") == 1
+    rep = latest_report(fleet_project)
+    stacks = by_code(rep)
+    assert rep["totals"] == {"succeeded": 4, "failed": 2, "skipped": 0, "not-started": 0}
+    broken = stacks[BROKEN_CONFIG]
+    assert broken["error_kind"] == "invalid-config"
+    assert broken["error"].startswith(f"environments/sandbox/municipalities/{BROKEN_CONFIG.lower()}.yaml:")
+    assert "size" in broken["error"]
+    unmanaged = stacks[UNMANAGED]
+    assert unmanaged["error_kind"] == "engine-failed" and "already exists" in unmanaged["error"]
+    run_dir = report.runs_dir(fleet_project) / rep["run_id"]
+    assert "already exists" in (run_dir / unmanaged["log"]).read_text()
+    for code in set(FLEET) - {BROKEN_CONFIG, UNMANAGED}:
+        assert stacks[code]["status"] == "succeeded" and stacks[code]["changes"]["create"] > 0
+
+
+def test_logs_hold_no_secret_value(fleet_project: Path) -> None:
+    run_dir = report.runs_dir(fleet_project) / latest_report(fleet_project)["run_id"]
+    logs = "".join(p.read_text() for p in run_dir.glob("*.log"))
+    _, stack = open_stack(ENV, "GM0153")
+    secrets = [v.value for v in stack.get_all_config().values() if v.secret]
+    assert secrets and not [s for s in secrets if s in logs]
+
+
+def test_resume_reruns_only_the_failed_stacks_after_the_fix(fleet_project: Path, api: client.ApiClient) -> None:
+    failed_run = latest_report(fleet_project)["run_id"]
+    broken = fleet_project / "environments" / ENV / "municipalities" / f"{BROKEN_CONFIG.lower()}.yaml"
+    broken.write_text(broken.read_text().replace("size: XXL\n", "size: S\n"))
+    core = client.CoreV1Api(api)
+    core.delete_namespace(UNMANAGED.lower())
+    wait_until_gone(lambda: core.read_namespace(UNMANAGED.lower()))
+    assert fleet("up", *FLEET, "--resume", failed_run, "--yes") == 0
+    rep = latest_report(fleet_project)
+    assert rep["resumed_from"] == failed_run
+    assert sorted(by_code(rep)) == sorted([BROKEN_CONFIG, UNMANAGED])
+    assert all(s["status"] == "succeeded" and s["changes"]["create"] > 0 for s in rep["stacks"])
+
+
+def test_a_second_up_changes_nothing_anywhere(fleet_project: Path) -> None:
+    assert fleet("up", *FLEET, "--parallel", "4", "--yes") == 0
+    rep = latest_report(fleet_project)
+    assert len(rep["stacks"]) == len(FLEET)
+    assert [s["code"] for s in rep["stacks"] if s["changed"]] == []
+
+
+def test_refresh_preview_only_lists_the_drifted_stack(fleet_project: Path, api: client.ApiClient, capsys) -> None:
+    client.CoreV1Api(api).patch_namespace(DRIFTED.lower(), {"metadata": {"labels": {"drift": "by-hand"}}})
+    capsys.readouterr()
+    assert fleet("refresh", *FLEET, "--preview-only") == 0
+    rep = latest_report(fleet_project)
+    assert [s["code"] for s in rep["stacks"] if s["changed"]] == [DRIFTED]
+    assert f"drift in 1 stack(s)\n  sandbox.{DRIFTED.lower()}" in capsys.readouterr().out
+    assert fleet("refresh", DRIFTED) == 0  # accept the live state into the stack's state
+    assert fleet("refresh", DRIFTED, "--preview-only") == 0
+    assert not latest_report(fleet_project)["stacks"][0]["changed"]
+
+
+def test_two_runs_on_one_stack_one_fails_cleanly_and_state_converges(fleet_project: Path) -> None:
+    runs = report.runs_dir(fleet_project)
+    before = set(runs.iterdir())
+    first = subprocess.Popen([sys.executable, "-m", "cgkit.cli.app", "fleet", "up", RACED, "--env", ENV, "--yes"],
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        log = _new_run_log(runs, before, RACED)
+        _wait_for_line(log, "Updating (", first)
+        assert fleet("up", RACED, "--yes") == 1  # the second run, while the first holds the lock
+    finally:
+        assert first.wait(timeout=300) == 0
+    second = latest_report(fleet_project)
+    (raced,) = second["stacks"]
+    assert raced["status"] == "failed" and raced["error_kind"] == "stack-locked"
+    _, stack = open_stack(ENV, RACED)
+    assert stack.export_stack().deployment["resources"]  # the state loads
+    assert fleet("up", RACED, "--yes") == 0
+    assert not latest_report(fleet_project)["stacks"][0]["changed"]
+
+
+def _new_run_log(runs: Path, before: set[Path], code: str, timeout_s: float = 60) -> Path:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        new = set(runs.iterdir()) - before
+        if new:
+            return report.log_file(new.pop(), ENV, code)
+        time.sleep(0.2)
+    raise AssertionError("the first run did not start")
+
+
+def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and process.poll() is None:
+        if log.exists() and text in log.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{log.name} never showed {text!r} (exit {process.poll()})")
+
+
+def test_zz_fleet_destroy_removes_every_tenant(fleet_project: Path, api: client.ApiClient) -> None:
+    assert fleet("destroy", *FLEET, RACED, "--parallel", "4", "--yes") == 0
+    core = client.CoreV1Api(api)
+    for code in FLEET + [RACED]:
+        wait_until_gone(lambda: core.read_namespace(code.lower()))
