@@ -56,7 +56,8 @@ class StackResult:
         status: see ``Status``. changes: op -> count from the engine (empty unless it ran).
         duration_s: wall time in the runner, seconds (0.0 if it never started).
         error: the first line of the error (None on success). error_kind: the error's ``reference``
-            (``invalid-config``, ``policy-violation``, ``stack-locked``, ``engine-failed``, ...).
+            (``invalid-config``, ``policy-violation``, ``stack-locked``, ``engine-failed``, ...), or
+            ``cancelled`` when it failed after the run was interrupted.
         started_at: ISO-8601 UTC time it started, or None.
     """
 
@@ -208,7 +209,8 @@ def _run_one(result: StackResult, runner: StackRunner, on_update: OnUpdate, stop
         result.status = Status.SUCCEEDED
     except Exception as error:  # noqa: BLE001 - isolation: any failure is this stack's, not the run's
         result.status = Status.FAILED
-        result.error_kind = getattr(error, "reference", "internal-error")
+        # after Ctrl-C the engine cancels what runs: that failure is the interrupt, not the stack
+        result.error_kind = "cancelled" if stop.is_set() else getattr(error, "reference", "internal-error")
         result.error = first_error_line(error)
     finally:
         result.duration_s = round(time.monotonic() - start, 3)
