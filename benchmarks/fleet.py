@@ -80,6 +80,7 @@ def tree_rss_mib(root_pid: int) -> float:
 def fleet(verb: str, parallel: int, runs: Path) -> dict:
     """Run one `cgkit fleet` command; return its measurements (report read from the new run dir)."""
     before = set(runs.iterdir()) if runs.is_dir() else set()
+    load_before = round(os.getloadavg()[0], 2)
     start = time.monotonic()
     with PeakMemory() as memory:
         status = cgkit(["fleet", verb, "--env", ENV, "--parallel", str(parallel)]
@@ -92,7 +93,9 @@ def fleet(verb: str, parallel: int, runs: Path) -> dict:
             "stacks": len(per_stack), "totals": report["totals"],
             "stack_s": {"mean": round(statistics.mean(per_stack), 2), "median": round(statistics.median(per_stack), 2),
                         "max": round(max(per_stack), 2)},
-            "wall_per_stack_s": round(wall / len(per_stack), 2)}
+            "wall_per_stack_s": round(wall / len(per_stack), 2),
+            # the machine is shared: the 1-minute load average before and after says how much
+            "load_1m": [load_before, round(os.getloadavg()[0], 2)]}
 
 
 def main() -> int:

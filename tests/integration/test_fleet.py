@@ -134,15 +134,18 @@ def test_a_second_up_changes_nothing_anywhere(fleet_project: Path) -> None:
 
 
 def test_refresh_preview_only_lists_the_drifted_stack(fleet_project: Path, api: client.ApiClient, capsys) -> None:
-    client.CoreV1Api(api).patch_namespace(DRIFTED.lower(), {"metadata": {"labels": {"drift": "by-hand"}}})
+    # Drift as it happens: someone deletes a tenant's default-deny NetworkPolicy by hand. (A label
+    # added by another field manager is not drift: server-side apply only tracks its own fields.)
+    client.NetworkingV1Api(api).delete_namespaced_network_policy("default-deny", DRIFTED.lower())
     capsys.readouterr()
     assert fleet("refresh", *FLEET, "--preview-only") == 0
     rep = latest_report(fleet_project)
-    assert [s["code"] for s in rep["stacks"] if s["changed"]] == [DRIFTED]
-    assert f"drift in 1 stack(s)\n  sandbox.{DRIFTED.lower()}" in capsys.readouterr().out
-    assert fleet("refresh", DRIFTED) == 0  # accept the live state into the stack's state
-    assert fleet("refresh", DRIFTED, "--preview-only") == 0
-    assert not latest_report(fleet_project)["stacks"][0]["changed"]
+    assert [(s["code"], s["changes"].get("delete")) for s in rep["stacks"] if s["changed"]] == [(DRIFTED, 1)]
+    assert f"drift in 1 stack(s)\n  sandbox.{DRIFTED.lower()}: +0 ~0 -1" in capsys.readouterr().out
+    assert fleet("refresh", DRIFTED) == 0  # the state learns the policy is gone
+    assert fleet("up", DRIFTED, "--yes") == 0  # and up puts it back
+    assert by_code(latest_report(fleet_project))[DRIFTED]["changes"].get("create") == 1
+    client.NetworkingV1Api(api).read_namespaced_network_policy("default-deny", DRIFTED.lower())
 
 
 def test_two_runs_on_one_stack_one_fails_cleanly_and_state_converges(fleet_project: Path) -> None:
