@@ -8,7 +8,7 @@ Works in a scratch copy of the project (own state backend) against the running s
 ($CGKIT_SANDBOX_DIR or .cgkit/sandbox); the sandbox must not hold a platform stack of another
 state. Each tenant runs objecttypen alone (tests/integration/small_fleet.py). Per --parallel value:
 preview (all creates), up (creates), destroy; the platform stack is deployed first and destroyed
-last. Writes benchmarks/results/fleet-<UTC date>-<N>.json.
+last. Writes benchmarks/results/fleet-<UTC date>-<N>stacks-p<P1-P2..>.json.
 """
 
 from __future__ import annotations
@@ -112,7 +112,8 @@ def main() -> int:
     os.environ["CGKIT_PROJECT_DIR"] = str(scratch)
     record = {"started_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cores": os.cpu_count(),
               "stacks": args.stacks, "apps_per_tenant": ["objecttypen"], "runs": []}
-    out = ROOT / "benchmarks" / "results" / f"fleet-{dt.date.today().isoformat()}-{args.stacks}.json"
+    parallels = "-".join(str(p) for p in args.parallel)
+    out = ROOT / "benchmarks" / "results" / f"fleet-{dt.date.today().isoformat()}-{args.stacks}stacks-p{parallels}.json"
     assert cgkit(["up", "--env", ENV, "platform", "--yes"]) == 0, "platform up failed"
     try:
         for parallel in args.parallel:

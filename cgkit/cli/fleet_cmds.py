@@ -12,6 +12,7 @@ only with ``--yes``.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -91,7 +92,7 @@ def _fleet(verb: str, env: str, codes: list[str] | None, province: str | None, w
         raise typer.Exit(ExitStatus.FAILED)
 
 
-def _resumed_codes(root, resume: str, env: str, codes: list[str] | None) -> list[str]:
+def _resumed_codes(root: Path, resume: str, env: str, codes: list[str] | None) -> list[str]:
     previous = report.load_report(root, resume)
     if previous.get("env") != env:
         raise SelectionError(f"run {previous.get('run_id')} was for environment '{previous.get('env')}', not '{env}'",
@@ -122,7 +123,5 @@ def _plan_text(plans: list[WavePlan]) -> str:
 
 
 def _run_id(resume: str) -> str:
-    from pathlib import Path
-
     path = Path(resume)
     return path.parent.name if path.name == report.REPORT_FILE else path.name

@@ -45,8 +45,9 @@ def fleet(*args: str) -> int:
 
 
 def latest_report(project: Path) -> dict:
-    runs = sorted(report.runs_dir(project).iterdir(), key=lambda p: p.stat().st_mtime)
-    return json.loads((runs[-1] / report.REPORT_FILE).read_text())
+    """The report written last (a run writes it when it ends)."""
+    written = sorted(report.runs_dir(project).glob(f"*/{report.REPORT_FILE}"), key=lambda p: p.stat().st_mtime)
+    return json.loads(written[-1].read_text())
 
 
 def by_code(rep: dict) -> dict[str, dict]:
@@ -157,9 +158,9 @@ def test_two_runs_on_one_stack_one_fails_cleanly_and_state_converges(fleet_proje
         log = _new_run_log(runs, before, RACED)
         _wait_for_line(log, "Updating (", first)
         assert fleet("up", RACED, "--yes") == 1  # the second run, while the first holds the lock
+        second = latest_report(fleet_project)
     finally:
         assert first.wait(timeout=300) == 0
-    second = latest_report(fleet_project)
     (raced,) = second["stacks"]
     assert raced["status"] == "failed" and raced["error_kind"] == "stack-locked"
     _, stack = open_stack(ENV, RACED)
