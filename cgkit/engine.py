@@ -219,11 +219,30 @@ def _run(call: Callable[[], object], stack_name: str, verb: str):
                           hint=f"wait for it, or if none runs: pulumi cancel -s {stack_name}") from locked
     except auto.CommandError as failed:
         kind = PolicyViolationError if _MANDATORY_VIOLATION.search(str(failed)) else EngineError
-        raise kind(f"{verb} of {stack_name} failed: {_last_lines(str(failed))}") from failed
+        raise kind(f"{verb} of {stack_name} failed: {_why(str(failed))}") from failed
 
 
 #: How the engine's display tags a blocking policy finding (an exempted one says "[exempted: ...]" first).
 _MANDATORY_VIOLATION = re.compile(r"^(?!.*exempted).*\[mandatory\]", re.MULTILINE)
+
+
+def _why(text: str, count: int = 12) -> str:
+    """Return the lines of an engine failure that say why: each distinct ``error:`` message (from
+    the first ``error:`` on; not the closing "error: update failed") and each ``[mandatory]`` policy
+    finding, in order, at most ``count``; when there are none, the last ``count`` lines."""
+    reasons: list[str] = []
+    for line in text.splitlines():
+        found = _ERROR_MARK.search(line)
+        reason = line.strip() if "[mandatory]" in line else line[found.start():].strip() if found else ""
+        if reason and reason not in reasons and not _GENERIC_FAILURE.match(reason):
+            reasons.append(reason)
+    return "\n".join(reasons[:count]) if reasons else _last_lines(text, count)
+
+
+#: Where the engine's own message starts ("error:" as a word; not "RunError:" of a Python traceback).
+_ERROR_MARK = re.compile(r"(?<![A-Za-z])error:")
+#: The engine's closing line, which says only that it failed.
+_GENERIC_FAILURE = re.compile(r"error:\s*((update|preview|refresh|destroy) failed)?\s*$")
 
 
 def _last_lines(text: str, count: int = 12) -> str:

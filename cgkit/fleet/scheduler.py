@@ -16,7 +16,6 @@ The per-stack operation is injected (``StackRunner``): the CLI passes the engine
 from __future__ import annotations
 
 import collections
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -220,19 +219,15 @@ def _run_one(result: StackResult, runner: StackRunner, on_update: OnUpdate, stop
 def first_error_line(error: BaseException) -> str:
     """Return the line of ``error`` that says what went wrong.
 
-    Engine errors carry the engine's last lines: the first ``[mandatory]`` policy line wins, then the
-    first specific ``error:`` line (not the closing "error: update failed"), then the first line.
-    Config errors render as ``file:line: field: message`` lines, the first of which is returned.
+    Engine errors carry the engine's reasons (``engine._why``): the first ``[mandatory]`` policy line
+    wins, then the first line with ``error:``. Config errors render as ``file:line: field: message``
+    lines, the first of which is returned.
     """
     text = error.render() if isinstance(error, ConfigError) else str(error)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     policy = [line for line in lines if "[mandatory]" in line]
-    specific = [line for line in lines if "error:" in line.lower() and not _GENERIC_FAILURE.search(line)]
-    for candidates in (policy, specific, lines):
+    flagged = [line for line in lines if "error:" in line]
+    for candidates in (policy, flagged, lines):
         if candidates:
             return candidates[0]
     return type(error).__name__
-
-
-#: The engine's closing line, which says only that it failed.
-_GENERIC_FAILURE = re.compile(r"error:\s*(update|preview|refresh|destroy) failed\s*$", re.IGNORECASE)

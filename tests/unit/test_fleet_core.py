@@ -196,3 +196,21 @@ def test_load_report_names_the_recent_runs_when_the_run_is_unknown(tmp_path: Pat
     with pytest.raises(report.RunNotFoundError) as missing:
         report.load_report(tmp_path, "nope")
     assert info.run_id in missing.value.hint
+
+
+def test_engine_failure_message_keeps_the_engine_reasons_not_the_traceback() -> None:
+    from cgkit.engine import _why
+
+    output = "\n".join([
+        " +  kubernetes:core/v1:Namespace gm0106-namespace creating (0s) Retry #0; creation failed: conflict",
+        ' +  kubernetes:core/v1:Namespace gm0106-namespace **creating failed** error: resource "x" was not '
+        "successfully created: Server-Side Apply field conflict detected.",
+        " +  pulumi:pulumi:Stack cgkit-sandbox.gm0106 creating (0s) error: update failed",
+        "    grpc._channel._InactiveRpcError: <_InactiveRpcError of RPC that terminated with:",
+        "    pulumi.errors.RunError: Resource monitor has terminated, shutting down",
+        "Diagnostics:",
+        '    error: resource "x" was not successfully created: Server-Side Apply field conflict detected.',
+        "    error: update failed",
+    ])
+    assert _why(output) == 'error: resource "x" was not successfully created: Server-Side Apply field conflict detected.'
+    assert _why("a\nb\nc", count=2) == "b\nc"
