@@ -194,7 +194,7 @@ def test_ctrl_c_starts_nothing_new_and_leaves_no_stack_locked(fleet_project: Pat
     # its own process group, so killpg is what Ctrl-C on a terminal does: SIGINT to cgkit and the engines
     run = subprocess.Popen([sys.executable, "-m", "cgkit.cli.app", "fleet", "destroy", *FLEET, RACED,
                             "--env", ENV, "--parallel", "2", "--yes"], cwd=ROOT, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_default_sigint)
     try:
         _wait_for_line(_new_run_log(runs, before, FLEET[0]), "Destroying (", run)
         os.killpg(run.pid, signal.SIGINT)
@@ -204,6 +204,12 @@ def test_ctrl_c_starts_nothing_new_and_leaves_no_stack_locked(fleet_project: Pat
     assert rep["interrupted"] and rep["totals"]["not-started"] >= 1
     for stack in rep["stacks"]:
         assert stack["status"] in ("succeeded", "not-started") or stack["error_kind"] == "cancelled", stack
+
+
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A test run started in the background (`cmd &` in a
+    script) inherits SIGINT ignored, and Python then never turns Ctrl-C into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_zz_resumed_destroy_removes_every_tenant(fleet_project: Path, api: client.ApiClient) -> None:
