@@ -6,7 +6,8 @@ Usage: .venv/bin/python benchmarks/fleet.py --stacks 10 --parallel 1 2 4
 
 Works in a scratch copy of the project (own state backend) against the running sandbox
 ($CGKIT_SANDBOX_DIR or .cgkit/sandbox); the sandbox must not hold a platform stack of another
-state. Each tenant runs objecttypen alone (tests/integration/small_fleet.py). Per --parallel value:
+state. Before each `up` the sandbox's volume pool is topped up to 3 per tenant (at least 100),
+which also returns the volumes of destroyed tenants. Each tenant runs objecttypen alone (tests/integration/small_fleet.py). Per --parallel value:
 preview (all creates), up (creates), destroy; the platform stack is deployed first and destroyed
 last. Writes benchmarks/results/fleet-<UTC date>-<N>stacks-p<P1-P2..>.json.
 """
@@ -26,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from cgkit import sandbox  # noqa: E402
 from cgkit.cli.app import main as cgkit  # noqa: E402
 from cgkit.gemeenten import all_gemeenten  # noqa: E402
 from tests.integration.conftest import copy_project  # noqa: E402
@@ -118,6 +120,8 @@ def main() -> int:
     try:
         for parallel in args.parallel:
             for verb in args.verbs:
+                if verb == "up":  # a destroyed tenant leaves its volumes Released; up returns them to the pool
+                    sandbox.up(pv_count=max(100, 3 * args.stacks))
                 measured = fleet(verb, parallel, scratch / ".cgkit" / "runs")
                 record["runs"].append(measured)
                 print(json.dumps(measured), file=sys.stderr, flush=True)

@@ -158,37 +158,49 @@ def _run_wave(results: list[StackResult], runner: StackRunner, parallel: int, on
     """Run one wave's stacks on ``parallel`` worker threads that take stacks from a shared queue; on
     KeyboardInterrupt set ``stop`` and wait for the running ones.
 
-    Plain threads rather than ThreadPoolExecutor: a Ctrl-C that lands inside ``submit`` can leave
-    an executor's worker unrecorded and unjoined; here every started thread is in ``workers``.
+    Plain threads, each setting its own ``done`` Event when it ends, rather than ThreadPoolExecutor
+    or Thread.join: a Ctrl-C inside ``submit`` can leave an executor's worker unjoined, and on
+    Python 3.11 a Ctrl-C inside ``join()`` marks the still running thread as stopped (bpo-45274),
+    so a later join returns at once.
     """
     queue = collections.deque(results)
-
-    def work() -> None:
-        while True:
-            try:
-                result = queue.popleft()
-            except IndexError:
-                return
-            _run_one(result, runner, on_update, stop)
-
-    workers = [threading.Thread(target=work, name=f"fleet-{n}") for n in range(min(parallel, len(results)))]
+    workers = [_Worker(queue, runner, on_update, stop) for _ in range(min(parallel, len(results)))]
     try:
         for worker in workers:
             worker.start()
-        _join(workers)
+        _wait(workers)
     except KeyboardInterrupt:
         stop.set()
-        _join(workers, interruptible=False)
+        _wait(workers, interruptible=False)
 
 
-def _join(workers: list[threading.Thread], interruptible: bool = True) -> None:
-    """Wait for every started worker. Not ``interruptible``: a further Ctrl-C only repeats the wait
-    (the engine processes handle a second Ctrl-C themselves)."""
+class _Worker(threading.Thread):
+    """Takes stacks from ``queue`` until it is empty; sets ``done`` when it ends."""
+
+    def __init__(self, queue: collections.deque, runner: StackRunner, on_update: OnUpdate, stop: threading.Event):
+        super().__init__(name="fleet-worker")
+        self.queue, self.runner, self.on_update, self.stop = queue, runner, on_update, stop
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while True:
+                try:
+                    result = self.queue.popleft()
+                except IndexError:
+                    return
+                _run_one(result, self.runner, self.on_update, self.stop)
+        finally:
+            self.done.set()
+
+
+def _wait(workers: list[_Worker], interruptible: bool = True) -> None:
+    """Wait until every started worker is done. Not ``interruptible``: a further Ctrl-C only repeats
+    the wait (the engine processes handle a second Ctrl-C themselves)."""
     for worker in workers:
-        while worker.ident is not None:
+        while worker.ident is not None and not worker.done.is_set():
             try:
-                worker.join()
-                break
+                worker.done.wait()
             except KeyboardInterrupt:
                 if interruptible:
                     raise

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -141,8 +142,10 @@ def test_an_interrupt_starts_nothing_new_and_lets_running_stacks_end() -> None:
     def runner(code: str) -> dict[str, int]:
         if code != "GM0344":
             raise AssertionError(f"{code} started after the interrupt")
+        time.sleep(0.2)  # let the main thread reach its wait for the workers: Ctrl-C lands there
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: KeyboardInterrupt in the main thread
         assert stop.wait(timeout=10), "the scheduler did not stop on the interrupt"
+        time.sleep(0.5)  # the engine takes a moment to wind down; the scheduler must wait for it
         return {"update": 1}  # the running stack ends normally
 
     plans = [WavePlan("canary", ("GM0344", "GM0363")), WavePlan("rest", ("GM0373",))]
