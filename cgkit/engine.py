@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets as token_source
 import signal
 import threading
@@ -25,7 +26,7 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from cgkit import toolchain
-from cgkit.errors import CgkitError, EngineError
+from cgkit.errors import CgkitError, EngineError, PolicyViolationError, StackLockedError
 from cgkit.project import state_dir
 
 CONFIG_NAMESPACE = "cgkit"  #: stack config keys are ``cgkit:<secret-name>``
@@ -121,7 +122,7 @@ def stacks_with_resources(settings: EngineSettings, prefix: str) -> list[str]:
     try:
         summaries = workspace(settings).list_stacks()
     except auto.CommandError as failed:
-        raise EngineError(f"could not list stacks: {_cause(str(failed))}") from failed
+        raise EngineError(f"could not list stacks: {_why(str(failed))}") from failed
     return sorted(s.name for s in summaries if s.name.startswith(prefix) and (s.resource_count or 0) > 0)
 
 
@@ -199,15 +200,28 @@ def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.UpRes
                                  **_policy_args(settings, op)), stack.name, "up")
 
 
-def refresh(stack: auto.Stack, op: Operation, preview_only: bool = False) -> auto.RefreshResult:
-    """Run ``pulumi refresh`` on ``stack``: read live objects back into state (or only show drift).
+def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
+    """Run ``pulumi refresh`` on ``stack``: read live objects back into state.
 
     Raises:
         EngineError: the engine failed.
     """
     return _run(lambda: stack.refresh(on_output=op.on_output, show_secrets=False, color="never",
-                                      preview_only=preview_only or None,
                                       expect_no_changes=op.expect_no_changes or None), stack.name, "refresh")
+
+
+def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
+    """Show drift without writing state (``pulumi refresh --preview-only``); return the would-be changes.
+
+    ``change_summary`` maps op -> count: anything but ``same`` is an object whose live state differs
+    from the stack's state. (``stack.refresh(preview_only=True)`` would return the summary of the
+    last real update instead, so this uses the preview's own summary event.)
+
+    Raises:
+        EngineError: the engine failed.
+    """
+    return _run(lambda: stack.preview_refresh(on_output=op.on_output, show_secrets=False, color="never"),
+                stack.name, "refresh --preview-only")
 
 
 def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
@@ -241,7 +255,7 @@ def _run(call: Callable[[], object], stack_name: str, verb: str):
     try:
         return call()
     except auto.ConcurrentUpdateError as locked:
-        raise EngineError(f"{verb} of {stack_name}: another update holds the stack's lock",
+        raise StackLockedError(f"{verb} of {stack_name}: another update holds the stack's lock",
                           hint=f"wait for it, or if none runs: pulumi cancel -s {stack_name}") from locked
     except auto.CommandError as failed:
         if interrupted:
@@ -251,6 +265,35 @@ def _run(call: Callable[[], object], stack_name: str, verb: str):
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+#: How the engine's display tags a blocking policy finding (an exempted one says "[exempted: ...]" first).
+_MANDATORY_VIOLATION = re.compile(r"^(?!.*exempted).*\[mandatory\]", re.MULTILINE)
+
+
+def _why(text: str, count: int = 12) -> str:
+    """Return the lines of an engine failure that say why: each distinct ``error:`` message (from
+    the first ``error:`` on; not the closing "error: update failed") and each ``[mandatory]`` policy
+    finding, in order, at most ``count``; when there are none, the last ``count`` lines."""
+    reasons: list[str] = []
+    for line in text.splitlines():
+        found = _ERROR_MARK.search(line)
+        reason = line.strip() if "[mandatory]" in line else line[found.start():].strip() if found else ""
+        if reason and reason not in reasons and not _GENERIC_FAILURE.match(reason):
+            reasons.append(reason)
+    return "\n".join(reasons[:count]) if reasons else _last_lines(text, count)
+
+
+def _last_lines(text: str, count: int = 12) -> str:
+    """Return the last ``count`` non-empty lines of an engine error."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-count:])
+
+
+#: Where the engine's own message starts ("error:" as a word; not "RunError:" of a Python traceback).
+_ERROR_MARK = re.compile(r"(?<![A-Za-z])error:")
+#: The engine's closing line, which says only that it failed.
+_GENERIC_FAILURE = re.compile(r"error:\s*((update|preview|refresh|destroy) failed)?\s*$")
 
 
 def _forward_interrupts(interrupted: list[int]) -> dict[int, object]:
@@ -277,14 +320,8 @@ def _engine_error(what: str, failed: auto.CommandError) -> EngineError:
                 "to that one, or restore .cgkit/passphrase")
     elif "unknown stack" in text and ".platform" in text:
         hint = "deploy the platform stack first: cgkit up --env <env> platform"
-    return EngineError(f"{what}: {_cause(text)}", hint=hint)
-
-
-def _cause(text: str, count: int = 12) -> str:
-    """Return the lines of an engine error that say why: its ``error:`` lines, else the last lines."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = list(dict.fromkeys(line for line in lines if "error:" in line and "preview failed" not in line))
-    return "\n".join(errors[-count:] or lines[-count:])
+    kind = PolicyViolationError if _MANDATORY_VIOLATION.search(text) else EngineError
+    return kind(f"{what}: {_why(text)}", hint=hint)
 
 
 def _child_pids() -> list[int]:

@@ -97,6 +97,18 @@ class EngineError(CgkitError):
     reference = "engine-failed"
 
 
+class StackLockedError(EngineError):
+    """Another update holds the stack's lock (Pulumi's ConcurrentUpdateError); nothing was changed."""
+
+    reference = "stack-locked"
+
+
+class PolicyViolationError(EngineError):
+    """The policy pack found a mandatory violation; the engine refused the preview or update."""
+
+    reference = "policy-violation"
+
+
 class ToolchainError(CgkitError):
     """A tool of the offline toolchain is missing or has the wrong version."""
 

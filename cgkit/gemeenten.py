@@ -75,3 +75,23 @@ def slug(name: str) -> str:
     if not text:
         raise ValueError(f"name {name!r} has no letter or digit to make a slug from")
     return text[:_LABEL_MAX].rstrip("-")
+
+
+def provinces() -> list[str]:
+    """Return the twelve province names of the CBS list, sorted (``"Fryslân"``, ``"Noord-Brabant"``, ...)."""
+    return sorted({g.province for g in all_gemeenten().values()})
+
+
+def in_province(province: str) -> list[Gemeente]:
+    """Return the municipalities of ``province`` in code order; the name matches case- and accent-insensitively
+    (``"friesland"`` is not ``"Fryslân"``, but ``"fryslan"`` is).
+
+    Raises:
+        UnknownMunicipalityError: no province has that name (the message lists the valid ones).
+    """
+    wanted = slug(province)
+    found = [g for g in all_gemeenten().values() if slug(g.province) == wanted]
+    if not found:
+        raise UnknownMunicipalityError(f"'{province}' is not a province of the CBS list",
+                                       hint=f"one of: {', '.join(provinces())}")
+    return found

@@ -8,6 +8,7 @@ import sys
 import typer
 
 from cgkit.cli import config_cmds, doctor, sandbox, stack_cmds
+from cgkit.cli.fleet_cmds import fleet_app
 from cgkit.cli.policy import policy_app
 from cgkit.cli.console import err
 from cgkit.cli.exit_codes import ExitStatus
@@ -30,6 +31,7 @@ app.add_typer(sandbox.sandbox_app, name="sandbox")
 for _verb in ("preview", "up", "refresh", "destroy"):
     app.command(_verb)(getattr(stack_cmds, _verb))
 app.add_typer(policy_app, name="policy")
+app.add_typer(fleet_app, name="fleet")
 
 
 def main(argv: list[str] | None = None) -> int:

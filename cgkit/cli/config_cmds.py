@@ -11,19 +11,30 @@ from cgkit.cli.console import err, out
 from cgkit import capacity
 from cgkit.config import loader, schema
 from cgkit.onboard import onboard as write_municipality
+from cgkit.onboard import onboard_all
 from cgkit.project import find_root
 
 EnvOption = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
 
 
 def onboard(
-    code: Annotated[str, typer.Argument(help="CBS municipality code, e.g. GM0344.")],
     env: EnvOption,
+    code: Annotated[str | None, typer.Argument(help="CBS municipality code, e.g. GM0344.")] = None,
     domain: Annotated[str | None, typer.Option(help="Domain the apps are served under.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
+    every: Annotated[bool, typer.Option("--all", help="Every CBS municipality that has no file yet "
+                                        "(existing files are kept).")] = False,
+    province: Annotated[str | None, typer.Option(help="With --all: only this province's municipalities.")] = None,
 ) -> None:
-    """Write a minimal municipality file from the CBS list."""
+    """Write a minimal municipality file from the CBS list (one CODE, or --all)."""
     root = find_root()
+    if every == (code is not None) or (province and not every) or (every and (domain or force)):
+        raise typer.BadParameter("give either one CODE (with --domain/--force if needed) or --all "
+                                 "(with --province if needed)")
+    if every:
+        tally = onboard_all(root, env, province)
+        out.print(f"wrote {len(tally.written)} municipality file(s), kept {len(tally.kept)} existing")
+        return
     path = write_municipality(root, env, code, domain, force)
     out.print(f"wrote {path.relative_to(root)}")
 

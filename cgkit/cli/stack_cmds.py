@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -42,12 +43,14 @@ class ConfirmationNeeded(CgkitError):
     reference = "confirmation-needed"
 
 
-def open_stack(env: str, target: str, destroying: bool = False) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
+def open_stack(env: str, target: str, destroying: bool = False, notify: Callable[[str], object] | None = None,
+               ) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
     """Validate ``target``'s config, then select its stack and ensure its secrets.
 
     The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
     ``.cgkit/policy/<stack>.json``. ``destroying``: a municipality whose file is gone can still be
-    destroyed (offboarding works from the stack's state).
+    destroyed (offboarding works from the stack's state). ``notify`` receives the one-line notes
+    (secrets generated); default: printed on stderr.
 
     Raises:
         InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
@@ -73,7 +76,7 @@ def open_stack(env: str, target: str, destroying: bool = False) -> tuple[engine.
     stack = engine.select_stack(settings, name)
     created = engine.ensure_secrets(stack, names)
     if created:
-        err.print(f"generated {len(created)} secret(s) into the stack config (encrypted)")
+        (notify or err.print)(f"generated {len(created)} secret(s) into the stack config (encrypted)")
     return settings, stack
 
 
@@ -100,7 +103,7 @@ def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False
     _check_can_confirm(yes, "update")
     settings, stack = open_stack(env, target)
     op = engine.Operation(on_output=_stream, policies=not skip_policy)
-    _confirm(yes, "update", lambda: engine.preview(stack, settings, op))
+    confirm(yes, "update", lambda: engine.preview(stack, settings, op))
     result = engine.up(stack, settings, op)
     out.print(f"up of {stack.name}: {_summary(result.summary.resource_changes or {})}")
     for name, value in sorted(result.outputs.items()):
@@ -111,8 +114,13 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
         "--preview-only", help="Only show drift; do not write state.")] = False) -> None:
     """Read the live objects back into the stack's state (or only show the drift)."""
     _, stack = open_stack(env, target)
-    result = engine.refresh(stack, engine.Operation(on_output=_stream), preview_only=preview_only)
-    out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {}, done=not preview_only)}")
+    op = engine.Operation(on_output=_stream)
+    if preview_only:
+        drift = engine.preview_refresh(stack, op).change_summary
+        out.print(f"drift of {stack.name}: {_summary(drift, done=False)}")
+        return
+    result = engine.refresh(stack, op)
+    out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {})}")
 
 
 def destroy(target: Target, env: Env, yes: Yes = False) -> None:
@@ -126,7 +134,7 @@ def destroy(target: Target, env: Env, yes: Yes = False) -> None:
                                 f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                                 hint=f"destroy them first: cgkit destroy --env {env} <code> (or cgkit fleet destroy)")
     op = engine.Operation(on_output=_stream)
-    _confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
+    confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
     result = engine.destroy(stack, op)
     out.print(f"destroy of {stack.name}: {_summary(result.summary.resource_changes or {})}")
 
@@ -148,8 +156,14 @@ def _check_can_confirm(yes: bool, verb: str) -> None:
                                  hint="pass --yes to proceed")
 
 
-def _confirm(yes: bool, verb: str, show: "typer.Callable[[], object]") -> None:
-    """Show what will change and ask on the terminal (nothing to do with --yes)."""
+def confirm(yes: bool, verb: str, show: Callable[[], object]) -> None:
+    """Return when a changing ``verb`` may go ahead: ``yes``, or the user agreed on a terminal after ``show()``.
+
+    Raises:
+        ConfirmationNeeded: no terminal to ask on and not ``yes``.
+        typer.Exit: the user declined (exit status 1).
+    """
+    _check_can_confirm(yes, verb)
     if yes:
         return
     show()

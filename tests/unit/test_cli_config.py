@@ -61,3 +61,26 @@ def test_validate_names_replicas_the_size_cannot_hold(scratch_root: Path, capsys
     lines = capsys.readouterr().err.splitlines()
     assert any(line.startswith("environments/sandbox/municipalities/gm0344.yaml: size: limits.cpu: the workloads need")
                and "choose a larger size than S" in line for line in lines), lines
+
+
+def test_onboard_all_writes_every_missing_file_once_and_keeps_existing_ones(scratch_root: Path, capsys) -> None:
+    folder = scratch_root / "environments/sandbox/municipalities"
+    (folder / "gm0344.yaml").write_text("code: GM0344\ndomain: utrecht.nl\n")
+    assert main(["onboard", "--all", "--env", "sandbox"]) == ExitStatus.OK
+    assert "wrote 341 municipality file(s), kept 1 existing" in capsys.readouterr().out
+    assert (folder / "gm0344.yaml").read_text() == "code: GM0344\ndomain: utrecht.nl\n"
+    assert len(list(folder.glob("*.yaml"))) == 342
+    assert main(["onboard", "--all", "--env", "sandbox"]) == ExitStatus.OK
+    assert "wrote 0 municipality file(s), kept 342 existing" in capsys.readouterr().out
+
+
+def test_onboard_all_by_province(scratch_root: Path, capsys) -> None:
+    assert main(["onboard", "--all", "--env", "sandbox", "--province", "Flevoland"]) == ExitStatus.OK
+    assert "wrote 6 municipality file(s), kept 0 existing" in capsys.readouterr().out
+    assert main(["onboard", "--all", "--env", "sandbox", "--province", "Atlantis"]) == ExitStatus.FAILED
+    assert "one of: Drenthe, Flevoland" in capsys.readouterr().err
+
+
+def test_onboard_wants_either_a_code_or_all(capsys) -> None:
+    assert main(["onboard", "--env", "sandbox"]) == ExitStatus.USAGE
+    assert main(["onboard", "GM0344", "--all", "--env", "sandbox"]) == ExitStatus.USAGE

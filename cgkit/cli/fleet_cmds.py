@@ -1,0 +1,127 @@
+"""``cgkit fleet preview | up | refresh | destroy``: one operation over many municipality stacks.
+
+``cgkit fleet up --env sandbox --parallel 4 --yes`` runs ``up`` on every municipality stack of the
+environment, wave after wave (environment file ``waves:``), at most 4 at a time, with a live
+progress line, then prints a summary table and writes ``.cgkit/runs/<run-id>/report.json`` with each
+stack's engine log beside it. Exit status: 0 when every stack succeeded, 1 when any failed or was
+skipped, 130 when interrupted. ``--resume RUN`` reruns only the stacks of that run that did not
+succeed. ``up`` and ``destroy`` ask once on a terminal unless ``--yes``; without a terminal they run
+only with ``--yes``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cgkit.cli.console import err, out
+from cgkit.cli.exit_codes import ExitStatus
+from cgkit.cli.stack_cmds import Env, NoPolicy, Yes, confirm
+from cgkit.config import loader
+from cgkit.fleet import report
+from cgkit.fleet.engine_runner import RunOptions, stack_runner
+from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
+from cgkit.fleet.selection import SelectionError, WavePlan, plan_waves, select_codes
+from cgkit.fleet.view import LiveView, change_text, summary_table
+from cgkit.project import find_root
+
+fleet_app = typer.Typer(help="Preview, update, refresh or destroy many municipality stacks: waves, a "
+                        "bounded worker pool, a summary and a report per run.", no_args_is_help=True)
+
+Codes = Annotated[list[str] | None, typer.Argument(help="CBS codes; default: every municipality of the environment.",
+                                                   show_default=False)]
+Province = Annotated[str | None, typer.Option(help="Only the municipalities of this province.")]
+WaveName = Annotated[str | None, typer.Option("--wave", help="Only this wave of the environment's waves.")]
+Parallel = Annotated[int, typer.Option(min=1, max=64, help="Stacks run at once.")]
+Resume = Annotated[str | None, typer.Option(help="Rerun only what failed or did not finish in this run "
+                                            "(a run id under .cgkit/runs, or its folder).")]
+
+
+@fleet_app.command("preview")
+def preview(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
+            parallel: Parallel = 4, resume: Resume = None, skip_policy: NoPolicy = False) -> None:
+    """Show what `up` would change in each stack, with the policy pack applied."""
+    _fleet("preview", env, codes, province, wave, parallel, resume, True, RunOptions(skip_policy=skip_policy))
+
+
+@fleet_app.command("up")
+def up(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None, parallel: Parallel = 4,
+       resume: Resume = None, yes: Yes = False, skip_policy: NoPolicy = False) -> None:
+    """Create or update each stack's resources, wave after wave."""
+    _fleet("up", env, codes, province, wave, parallel, resume, yes, RunOptions(skip_policy=skip_policy))
+
+
+@fleet_app.command("refresh")
+def refresh(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
+            parallel: Parallel = 4, resume: Resume = None, preview_only: Annotated[bool, typer.Option(
+                "--preview-only", help="Only list the stacks whose live objects differ from state.")] = False) -> None:
+    """Read live objects back into each stack's state (or, with --preview-only, list the drift)."""
+    _fleet("refresh", env, codes, province, wave, parallel, resume, True, RunOptions(preview_only=preview_only))
+
+
+@fleet_app.command("destroy")
+def destroy(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
+            parallel: Parallel = 4, resume: Resume = None, yes: Yes = False) -> None:
+    """Delete every resource of each stack."""
+    _fleet("destroy", env, codes, province, wave, parallel, resume, yes, RunOptions())
+
+
+def _fleet(verb: str, env: str, codes: list[str] | None, province: str | None, wave: str | None,
+           parallel: int, resume: str | None, yes: bool, options: RunOptions) -> None:
+    root = find_root()
+    environment = loader.load_environment(root, env)
+    if resume:
+        codes = _resumed_codes(root, resume, env, codes)
+    plans = plan_waves(environment.waves, select_codes(loader.municipality_codes(root, env), codes, province), wave)
+    confirm(yes, verb, lambda: out.print(f"fleet {verb} of {env}: {_plan_text(plans)}, {parallel} at a time"))
+    info, run_dir = report.new_run(root, verb, env, parallel, resumed_from=resume and _run_id(resume),
+                                   options={"preview_only": options.preview_only, "skip_policy": options.skip_policy})
+    err.print(f"run {info.run_id}: {_plan_text(plans)}, {parallel} at a time", highlight=False)
+    start = time.monotonic()
+    with LiveView(err, verb, env, sum(len(p.codes) for p in plans)) as view:
+        run = run_fleet(plans, stack_runner(verb, env, run_dir, options), parallel, on_update=view.update)
+    path = report.write_report(run_dir, report.build_report(info, run, time.monotonic() - start))
+    _print_summary(run, env, verb, options)
+    out.print(f"report: {path}", highlight=False, soft_wrap=True)
+    if run.interrupted:
+        raise typer.Exit(ExitStatus.INTERRUPTED)
+    if not run.ok:
+        raise typer.Exit(ExitStatus.FAILED)
+
+
+def _resumed_codes(root: Path, resume: str, env: str, codes: list[str] | None) -> list[str]:
+    previous = report.load_report(root, resume)
+    if previous.get("env") != env:
+        raise SelectionError(f"run {previous.get('run_id')} was for environment '{previous.get('env')}', not '{env}'",
+                             hint=f"pass --env {previous.get('env')}")
+    unfinished = report.unfinished_codes(previous)
+    if codes:
+        unfinished = sorted(set(unfinished) & {c.upper() for c in codes})
+    if not unfinished:
+        raise SelectionError(f"nothing to resume: every selected stack of run {previous.get('run_id')} succeeded")
+    return unfinished
+
+
+def _print_summary(run: FleetRun, env: str, verb: str, options: RunOptions) -> None:
+    out.print(summary_table(run, env, verb))
+    for wave in run.waves:
+        if wave.stopped:
+            out.print(f"[red]wave {wave.plan.name}: {wave.failed} of {len(wave.plan.codes)} failed "
+                      f"({wave.failure_rate:.0%} > {wave.plan.max_failure_rate:.0%}); later waves skipped[/]")
+    if verb == "refresh" and options.preview_only:
+        drifted = [r for r in run.results if r.status == Status.SUCCEEDED and r.changed]
+        out.print(f"drift in {len(drifted)} stack(s)" + "".join(
+            f"\n  {env}.{r.code.lower()}: {change_text(r.changes)}" for r in drifted), highlight=False)
+
+
+def _plan_text(plans: list[WavePlan]) -> str:
+    total = sum(len(p.codes) for p in plans)
+    return f"{total} stack(s) in wave(s) " + ", ".join(f"{p.name} ({len(p.codes)})" for p in plans)
+
+
+def _run_id(resume: str) -> str:
+    path = Path(resume)
+    return path.parent.name if path.name == report.REPORT_FILE else path.name

@@ -1,0 +1,78 @@
+"""The per-stack operation of a fleet run through the Automation API (``scheduler.StackRunner``).
+
+Each call opens the stack exactly as the single-stack commands do (``stack_cmds.open_stack``:
+config validated before any engine call, per-stack policy pack config, stack selected, secrets
+ensured), runs the verb, and writes the engine's output to the stack's log in the run directory.
+Secrets never reach the log: up, refresh and destroy run without show-secrets, and preview never
+shows secret values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from cgkit import engine
+from cgkit.cli.stack_cmds import open_stack
+from cgkit.errors import CgkitError
+from cgkit.fleet import report
+from cgkit.fleet.scheduler import StackRunner
+
+VERBS = ("preview", "up", "refresh", "destroy")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The flags of a fleet run: ``preview_only`` (refresh: only show drift), ``skip_policy``
+    (preview/up without the policy pack)."""
+
+    preview_only: bool = False
+    skip_policy: bool = False
+
+
+def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOptions()) -> StackRunner:
+    """Return the runner for ``verb`` over stacks of ``env`` that logs into ``run_dir``.
+
+    The runner takes a CBS code, returns the engine's change counts (op -> count) and raises
+    ConfigError (invalid config, nothing ran), PolicyViolationError, StackLockedError or EngineError.
+
+    Raises:
+        ValueError: ``verb`` is not one of VERBS.
+    """
+    if verb not in VERBS:
+        raise ValueError(f"unknown fleet verb {verb!r}; one of {', '.join(VERBS)}")
+
+    def run(code: str) -> dict[str, int]:
+        with report.log_file(run_dir, env, code).open("w", encoding="utf-8") as log:
+            write = _line_writer(log)
+            try:
+                settings, stack = open_stack(env, code, notify=write)
+                return _operate(verb, stack, settings, engine.Operation(on_output=write,
+                                                                        policies=not options.skip_policy), options)
+            except CgkitError as error:
+                write(error.render())
+                raise
+
+    return run
+
+
+def _operate(verb: str, stack, settings: engine.EngineSettings, op: engine.Operation,
+             options: RunOptions) -> dict[str, int]:
+    if verb == "preview":
+        return engine.preview(stack, settings, op).change_summary or {}
+    if verb == "up":
+        return engine.up(stack, settings, op).summary.resource_changes or {}
+    if verb == "refresh" and options.preview_only:
+        return engine.preview_refresh(stack, op).change_summary or {}
+    if verb == "refresh":
+        return engine.refresh(stack, op).summary.resource_changes or {}
+    return engine.destroy(stack, op).summary.resource_changes or {}
+
+
+def _line_writer(log: TextIO):
+    def write(line: str) -> None:
+        log.write(line if line.endswith("\n") else line + "\n")
+        log.flush()
+
+    return write
