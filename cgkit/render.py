@@ -21,6 +21,7 @@ import contextvars
 import dataclasses
 import importlib
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -116,6 +117,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+#: Serialises mocked runs: set_mocks and the root stack resource are process-wide in the Pulumi SDK,
+#: so two threads rendering at once (fleet workers checking capacity) would wait on each other forever.
+_RENDER_LOCK = threading.Lock()
+
+
 def run_program(program: Callable[[], None], *, project: str = "cgkit", stack: str = "test",
                 config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
                 stack_outputs: dict[str, Any] | None = None) -> Rendered:
@@ -144,7 +150,8 @@ def run_program(program: Callable[[], None], *, project: str = "cgkit", stack: s
             asyncio.set_event_loop(None)
             loop.close()
 
-    return contextvars.Context().run(run)
+    with _RENDER_LOCK:  # Pulumi's runtime settings are process-wide: one mocked program at a time
+        return contextvars.Context().run(run)
 
 
 def _municipality_program() -> Any:

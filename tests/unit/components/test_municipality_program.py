@@ -158,3 +158,19 @@ def test_a_platform_deployed_from_other_names_fails_the_tenant():
     with pytest.raises(Exception, match="exports ingressClass='nginx' but environments/test/environment.yaml says 'cgkit-test'"):
         run_program(lambda: program.deploy(cfg, k8s_provider=pulumi_kubernetes.Provider("cluster")),
                     stack="test.gm0344", config=conf, secret_keys=list(conf), stack_outputs=wrong)
+
+
+def test_renders_from_several_threads_at_once_all_finish():
+    """Fleet workers render (capacity check) in parallel; the SDK's global state must not deadlock them."""
+    import threading
+
+    cfg = make_cfg()
+    counts: list[int] = []
+    threads = [threading.Thread(target=lambda: counts.append(len(run_municipality(cfg).resources)), daemon=True)
+               for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(counts) == 3, "renders in parallel threads did not all finish within 60 s (deadlock)"
+    assert len(set(counts)) == 1 and counts[0] > 0
