@@ -226,6 +226,10 @@ def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
         raise kind(f"{verb} of {stack.name} failed: {_why(str(failed))}") from failed
 
 
+#: How the engine's display tags a blocking policy finding (an exempted one says "[exempted: ...]" first).
+_MANDATORY_VIOLATION = re.compile(r"^(?!.*exempted).*\[mandatory\]", re.MULTILINE)
+
+
 def _killing_signal(text: str) -> int | None:
     """Return the signal that ended the engine process (its exit code is ``-signal``), or None."""
     code = re.search(r"^\s*code: (-?\d+)", text, re.MULTILINE)
