@@ -13,9 +13,12 @@ for a sandbox environment, ``KUBECONFIG`` of the local sandbox.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets as token_source
+import signal
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +56,9 @@ def passphrase_file(root: Path) -> Path:
     ``PULUMI_CONFIG_PASSPHRASE`` or ``PULUMI_CONFIG_PASSPHRASE_FILE`` in the environment win over it.
     """
     path = state_dir(root) / "passphrase"
+    if not path.exists() and any((state_dir(root) / "state").glob(".pulumi/stacks/**/*.json")):
+        raise EngineError(f"{path} is missing but stacks exist; a new passphrase could not decrypt their secrets",
+                          hint="restore the file, or set PULUMI_CONFIG_PASSPHRASE to the passphrase they were made with")
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:
@@ -64,16 +70,10 @@ def engine_env(settings: EngineSettings) -> dict[str, str]:
     """Return the environment variables every engine command runs with (see module doc)."""
     state = state_dir(settings.root)
     (state / "state").mkdir(exist_ok=True)
-    venv = settings.root / ".venv"
+    home = Path(os.environ.get("PULUMI_HOME", state / "pulumi-home"))
     env = {
-        # The toolchain first; then the project's virtualenv, so the language host's `python`
-        # is the one with pulumi, pulumi-kubernetes and cgkit installed (tools/setup makes it).
-        "PATH": os.pathsep.join([str(toolchain.bin_dir()), str(venv / "bin"), os.environ.get("PATH", "")]),
-        "VIRTUAL_ENV": str(venv),
+        **toolchain.engine_env(pulumi_home=home),  # PATH (toolchain, then this Python's bin), no downloads
         "PULUMI_BACKEND_URL": os.environ.get("PULUMI_BACKEND_URL", f"file://{state / 'state'}"),
-        "PULUMI_HOME": os.environ.get("PULUMI_HOME", str(state / "pulumi-home")),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_CONFIG_PASSPHRASE_FILE": os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE", ""),
     }
     if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
@@ -107,7 +107,36 @@ def select_stack(settings: EngineSettings, stack_name: str) -> auto.Stack:
     except FileNotFoundError as missing:
         raise toolchain_missing() from missing
     except auto.CommandError as failed:
-        raise EngineError(f"could not select stack {stack_name}: {_last_lines(str(failed))}") from failed
+        raise _engine_error(f"could not select stack {stack_name}", failed) from failed
+
+
+def workspace(settings: EngineSettings) -> auto.LocalWorkspace:
+    """Return the project's workspace (no stack selected), for listing and removing stacks."""
+    env = engine_env(settings)
+    os.environ["PATH"] = env["PATH"]
+    return auto.LocalWorkspace(work_dir=str(settings.root), env_vars=env, pulumi_home=env["PULUMI_HOME"])
+
+
+def stacks_with_resources(settings: EngineSettings, prefix: str) -> list[str]:
+    """Return the names of the project's stacks starting with ``prefix`` that manage resources."""
+    try:
+        summaries = workspace(settings).list_stacks()
+    except auto.CommandError as failed:
+        raise EngineError(f"could not list stacks: {_why(str(failed))}") from failed
+    return sorted(s.name for s in summaries if s.name.startswith(prefix) and (s.resource_count or 0) > 0)
+
+
+def forget_stacks(settings: EngineSettings, prefix: str) -> list[str]:
+    """Remove the state of every stack starting with ``prefix``, keeping their config (secrets).
+
+    For a cluster that no longer exists (the sandbox after ``down``): its stacks' state describes
+    objects that are gone, and a later ``up`` must create them again. Returns the names removed.
+    """
+    ws = workspace(settings)
+    names = [s.name for s in ws.list_stacks() if s.name.startswith(prefix)]
+    for name in names:
+        ws.remove_stack(name, force=True, preserve_config=True)
+    return names
 
 
 def toolchain_missing() -> CgkitError:
@@ -121,7 +150,10 @@ def ensure_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
     Existing values are never changed, so secrets stay stable across runs. Values are random
     URL-safe text of SECRET_BYTES bytes and are never printed.
     """
-    present = stack.get_all_config()
+    try:
+        present = stack.get_all_config()
+    except auto.CommandError as failed:
+        raise _engine_error(f"could not read the config of stack {stack.name}", failed) from failed
     created = []
     for name in names:
         key = f"{CONFIG_NAMESPACE}:{name}"
@@ -212,6 +244,15 @@ def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]
 
 
 def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
+    """Run one engine operation; map its failures to EngineError.
+
+    While it runs, Ctrl-C and SIGTERM are passed on to the engine as SIGINT and the call is left to
+    finish: the CLI then cancels gracefully (in-flight steps end, the stack's lock is released)
+    instead of being cut off with the stack locked and its plugins orphaned. (From a fleet's worker
+    threads nothing is forwarded: the terminal's Ctrl-C reaches the engines itself.)
+    """
+    interrupted: list[int] = []
+    previous = _forward_interrupts(interrupted)
     try:
         return call()
     except auto.ConcurrentUpdateError as locked:
@@ -222,8 +263,13 @@ def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
         if signal_number:
             raise EngineInterruptedError(f"{verb} of {stack.name}: the engine was stopped by signal {signal_number} "
                                          f"before it could cancel; {_release_lock(stack)}") from failed
-        kind = PolicyViolationError if _MANDATORY_VIOLATION.search(str(failed)) else EngineError
-        raise kind(f"{verb} of {stack.name} failed: {_why(str(failed))}") from failed
+        if interrupted:
+            raise EngineError(f"{verb} of {stack.name} interrupted; the engine stopped and released the stack",
+                              hint=f"run `cgkit refresh` for the stack, then `cgkit {verb}` again") from None
+        raise _engine_error(f"{verb} of {stack.name} failed", failed) from failed
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 #: How the engine's display tags a blocking policy finding (an exempted one says "[exempted: ...]" first).
@@ -260,13 +306,51 @@ def _why(text: str, count: int = 12) -> str:
     return "\n".join(reasons[:count]) if reasons else _last_lines(text, count)
 
 
+def _last_lines(text: str, count: int = 12) -> str:
+    """Return the last ``count`` non-empty lines of an engine error."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return "\n".join(lines[-count:])
+
+
 #: Where the engine's own message starts ("error:" as a word; not "RunError:" of a Python traceback).
 _ERROR_MARK = re.compile(r"(?<![A-Za-z])error:")
 #: The engine's closing line, which says only that it failed.
 _GENERIC_FAILURE = re.compile(r"error:\s*((update|preview|refresh|destroy) failed)?\s*$")
 
 
-def _last_lines(text: str, count: int = 12) -> str:
-    """Return the last ``count`` non-empty lines of an engine error (the part that says why)."""
-    lines = [line for line in text.splitlines() if line.strip()]
-    return "\n".join(lines[-count:])
+def _forward_interrupts(interrupted: list[int]) -> dict[int, object]:
+    """Install SIGINT/SIGTERM handlers that pass the signal on to the engine (main thread only);
+    return the handlers they replace."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def forward(signum: int, _frame: object) -> None:
+        interrupted.append(signum)
+        for pid in _child_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)
+
+    return {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _engine_error(what: str, failed: auto.CommandError) -> EngineError:
+    """Return an EngineError for a failed CLI call: its cause, and a hint where one is known."""
+    text = str(failed)
+    hint = None
+    if "incorrect passphrase" in text:
+        hint = ("the stack's secrets were encrypted with another passphrase: set PULUMI_CONFIG_PASSPHRASE "
+                "to that one, or restore .cgkit/passphrase")
+    elif "unknown stack" in text and ".platform" in text:
+        hint = "deploy the platform stack first: cgkit up --env <env> platform"
+    kind = PolicyViolationError if _MANDATORY_VIOLATION.search(text) else EngineError
+    return kind(f"{what}: {_why(text)}", hint=hint)
+
+
+def _child_pids() -> list[int]:
+    """Return the pids of this process's direct children (from /proc)."""
+    me, found = os.getpid(), []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == me:
+                found.append(int(stat.parent.name))
+    return found

@@ -85,6 +85,12 @@ class FileExistsCgkitError(CgkitError):
     reference = "file-exists"
 
 
+class InvalidArgumentError(CgkitError):
+    """A command-line argument is not valid (the message says what would be)."""
+
+    reference = "invalid-argument"
+
+
 class EngineError(CgkitError):
     """The Pulumi engine reported a failed operation."""
 

@@ -8,11 +8,13 @@ so two municipalities called Bergen get different domains.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cgkit.config.loader import load_environment, municipality_file
-from cgkit.errors import FileExistsCgkitError
+from cgkit.config.loader import load_environment, municipality_codes, municipality_file
+from cgkit.config.model import DOMAIN_HINT, DOMAIN_PATTERN
+from cgkit.errors import FileExistsCgkitError, InvalidArgumentError
 from cgkit.gemeenten import Gemeente, all_gemeenten, in_province, lookup, slug
 
 
@@ -44,8 +46,25 @@ def onboard(root: Path, env: str, code: str, domain: str | None = None, force: b
     path = municipality_file(root, env, gemeente.code)
     if path.exists() and not force:
         raise FileExistsCgkitError(f"{path} already exists", hint="edit it, or pass --force to overwrite it")
-    _write(path, gemeente, domain or default_domain(gemeente, env))
+    domain = domain or default_domain(gemeente, env)
+    _check_domain(root, env, gemeente.code, domain)
+    _write(path, gemeente, domain)
     return path
+
+
+def _check_domain(root: Path, env: str, code: str, domain: str) -> None:
+    """Refuse a domain that is not a valid DNS name or that another municipality of ``env`` uses.
+
+    Raises:
+        InvalidArgumentError: naming the problem and what would be valid.
+    """
+    if not re.fullmatch(DOMAIN_PATTERN, domain):
+        raise InvalidArgumentError(f"--domain '{domain}' is not valid", hint=f"use {DOMAIN_HINT}")
+    for other in municipality_codes(root, env):
+        other_file = municipality_file(root, env, other)
+        if other != code and re.search(rf"^domain:\s*{re.escape(domain)}\s*$", other_file.read_text(), re.M):
+            raise InvalidArgumentError(f"--domain '{domain}' is already the domain of {other_file.name}",
+                                       hint="each municipality needs its own domain")
 
 
 @dataclass

@@ -29,7 +29,8 @@ def kwokctl_config(bins: dict[str, Path], audit_policy: Path, encryption_config:
     Returns:
         The config: binary runtime, every component from ``bins`` (nothing downloaded), loopback
         only, secure port with Node,RBAC authorization, admission plugins (incl. PodSecurity),
-        audit log, Secrets encrypted at rest, anonymous auth off; no Prometheus/Jaeger/dashboard.
+        audit log, Secrets encrypted at rest, anonymous auth off, no leader election for the
+        single controller-manager and scheduler; no Prometheus/Jaeger/dashboard.
     """
     apiserver_args = [
         {"key": "encryption-provider-config", "value": str(encryption_config)},
@@ -56,7 +57,13 @@ def kwokctl_config(bins: dict[str, Path], audit_policy: Path, encryption_config:
             "components": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                            "kwok-controller"],
         },
-        "componentsPatches": [{"name": "kube-apiserver", "extraArgs": apiserver_args}],
+        "componentsPatches": [
+            {"name": "kube-apiserver", "extraArgs": apiserver_args},
+            # one instance each: without leader election a restarted sandbox works at once instead
+            # of waiting for the stopped instance's lease to expire
+            {"name": "kube-controller-manager", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
+            {"name": "kube-scheduler", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
+        ],
     }
 
 

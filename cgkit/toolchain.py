@@ -247,9 +247,9 @@ def doctor(pins: Pins | None = None, bindir: Path | None = None) -> list[ToolSta
 def python_bin_dir() -> Path | None:
     """Return the bin dir of the virtualenv this Python runs in, or None outside a virtualenv.
 
-    The program's language host (v3.68.0, see tools/versions.toml) ignores Pulumi.yaml's
-    ``virtualenv`` option when driven by the current CLI and runs ``python3`` from PATH, so the
-    venv holding the pulumi SDK must be on PATH right after the toolchain bin dir.
+    The language host uses Pulumi.yaml's ``virtualenv`` option when there is one (the cgkit shim
+    passes it on, see tools/src/pulumi-language-python); without it, it runs ``python3`` from
+    PATH, so engine_env puts this venv right after the toolchain bin dir.
     """
     return Path(sys.prefix) / "bin" if sys.prefix != sys.base_prefix else None
 
@@ -269,13 +269,18 @@ def engine_env(
     Returns:
         Only the variables to set (overlay them on the base env): PATH (bin dir first, then
         python_bin_dir()), PULUMI_HOME, PULUMI_SKIP_UPDATE_CHECK=true,
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true. The backend URL and the secrets
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true. The provider is also linked into
+        PULUMI_HOME's plugin cache (link_plugins), so a caller that sets
+        PULUMI_IGNORE_AMBIENT_PLUGINS=true gets it from there without the engine's warning
+        "using pulumi-resource-kubernetes from $PATH"; that is not set here because a caller that
+        then points PULUMI_HOME elsewhere would lose the provider. The backend URL and the secrets
         passphrase are the caller's business.
     """
     env = os.environ if environ is None else environ
     pins = pins or load_pins()
     home = pulumi_home or toolchain_dir(pins, env) / "pulumi-home"
     home.mkdir(parents=True, exist_ok=True)
+    link_plugins(home, pins, env)
     path = os.pathsep.join(str(p) for p in (bin_dir(pins, env), python_bin_dir(),
                                             env.get("PATH", "")) if p)
     return {
@@ -284,3 +289,24 @@ def engine_env(
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
     }
+
+
+def link_plugins(pulumi_home: Path, pins: Pins | None = None,
+                 environ: Mapping[str, str] | None = None) -> Path:
+    """Link the built provider into the plugin cache of ``pulumi_home``; idempotent.
+
+    Creates ``<pulumi_home>/plugins/resource-kubernetes-v<ver>/pulumi-resource-kubernetes`` as a
+    symlink to the bin dir's binary (the layout the engine looks up for an exact version), so the
+    engine finds it with ambient plugins ignored. Returns the link path. The link may dangle
+    until the toolchain is built.
+    """
+    pins = pins or load_pins()
+    name = "pulumi-resource-kubernetes"
+    plugin_dir = pulumi_home / "plugins" / f"resource-kubernetes-v{pins.kubernetes_provider}"
+    plugin_dir.mkdir(parents=True, exist_ok=True)
+    link = plugin_dir / name
+    target = bin_dir(pins, environ) / name
+    if not (link.is_symlink() and os.readlink(link) == str(target)):
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
+    return link

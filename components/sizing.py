@@ -26,9 +26,12 @@ Where the numbers come from:
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from components._quantity import cpu_millis, format_cpu, format_memory, memory_mib
 
 Size = Literal["S", "M", "L", "XL"]
 
@@ -126,3 +129,51 @@ def tier(size: str) -> Tier:
         return TIERS[size]
     except KeyError:
         raise ValueError(f"unknown size {size!r}; choose one of {', '.join(TIERS)}") from None
+
+
+def _quantity(resource: str, value: str) -> int:
+    """A quota or container quantity in millicores (cpu) or MiB (memory)."""
+    if resource == "cpu":
+        return cpu_millis(value)
+    return int(value[:-2]) * 1024 * 1024 if value.endswith("Ti") else memory_mib(value)
+
+
+def _pods_at_rollout(workload: dict) -> int:
+    """Pods a workload runs at most: replicas, plus the 25 % surge of a RollingUpdate Deployment."""
+    spec = workload["spec"]
+    replicas = 1 if workload["kind"] == "Job" else spec.get("replicas", 1)
+    rolling = workload["kind"] == "Deployment" and spec.get("strategy", {}).get("type", "RollingUpdate") == "RollingUpdate"
+    return replicas + (math.ceil(replicas * 0.25) if rolling else 0)
+
+
+def quota_shortfalls(manifests: list[dict]) -> list[str]:
+    """Compare what a tenant's workloads need at a rolling update with its ResourceQuota.
+
+    Sums requests/limits of cpu and memory over every pod (replicas plus the Deployment surge of
+    25 %, Kubernetes' default maxSurge) and the pod count, against the ``hard`` of the tenant's
+    ResourceQuota in ``manifests``. Returns one sentence per exceeded quota, e.g.
+    ``"limits.cpu: the workloads need 24 cores, the quota allows 20"``; empty when it all fits.
+    Without the quota would reject pods at admission and the rollout would never become Available.
+    """
+    quota = next((m for m in manifests if m["kind"] == "ResourceQuota"), None)
+    if quota is None:
+        return []
+    hard = quota["spec"]["hard"]
+    need = {f"{section}.{res}": 0 for section in ("requests", "limits") for res in ("cpu", "memory")}
+    pods = 0
+    for workload in (m for m in manifests if m["kind"] in ("Deployment", "StatefulSet", "Job")):
+        count = _pods_at_rollout(workload)
+        pods += count
+        for container in workload["spec"]["template"]["spec"]["containers"]:
+            for key in need:
+                section, res = key.split(".")
+                need[key] += count * _quantity(res, container["resources"][section][res])
+    shortfalls = [f"{key}: the workloads need {_shown(key, used)}, the quota allows {hard[key]}"
+                  for key, used in need.items() if used > _quantity(key.split(".")[1], hard[key])]
+    if pods > int(hard["pods"]):
+        shortfalls.append(f"pods: the workloads run up to {pods} pods, the quota allows {hard['pods']}")
+    return shortfalls
+
+
+def _shown(key: str, amount: int) -> str:
+    return format_cpu(amount) if key.endswith("cpu") else format_memory(amount)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -9,6 +10,8 @@ from typing import Any, Iterable
 import yaml
 
 SUFFIXES = (".yaml", ".yml", ".json")
+#: The path that means standard input (``helm template ... | cgkit policy check -``).
+STDIN = Path("-")
 #: libyaml's safe loader when PyYAML was built with it (about ten times faster), else the pure one.
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -26,13 +29,16 @@ class Document:
 
 
 def files(paths: Iterable[Path]) -> list[Path]:
-    """Expand directories (recursively, ``*.yaml``/``*.yml``/``*.json``, sorted); files pass as given.
+    """Expand directories (recursively, ``*.yaml``/``*.yml``/``*.json``, sorted); files and ``-``
+    (standard input) pass as given.
 
     Raises ManifestError for a path that does not exist.
     """
     out: list[Path] = []
     for path in paths:
-        if path.is_dir():
+        if path == STDIN:
+            out.append(path)
+        elif path.is_dir():
             out += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
         elif path.is_file():
             out.append(path)
@@ -47,8 +53,11 @@ def read(path: Path) -> list[Document]:
     Raises ManifestError naming the file and line for unparsable YAML, and for documents that are not
     Kubernetes objects (not a mapping, or without ``kind``).
     """
+    if path == STDIN:
+        path = Path("<stdin>")
     try:
-        docs = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER))
+        text = sys.stdin.read() if path == Path("<stdin>") else path.read_text(encoding="utf-8")
+        docs = list(yaml.load_all(text, Loader=SAFE_LOADER))
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""

@@ -11,15 +11,18 @@
   empty: the domain and registry rules do not judge, and tenant namespaces are recognised by their
   name (``gm`` + four digits), as `policies.model.Context` documents. Nothing is guessed from labels,
   because a label is exactly what a mistaken object could get wrong.
-* Unknown values during preview: a resource rule reading a manifest with an unknown value raises
-  pulumi_policy's UnknownValueError, which the engine reports as "can't run policy during preview"
-  and runs again at ``up`` when the value is known. Stack rules read unknowns as None instead, since
-  a stack's outputs during preview always contain unknowns (status) they never look at.
+* Unknown values during preview: resource rules read the props lazily (`manifest_view`), so only a
+  rule that reads an unknown value raises pulumi_policy's UnknownValueError, which the engine
+  reports as "can't run policy during preview" and runs again at ``up``. An unknown namespace (the
+  Namespace's output, in a new tenant's first preview) reads as the config's tenant namespace.
+  Stack rules read unknowns as None instead (`manifest_of`), since a stack's outputs during preview
+  always contain unknowns (status) they never look at.
 """
 
 from __future__ import annotations
 
 import re
+from collections import ChainMap
 from typing import Any, Callable, Mapping, Sequence
 
 from pulumi_policy import (EnforcementLevel, PolicyConfigSchema, ReportViolation, ResourceValidationArgs,
@@ -103,6 +106,38 @@ def manifest_of(resource_type: str, props: Mapping[str, Any], unknown_as_none: b
     return manifest
 
 
+def manifest_view(resource_type: str, props: Mapping[str, Any], tenant_namespace: str | None = None) -> Mapping | None:
+    """A lazy manifest over the engine's props: reading an unknown value raises UnknownValueError
+    only when a rule reads it, so one unknown field (a generated name, a Secret reference) defers
+    only the rules that look at it. None when the resource is not a Kubernetes object.
+
+    An unknown ``metadata.namespace`` (a namespace taken from the Namespace resource's output, as in
+    a new tenant's first preview) reads as ``tenant_namespace`` when the pack config gives one.
+    """
+    ident = api_version_and_kind(resource_type)
+    if ident is None:
+        return None
+    layers: list[Mapping[str, Any]] = [{"apiVersion": ident[0], "kind": ident[1]}]
+    if tenant_namespace:
+        try:
+            props["metadata"]["namespace"]
+        except UnknownValueError:
+            layers.append({"metadata": ChainMap({"namespace": tenant_namespace}, props["metadata"])})
+        except (KeyError, TypeError):
+            pass
+    return ChainMap(*layers, props)
+
+
+def _subject(manifest: Mapping[str, Any]) -> Subject:
+    """The subject for a message; parts that are still unknown read ``(unknown)``."""
+    def read(key: str) -> Any:
+        try:
+            return (manifest.get("metadata") or {}).get(key)
+        except UnknownValueError:
+            return "(unknown)"
+    return Subject(str(manifest.get("kind")), read("namespace"), str(read("name") or "?"))
+
+
 def _message(rule_waivers: Mapping[str, str], rule: Rule, subject: Subject, path: str, message: str) -> str:
     waived = rule_waivers.get(rule.id)
     return f"{subject}: {path}: {message}" + (f" [waived: {waived}]" if waived else "")
@@ -119,10 +154,10 @@ def resource_validator(rule: Rule) -> Callable[[ResourceValidationArgs, ReportVi
         ident = api_version_and_kind(args.resource_type)
         if ident is None or (rule.kinds and ident[1] not in rule.kinds):
             return
-        manifest = manifest_of(args.resource_type, args.props)
         ctx, rule_waivers = _config(args)
+        manifest = manifest_view(args.resource_type, args.props, ctx.tenant_namespace)
         for path, message in rule.check(manifest, ctx):
-            report_violation(_message(rule_waivers, rule, Subject.of(manifest), path, message), None)
+            report_violation(_message(rule_waivers, rule, _subject(manifest), path, message), None)
     return validate
 
 

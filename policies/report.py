@@ -96,6 +96,7 @@ def tenants_from_environment(env: str, root: Path = Path(".")) -> list[Tenant]:
     except ImportError as e:
         raise RenderUnavailable(f"cannot render municipalities ({e}); pass --manifests DIR with rendered "
                                 "manifests per municipality instead") from e
+    loader.load_environment(root, env)  # an unknown or invalid environment is an error, not an empty report
     tenants = []
     for code in loader.municipality_codes(root, env):
         cfg, ctx, waiver_list, error = _config_for(root, env, code)

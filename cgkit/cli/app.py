@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
@@ -34,7 +35,12 @@ app.add_typer(fleet_app, name="fleet")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run cgkit; return its ExitStatus. Expected errors print one message (no traceback)."""
+    """Run cgkit; return its ExitStatus. Expected errors print one message (no traceback).
+
+    SIGTERM (a CI timeout, a service manager) is handled like Ctrl-C, so a running engine
+    operation is stopped cleanly instead of being orphaned with the stack locked.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = app(args=argv, standalone_mode=False)
     except CgkitError as error:
@@ -51,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
             return usage.exit_code
         raise
     return code if isinstance(code, int) else ExitStatus.OK
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cgkit.cli.console import err, out
+from cgkit import capacity
 from cgkit.config import loader, schema
 from cgkit.onboard import onboard as write_municipality
 from cgkit.onboard import onboard_all
@@ -44,7 +45,8 @@ def validate(
     """Check every config file; print every problem as file:line: field: message; exit 1 if any."""
     root = find_root()
     names = env or loader.environments(root)
-    issues = [issue for name in names for issue in loader.check_environment(root, name, rule_ids=_rule_ids())]
+    issues = [issue for name in names
+              for issue in loader.check_environment(root, name, rule_ids=_rule_ids(), extra=_capacity(root))]
     for issue in issues:
         err.print(issue.render(), markup=False, highlight=False, soft_wrap=True)
     files = sum(len(loader.municipality_codes(root, name)) + 1 for name in names)
@@ -61,6 +63,13 @@ def write_schema(
     root = find_root()
     for path in schema.write_schemas(out_dir or root / loader.ENVIRONMENTS / "schema"):
         out.print(f"wrote {path}")
+
+
+def _capacity(root: Path):
+    """The capacity check for files that set replicas themselves (size defaults are tested to fit)."""
+    def check(cfg):
+        return capacity.capacity_issues(root, cfg) if capacity.has_replica_overrides(cfg) else []
+    return check
 
 
 def _rule_ids() -> set[str] | None:

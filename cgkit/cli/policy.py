@@ -91,7 +91,8 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
 
 @policy_app.command()
 def check(
-    paths: list[Path] = typer.Argument(..., help="Manifest files or directories (multi-document YAML, JSON)."),
+    paths: list[Path] = typer.Argument(..., help="Manifest files or directories (multi-document YAML, JSON); "
+                                                 "- reads standard input."),
     output: Format = typer.Option(Format.TEXT, "--format", "-f", help="Output format."),
     gemeente: Optional[str] = typer.Option(None, help="CBS code (GM0344): the tenant and its expected labels."),
     domain: Optional[str] = typer.Option(None, help="The municipality's domain; Ingress hosts must lie within it."),

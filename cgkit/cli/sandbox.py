@@ -5,13 +5,16 @@ Register in app.py with ``app.add_typer(sandbox.sandbox_app, name="sandbox")``.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Annotated
 
 import typer
 
-from cgkit import sandbox
+from cgkit import engine, sandbox
 from cgkit.cli.console import err, out
+from cgkit.config import loader
+from cgkit.project import find_root
 
 sandbox_app = typer.Typer(help="The local sandbox cluster (kwok, real control plane).",
                           no_args_is_help=True)
@@ -37,10 +40,29 @@ def up(
 
 @sandbox_app.command("down")
 def down() -> None:
-    """Delete the sandbox: its processes and its whole state dir."""
+    """Delete the sandbox: its processes, its whole state dir, and the state of its stacks.
+
+    The stacks of sandbox environments describe objects that die with the cluster, so their state
+    is removed too (their config, with the generated secrets, is kept): a later `cgkit up` creates
+    everything again instead of reporting "no changes" for a cluster that is gone. A sandbox of
+    its own (CGKIT_SANDBOX_DIR, as tools/test uses) leaves the project's stacks alone.
+    """
     start = time.monotonic()
     sandbox.down(progress=_say)
+    if not os.environ.get("CGKIT_SANDBOX_DIR"):
+        _forget_sandbox_stacks()
     _say(f"down in {time.monotonic() - start:.1f}s")
+
+
+def _forget_sandbox_stacks() -> None:
+    root = find_root()
+    sandbox_envs = [env for env in loader.environments(root) if loader.load_environment(root, env).cluster.sandbox]
+    if not sandbox_envs or not (root / ".cgkit" / "state").is_dir():
+        return
+    settings = engine.EngineSettings(root=root)
+    for env in sandbox_envs:
+        for name in engine.forget_stacks(settings, f"{env}."):
+            _say(f"forgot the state of stack {name} (its config and secrets are kept)")
 
 
 @sandbox_app.command("status")

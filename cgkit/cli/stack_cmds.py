@@ -16,11 +16,12 @@ from typing import Annotated
 
 import typer
 
-from cgkit import engine, policy_context
+from cgkit import capacity, engine, policy_context
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
-from cgkit.errors import CgkitError
+from cgkit.errors import CgkitError, ConfigError, InvalidArgumentError
+from cgkit.gemeenten import lookup
 from cgkit.project import find_root, state_dir
 from cgkit.secrets import secret_names
 
@@ -30,30 +31,43 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Proceed without asking."
 NoPolicy = Annotated[bool, typer.Option("--skip-policy", help="Do not run the policy pack (not recommended).")]
 
 
+class TenantsRemain(CgkitError):
+    """The platform stack was asked to go while municipality stacks still rely on it."""
+
+    reference = "tenants-remain"
+
+
 class ConfirmationNeeded(CgkitError):
     """A changing operation was asked for without a terminal to confirm it on and without --yes."""
 
     reference = "confirmation-needed"
 
 
-def open_stack(env: str, target: str, notify: Callable[[str], object] | None = None,
+def open_stack(env: str, target: str, destroying: bool = False, notify: Callable[[str], object] | None = None,
                ) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
     """Validate ``target``'s config, then select its stack and ensure its secrets.
 
-    ``notify`` receives the one-line notes (secrets generated); default: printed on stderr. The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
-    ``.cgkit/policy/<stack>.json``.
+    The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
+    ``.cgkit/policy/<stack>.json``. ``destroying``: a municipality whose file is gone can still be
+    destroyed (offboarding works from the stack's state). ``notify`` receives the one-line notes
+    (secrets generated); default: printed on stderr.
 
     Raises:
+        InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
         ConfigError: the config is invalid (before any engine call).
         EngineError: the engine could not select the stack.
     """
     root = find_root()
+    _check_target(target)
     environment = loader.load_environment(root, env)
     name = stack_name(env, target)
-    if target.lower() == "platform":
+    offboarded = destroying and not loader.municipality_file(root, env, target).exists()
+    if target.lower() == "platform" or offboarded:
         names, ctx, waivers = [], policy_context.platform_context(environment), []
     else:
         cfg = loader.load_municipality(root, env, target)
+        if not destroying and (short := capacity.capacity_issues(root, cfg)):
+            raise ConfigError(short)
         names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
     packs = _policy_packs(root)
@@ -81,18 +95,19 @@ def preview(target: Target, env: Env, skip_policy: NoPolicy = False) -> None:
     """Show what `up` would change, with the policy pack applied."""
     settings, stack = open_stack(env, target)
     result = engine.preview(stack, settings, engine.Operation(on_output=_stream, policies=not skip_policy))
-    out.print(f"preview of {stack.name}: {_summary(result.change_summary)}")
+    out.print(f"preview of {stack.name}: {_summary(result.change_summary, done=False)}")
 
 
 def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False) -> None:
     """Create or update the stack's resources, after showing what will change."""
+    _check_can_confirm(yes, "update")
     settings, stack = open_stack(env, target)
     op = engine.Operation(on_output=_stream, policies=not skip_policy)
     confirm(yes, "update", lambda: engine.preview(stack, settings, op))
     result = engine.up(stack, settings, op)
     out.print(f"up of {stack.name}: {_summary(result.summary.resource_changes or {})}")
     for name, value in sorted(result.outputs.items()):
-        out.print(f"  {name}: {'[secret]' if value.secret else value.value}")
+        _print_output(name, "[secret]" if value.secret else value.value)
 
 
 def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option(
@@ -102,7 +117,7 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
     op = engine.Operation(on_output=_stream)
     if preview_only:
         drift = engine.preview_refresh(stack, op).change_summary
-        out.print(f"drift of {stack.name}: {_summary(drift)}")
+        out.print(f"drift of {stack.name}: {_summary(drift, done=False)}")
         return
     result = engine.refresh(stack, op)
     out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {})}")
@@ -110,11 +125,35 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
 
 def destroy(target: Target, env: Env, yes: Yes = False) -> None:
     """Delete every resource of the stack, after showing what will go."""
-    _, stack = open_stack(env, target)
+    _check_can_confirm(yes, "destroy")
+    settings, stack = open_stack(env, target, destroying=True)
+    if target.lower() == "platform":
+        tenants = engine.stacks_with_resources(settings, f"{env}.gm")
+        if tenants:
+            raise TenantsRemain(f"refusing to destroy {stack.name}: {len(tenants)} tenant stack(s) still use it "
+                                f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
+                                hint=f"destroy them first: cgkit destroy --env {env} <code> (or cgkit fleet destroy)")
     op = engine.Operation(on_output=_stream)
     confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
     result = engine.destroy(stack, op)
     out.print(f"destroy of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+
+
+def _check_target(target: str) -> None:
+    """Refuse a target that is neither 'platform' nor a CBS code of the list."""
+    if target.lower() != "platform":
+        try:
+            lookup(target)
+        except CgkitError as unknown:
+            raise InvalidArgumentError(f"TARGET '{target}' is neither 'platform' nor a municipality: {unknown}",
+                                       hint="give a CBS code such as GM0344, or 'platform'") from None
+
+
+def _check_can_confirm(yes: bool, verb: str) -> None:
+    """Refuse, before anything runs, a changing operation that could not be confirmed."""
+    if not yes and not sys.stdin.isatty():
+        raise ConfirmationNeeded(f"refusing to {verb} without confirmation: no terminal to ask on",
+                                 hint="pass --yes to proceed")
 
 
 def confirm(yes: bool, verb: str, show: Callable[[], object]) -> None:
@@ -124,14 +163,23 @@ def confirm(yes: bool, verb: str, show: Callable[[], object]) -> None:
         ConfirmationNeeded: no terminal to ask on and not ``yes``.
         typer.Exit: the user declined (exit status 1).
     """
+    _check_can_confirm(yes, verb)
     if yes:
         return
-    if not sys.stdin.isatty():
-        raise ConfirmationNeeded(f"refusing to {verb} without confirmation: no terminal to ask on",
-                                 hint="pass --yes to proceed")
     show()
     if not typer.confirm(f"Do you want to perform this {verb}?", default=False):
+        err.print(f"{verb} cancelled; nothing changed")
         raise typer.Exit(1)
+
+
+def _print_output(name: str, value: object, indent: str = "  ") -> None:
+    """Print one stack output; a mapping (like ``urls``) one entry per line."""
+    if isinstance(value, dict):
+        out.print(f"{indent}{name}:", markup=False, highlight=False)
+        for key, item in sorted(value.items()):
+            _print_output(key, item, indent + "  ")
+    else:
+        out.print(f"{indent}{name}: {value}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _stream(line: str) -> None:
@@ -139,9 +187,15 @@ def _stream(line: str) -> None:
     sys.stdout.flush()
 
 
-def _summary(changes: dict[str, int]) -> str:
+_DONE = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced",
+         "create-replacement": "created as replacement", "delete-replaced": "deleted after replacement"}
+
+
+def _summary(changes: dict[str, int], done: bool = True) -> str:
+    """Summarise engine change counts: ``5 created, 1 updated`` (``5 to create`` for a preview)."""
     shown = {op: count for op, count in changes.items() if count and op != "same"}
-    return ", ".join(f"{count} to {op}" for op, count in sorted(shown.items())) or "no changes"
+    words = (f"{count} {_DONE.get(op, op)}" if done else f"{count} to {op}" for op, count in sorted(shown.items()))
+    return ", ".join(words) or "no changes"
 
 
 def _kubeconfig(root: Path, environment) -> Path | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -134,11 +134,13 @@ def municipality_codes(root: Path, env: str) -> list[str]:
 
 
 def check_environment(root: Path, env: str, today: datetime.date | None = None,
-                      rule_ids: Iterable[str] | None = None) -> list[ConfigIssue]:
+                      rule_ids: Iterable[str] | None = None,
+                      extra: Callable[[MunicipalityConfig], list[ConfigIssue]] | None = None) -> list[ConfigIssue]:
     """Return every problem in every config file of ``env`` (empty when all is valid).
 
     Besides each file on its own, checks across files: no two municipalities share a domain; every
-    waiver names a known policy rule when ``rule_ids`` is given.
+    waiver names a known policy rule when ``rule_ids`` is given; ``extra`` adds the issues of
+    further checks of each valid municipality (the CLI passes the capacity check).
     """
     try:
         load_environment(root, env)
@@ -158,6 +160,8 @@ def check_environment(root: Path, env: str, today: datetime.date | None = None,
             issues.append(ConfigIssue(path, None, "domain", f"'{config.domain}' is also the domain of "
                                       f"{domains[config.domain]}; each municipality needs its own"))
         domains.setdefault(config.domain, path)
+        if extra is not None:
+            issues.extend(extra(config))
         if known_rules is not None:
             issues.extend(ConfigIssue(path, None, f"waivers[{i}].rule", f"unknown policy rule "
                                       f"'{w.rule}'{_suggest(w.rule, known_rules)}")
@@ -219,12 +223,14 @@ def _message(error: dict[str, Any], path: FieldPath) -> str:
     kind, value = error["type"], error.get("input")
     last = str(path[-1]) if path else ""
     if kind == "extra_forbidden":
-        return f"unknown field{_suggest(last, _all_field_names())}"
+        return f"unknown field{_suggest(last, _all_field_names() - {last})}"
     if kind == "missing":
         return "required field is missing"
     if kind == "string_pattern_mismatch":
         return f"'{value}' is not valid; expected {_PATTERN_HINTS.get(last, 'text matching ' + error['ctx']['pattern'])}"
     if kind == "string_type" and isinstance(value, (int, float)):
+        if last == "code":
+            return f"expected a CBS code, got the number {value!r}; write GM and four digits, e.g. GM0344"
         return f"expected text, got the number {value!r}; quote it"
     if kind == "union_tag_invalid":
         return f"mode must be 'in-cluster' or 'external', not {error['ctx'].get('tag')!r}"
@@ -292,7 +298,7 @@ def _check_municipality_semantics(parsed: MunicipalityFile, source: YamlSource, 
     if parsed.code not in all_gemeenten():
         issues.append(ConfigIssue(source.file, code_line, "code",
                                   f"{parsed.code} is not in the CBS list of 342 municipalities"))
-    if path.stem != parsed.code.lower():
+    elif path.stem != parsed.code.lower():
         issues.append(ConfigIssue(source.file, code_line, "code", f"{parsed.code} does not match the "
                                   f"file name; rename the file to {parsed.code.lower()}.yaml"))
     issues += _unknown_apps(source, ((("apps", key), key) for key in parsed.apps or {}))

@@ -26,13 +26,8 @@ CbsCode = Annotated[str, StringConstraints(pattern=r"^GM\d{4}$")]
 AppKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
 GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")]
 #: A DNS domain of at least two labels, lower case; apps are served at ``<app>.<domain>``.
-Domain = Annotated[
-    str,
-    StringConstraints(
-        max_length=200,
-        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
-    ),
-]
+DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
+Domain = Annotated[str, StringConstraints(max_length=200, pattern=DOMAIN_PATTERN)]
 Registry = Annotated[str, StringConstraints(pattern=r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)*$")]
 
 DOMAIN_HINT = "a lower-case DNS name of at least two labels, e.g. utrecht.sandbox.cgkit.test"

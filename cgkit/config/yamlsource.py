@@ -108,13 +108,23 @@ class _Reader:
             )
             return node.value
         if plain and _LEADING_ZERO_NUMBER.match(node.value):
-            self.issue(
-                node, path,
-                f"'{node.value}' has a leading zero and YAML reads it as a number "
-                f"(octal in YAML 1.1); quote it ('{node.value}') or write it without the zero",
-            )
+            fix = ("write the CBS code as GM and four digits, e.g. GM" + node.value.zfill(4)[-4:]
+                   if path == ("code",) else f"quote it ('{node.value}') or write it without the zero")
+            self.issue(node, path, f"'{node.value}' has a leading zero and YAML reads it as a number "
+                                   f"(octal in YAML 1.1); {fix}")
             return node.value
-        return self._constructor.construct_object(node, deep=True)
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except (ValueError, yaml.constructor.ConstructorError) as bad:  # e.g. a date like 2027-02-30
+            self.issue(node, path, f"'{node.value}' is not a valid {_kind(node.tag)} ({bad}); "
+                                   f"quote it if you mean the text")
+            return node.value
+
+
+def _kind(tag: str) -> str:
+    """Return a word for a YAML tag: ``tag:yaml.org,2002:timestamp`` -> ``date``."""
+    name = tag.rsplit(":", 1)[-1]
+    return {"timestamp": "date", "int": "number", "float": "number"}.get(name, name)
 
 
 def read_yaml(file: Path, display: Path | None = None) -> YamlSource:

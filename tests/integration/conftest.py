@@ -12,7 +12,6 @@ failure with a message, never a skip.
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,23 +21,11 @@ from kubernetes import config as kube_config
 
 from cgkit import sandbox, toolchain
 from cgkit.cli.app import main
+from cgkit.scratch import copy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = "sandbox"
 CODE = "GM0344"
-COPIED = ("Pulumi.yaml", "pyproject.toml", "cgkit", "components", "stacks", "policies", "environments")
-
-
-def copy_project(target: Path) -> Path:
-    """Copy what the program needs into ``target`` (state and stack config start empty)."""
-    for name in COPIED:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif source.exists():
-            shutil.copy(source, target / name)
-    (target / ".venv").symlink_to(ROOT / ".venv")
-    return target
 
 
 def cgkit(*args: str) -> int:
@@ -52,7 +39,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     missing = [status.name for status in toolchain.doctor() if not status.ok]
     assert not missing, f"toolchain incomplete ({', '.join(missing)}): run tools/setup"
     assert sandbox.status(ROOT).running, "the sandbox cluster is not running: run `cgkit sandbox up`"
-    root = copy_project(tmp_path_factory.mktemp("project"))
+    root = copy_project(ROOT, tmp_path_factory.mktemp("project"))
     old = {k: os.environ.get(k) for k in ("CGKIT_PROJECT_DIR", "CGKIT_SANDBOX_DIR")}
     os.environ["CGKIT_PROJECT_DIR"] = str(root)
     os.environ["CGKIT_SANDBOX_DIR"] = str(sandbox.paths(ROOT).root)

@@ -1,13 +1,17 @@
-"""The CrossGuard pack under the real engine: `pulumi policy analyze --file` on exported state.
+"""The CrossGuard pack under the real engine.
 
-`pulumi policy analyze --file` runs local packs against a `pulumi stack export` document without
-providers or a backend, so it proves what the unit tests cannot: the CLI finds PulumiPolicy.yaml,
-starts the pack in the project's .venv through the Python language host, and blocks on a mandatory
-violation. The state is synthetic (the reference tenant, and the same with a privileged container);
-deploying through `cgkit preview/up` with the pack is covered by the municipality deploy test.
+* `pulumi policy analyze --file` runs the pack against a `pulumi stack export` document (no providers,
+  no backend): the CLI finds PulumiPolicy.yaml, starts the pack in the project's .venv through the
+  Python language host, runs resource and stack policies, and blocks on a mandatory violation.
+* `pulumi preview --policy-pack` on a small program whose Kubernetes provider renders YAML to a
+  directory instead of calling a cluster: the resource policies see real provider inputs
+  (auto-named, camelCase) and block the preview.
+* The same through the Automation API against the sandbox cluster (needs `cgkit sandbox up`).
+
+Deploying through `cgkit preview/up` with the pack is covered by the municipality deploy test.
 
 Needs the toolchain (tools/setup: pulumi and the Python language host that honours the pack's
-``virtualenv``); not the sandbox cluster.
+``virtualenv``); only the last test needs the sandbox cluster.
 """
 
 from __future__ import annotations
@@ -79,6 +83,57 @@ def test_a_privileged_container_is_a_mandatory_violation(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "CGK-POD-001" in output and "spec.template.spec.containers[0].securityContext.privileged" in output
+
+
+PROGRAM = """
+import pulumi
+import pulumi_kubernetes as k8s
+
+provider = k8s.Provider("render", render_yaml_to_directory="rendered")
+privileged = pulumi.Config().get_bool("privileged") or False
+# as the tenant baseline does: the namespace comes from the Namespace resource's output
+ns = k8s.core.v1.Namespace("apps", metadata={"name": "packcheck"}, opts=pulumi.ResourceOptions(provider=provider))
+k8s.core.v1.Pod("web", metadata={"namespace": ns.metadata.name, "labels": {
+        "app.kubernetes.io/name": "openzaak", "app.kubernetes.io/part-of": "common-ground",
+        "cgkit.io/gemeente-code": "GM0344"}},
+    spec={"automountServiceAccountToken": False, "enableServiceLinks": False,
+          "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+          "containers": [{"name": "web", "image": "docker.io/openzaak/open-zaak:1.15.0",
+                          "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                              "capabilities": {"drop": ["ALL"]}, "privileged": privileged},
+                          "resources": {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                        "limits": {"cpu": "1", "memory": "1Gi"}},
+                          "livenessProbe": {"tcpSocket": {"port": 8000}},
+                          "readinessProbe": {"tcpSocket": {"port": 8000}}}]},
+    opts=pulumi.ResourceOptions(provider=provider))
+"""
+
+
+def test_preview_with_the_pack_blocks_a_privileged_pod_a_program_declares(tmp_path):
+    import sys
+
+    (tmp_path / "Pulumi.yaml").write_text("name: packcheck\nruntime: python\n")
+    (tmp_path / "__main__.py").write_text(PROGRAM)
+    (tmp_path / "state").mkdir()
+    env = {**os.environ, **engine.engine_env(engine.EngineSettings(root=ROOT)),
+           "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}", "PULUMI_HOME": str(tmp_path / "home"),
+           "PULUMI_CONFIG_PASSPHRASE": "test"}
+    env.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # the program runs in this venv
+
+    def pulumi(*args):
+        return subprocess.run(["pulumi", *args, "--non-interactive"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600)
+
+    assert pulumi("stack", "init", "dev").returncode == 0
+    clean = pulumi("preview", "--policy-pack", str(ROOT / "policies"))
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert pulumi("config", "set", "privileged", "true").returncode == 0
+    blocked = pulumi("preview", "--policy-pack", str(ROOT / "policies"))
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert "CGK-POD-001" in output and "spec.containers[0].securityContext.privileged" in output
+    assert "Pod/packcheck/web-" in output  # the namespace, an output of the Namespace, is judged too
 
 
 def preview_with_pack(tmp_path: Path, pod: dict) -> tuple[bool, str]:

@@ -142,3 +142,9 @@ def test_a_pack_config_file_gives_the_context(tmp_path):
     config = tmp_path / "pack.json"
     config.write_text(json.dumps(pack_config(Context(gemeente_code="GM0344", domain="utrecht.nl"), rule_ids())))
     assert "CGK-NET-004" in run("--config", config, FOREIGN_HOST).output
+
+
+def test_standard_input_is_read_for_a_dash():
+    result = CliRunner().invoke(policy_app, ["check", "-"], input=PRIVILEGED_POD.read_text())
+    assert result.exit_code == 1
+    assert result.output.startswith("<stdin>: Pod/gm0344/openzaak-web: CGK-POD-001")

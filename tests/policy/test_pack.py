@@ -87,11 +87,23 @@ def test_a_compliant_resource_and_other_kinds_report_nothing():
     assert validate("CGK-POD-001", "random:index/randomPassword:RandomPassword", engine_props({"length": 32})) == []
 
 
-def test_an_unknown_value_defers_the_resource_policy_to_the_update():
+def test_an_unknown_value_defers_only_the_rules_that_read_it():
     manifest = json.loads(json.dumps(PRIVILEGED))
     manifest["spec"]["containers"][0]["image"] = UNKNOWN_STRING_VALUE
+    with pytest.raises(UnknownValueError):  # the engine reports "can't run during preview", reruns at up
+        validate("CGK-WKL-004", "kubernetes:core/v1:Pod", engine_props(manifest))
+    assert len(validate("CGK-POD-001", "kubernetes:core/v1:Pod", engine_props(manifest))) == 1
+
+
+def test_an_unknown_namespace_reads_as_the_configs_tenant_namespace():
+    service = yaml.safe_load((cases.RULES_DIR / "network/cases/CGK-NET-001/fail-service-loadbalancer.yaml").read_text())
+    service["metadata"]["namespace"] = UNKNOWN_STRING_VALUE  # the Namespace resource's output, first preview
+    token = "kubernetes:core/v1:Service"
     with pytest.raises(UnknownValueError):
-        validate("CGK-POD-001", "kubernetes:core/v1:Pod", engine_props(manifest))
+        validate("CGK-NET-001", token, engine_props(service))
+    config = pack_config(Context(gemeente_code="GM0344"), rule_ids())["CGK-NET-001"]
+    [message] = validate("CGK-NET-001", token, engine_props(service), config)
+    assert message.startswith("Service/gm0344/openzaak: spec.type:")
 
 
 def test_context_comes_from_the_policy_config_and_is_absent_without_it():

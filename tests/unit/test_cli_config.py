@@ -45,6 +45,24 @@ def test_validate_prints_every_problem_and_exits_1(scratch_root: Path, capsys) -
     assert any(line.startswith("environments/sandbox/municipalities/gm0363.yaml:3: size:") for line in lines)
 
 
+def test_onboard_refuses_an_invalid_or_taken_domain(scratch_root: Path, capsys) -> None:
+    assert main(["onboard", "GM0153", "--env", "sandbox", "--domain", "Bad Domain"]) == ExitStatus.FAILED
+    assert "--domain 'Bad Domain' is not valid" in capsys.readouterr().err
+    assert main(["onboard", "GM0344", "--env", "sandbox", "--domain", "utrecht.nl"]) == ExitStatus.OK
+    assert main(["onboard", "GM0153", "--env", "sandbox", "--domain", "utrecht.nl"]) == ExitStatus.FAILED
+    assert "already the domain of gm0344.yaml" in capsys.readouterr().err
+    assert not (scratch_root / "environments/sandbox/municipalities/gm0153.yaml").exists()
+
+
+def test_validate_names_replicas_the_size_cannot_hold(scratch_root: Path, capsys) -> None:
+    folder = scratch_root / "environments/sandbox/municipalities"
+    (folder / "gm0344.yaml").write_text("code: GM0344\ndomain: u.nl\nsize: S\napps:\n  openzaak: {replicas: 20}\n")
+    assert main(["validate"]) == ExitStatus.FAILED
+    lines = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("environments/sandbox/municipalities/gm0344.yaml: size: limits.cpu: the workloads need")
+               and "choose a larger size than S" in line for line in lines), lines
+
+
 def test_onboard_all_writes_every_missing_file_once_and_keeps_existing_ones(scratch_root: Path, capsys) -> None:
     folder = scratch_root / "environments/sandbox/municipalities"
     (folder / "gm0344.yaml").write_text("code: GM0344\ndomain: utrecht.nl\n")

@@ -55,7 +55,8 @@ def test_kwokctl_config_hardens_the_apiserver_and_uses_only_given_binaries() -> 
     assert opts["runtime"] == "binary" and opts["bindAddress"] == "127.0.0.1"
     assert opts["kubeAuthorization"] and opts["kubeAdmission"] and opts["securePort"]
     assert {v for k, v in opts.items() if k.endswith("Binary")} == {str(p) for p in bins.values()}
-    args = {a["key"]: a["value"] for a in cfg["componentsPatches"][0]["extraArgs"]}
+    patches = {p["name"]: p["extraArgs"] for p in cfg["componentsPatches"]}
+    args = {a["key"]: a["value"] for a in patches["kube-apiserver"]}
     assert args["anonymous-auth"] == "false"
     assert args["encryption-provider-config"] == "/s/enc.yaml"
 

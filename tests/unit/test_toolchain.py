@@ -109,3 +109,14 @@ def test_engine_env_puts_bin_dir_first_and_disables_downloads(pins_file: Path, t
     assert env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] == "true"
     assert env["PULUMI_SKIP_UPDATE_CHECK"] == "true"
     assert env["PULUMI_HOME"] == str(tmp_path / "home")
+
+
+def test_link_plugins_puts_the_provider_in_the_plugin_cache_idempotently(
+        pins_file: Path, tmp_path: Path) -> None:
+    pins = toolchain.load_pins(pins_file)
+    environ = {"CGKIT_TOOLCHAIN_DIR": str(tmp_path / "tc")}
+    home = tmp_path / "home"
+    link = toolchain.link_plugins(home, pins, environ)
+    again = toolchain.link_plugins(home, pins, environ)
+    assert link == again == home / "plugins" / "resource-kubernetes-v4.25.0" / "pulumi-resource-kubernetes"
+    assert os.readlink(link) == str(toolchain.bin_dir(pins, environ) / "pulumi-resource-kubernetes")

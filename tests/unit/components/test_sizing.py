@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from components._quantity import cpu_millis, memory_mib
-from components.sizing import TIERS, tier
+from components.sizing import TIERS, quota_shortfalls, tier
 
 from rendered import all_apps, render
 
@@ -20,11 +18,6 @@ def _qty(kind: str, value: str) -> int:
     if value.endswith("Ti"):
         return int(value[:-2]) * 1024 * 1024
     return memory_mib(value)
-
-
-def _surge(replicas: int) -> int:
-    """Pods a RollingUpdate with the default maxSurge 25% adds on top of ``replicas``."""
-    return math.ceil(replicas * 0.25)
 
 
 def test_unknown_size_names_the_choices():
@@ -61,25 +54,16 @@ def test_quotas_differ_between_sizes():
 
 
 def test_all_apps_fit_the_quota_including_a_rolling_update(sized):
-    """Sum requests/limits of every pod the tenant runs (replicas + one surge per Deployment)."""
+    """Every pod the tenant runs (replicas + the Deployment surge) fits the size's quota."""
     size, manifests = sized
-    hard = TIERS[size].quota.hard()
-    totals = {"requests.cpu": 0, "requests.memory": 0, "limits.cpu": 0, "limits.memory": 0}
-    pods = 0
-    for w in manifests.workloads():
-        spec = w["spec"]
-        replicas = spec.get("replicas", 1) if w["kind"] != "Job" else 1
-        strategy = spec.get("strategy", {}).get("type", "RollingUpdate")
-        count = replicas + (_surge(replicas) if w["kind"] == "Deployment" and strategy == "RollingUpdate" else 0)
-        pods += count
-        for c in spec["template"]["spec"]["containers"]:
-            for section in ("requests", "limits"):
-                for res in ("cpu", "memory"):
-                    totals[f"{section}.{res}"] += count * _qty(res, c["resources"][section][res])
-    for key, used in totals.items():
-        res = key.split(".")[1]
-        assert used <= _qty(res, hard[key]), f"size {size}: {key} needs {used}, quota {hard[key]}"
-    assert pods <= int(hard["pods"]), f"size {size}: {pods} pods, quota {hard['pods']}"
+    assert quota_shortfalls(list(manifests)) == [], size
+
+
+def test_too_many_replicas_for_the_size_are_named():
+    manifests = list(render(all_apps(size="S", apps={"openzaak": {"replicas": 20}})))
+    shortfalls = quota_shortfalls(manifests)
+    assert any(s.startswith("limits.cpu: the workloads need") and s.endswith("the quota allows 20")
+               for s in shortfalls), shortfalls
 
 
 def test_storage_fits_the_quota(sized):

@@ -6,10 +6,15 @@
 // the current CLI speaks, but for RunPlugin (how the CLI starts a Python policy pack) it reads the
 // deprecated Pwd/Program fields, which the current CLI no longer fills: the pack would not start.
 //
-// This program starts the v3.68.0 host as a child with the same arguments, forwards every
-// LanguageRuntime call to it, and implements RunPlugin itself from the request's ProgramInfo:
-// it runs `python -u <program directory>/<entry point> <args>` in the program directory, using the
-// `virtualenv` runtime option when the pack names one, and streams stdout/stderr and the exit code.
+// That host also learns the `virtualenv` runtime option only from a -virtualenv flag, which the
+// current CLI no longer passes (it sends options inside requests).
+//
+// This program starts the v3.68.0 host as a child with the same arguments, plus -virtualenv taken
+// from the Pulumi.yaml in its working directory (the CLI starts language hosts in the project
+// root), forwards every LanguageRuntime call to it, and implements RunPlugin itself from the
+// request's ProgramInfo: it runs `python -u <program directory>/<entry point> <args>` in the
+// program directory, using the `virtualenv` runtime option when the pack names one, and streams
+// stdout/stderr and the exit code.
 package main
 
 import (
@@ -28,6 +33,7 @@ import (
 
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"google.golang.org/grpc"
+	"gopkg.in/yaml.v3"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
@@ -153,6 +159,33 @@ func (s *shim) RunPlugin(r *pulumirpc.RunPluginRequest, out grpc.ServerStreaming
 	return <-done
 }
 
+// projectVirtualenv returns the absolute `runtime.options.virtualenv` of ./Pulumi.yaml, or "".
+func projectVirtualenv() string {
+	data, err := os.ReadFile("Pulumi.yaml")
+	if err != nil {
+		return ""
+	}
+	var project struct {
+		Runtime yaml.Node `yaml:"runtime"`
+	}
+	if yaml.Unmarshal(data, &project) != nil || project.Runtime.Kind != yaml.MappingNode {
+		return ""
+	}
+	var runtime struct {
+		Options struct {
+			Virtualenv string `yaml:"virtualenv"`
+		} `yaml:"options"`
+	}
+	if project.Runtime.Decode(&runtime) != nil || runtime.Options.Virtualenv == "" {
+		return ""
+	}
+	venv, err := filepath.Abs(runtime.Options.Virtualenv)
+	if err != nil {
+		return ""
+	}
+	return venv
+}
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintf(os.Stderr, "pulumi-language-python (cgkit shim): %v\n", err)
@@ -167,7 +200,11 @@ func run() error {
 	}
 	self, _ = filepath.EvalSymlinks(self)
 	inner := filepath.Join(filepath.Dir(self), "..", "libexec", "pulumi-language-python")
-	child := exec.Command(inner, os.Args[1:]...)
+	args := os.Args[1:]
+	if venv := projectVirtualenv(); venv != "" {
+		args = append([]string{"-virtualenv=" + venv}, args...)
+	}
+	child := exec.Command(inner, args...)
 	child.Stderr = os.Stderr
 	child.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := child.StdoutPipe()

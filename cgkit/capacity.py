@@ -1,0 +1,31 @@
+"""Does a municipality's tenant fit its size? Checked before anything is deployed.
+
+The ResourceQuota of a size tier admits only so many pods and so much cpu and memory; replicas set
+in the municipality file beyond that would make the API server reject pods at admission, and the
+update would wait for Deployments that never become Available. The tenant is rendered under mocks
+(cgkit.render, about 0.3 s) and compared with its quota (components.sizing.quota_shortfalls).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cgkit.config.loader import municipality_file
+from cgkit.config.model import MunicipalityConfig
+from cgkit.errors import ConfigIssue
+
+
+def has_replica_overrides(cfg: MunicipalityConfig) -> bool:
+    """Tell whether the file sets replicas itself (the size defaults are tested to fit)."""
+    return any(settings.replicas is not None for settings in cfg.apps.values())
+
+
+def capacity_issues(root: Path, cfg: MunicipalityConfig) -> list[ConfigIssue]:
+    """Return one issue per quota the tenant of ``cfg`` would exceed at a rolling update."""
+    from cgkit.render import render_municipality  # runs the program under mocks
+    from components.sizing import quota_shortfalls
+
+    path = municipality_file(root, cfg.env, cfg.code).relative_to(root)
+    return [ConfigIssue(path, None, "size", f"{shortfall}; lower apps.<app>.replicas or choose a larger size "
+                                            f"than {cfg.size}")
+            for shortfall in quota_shortfalls(render_municipality(cfg))]
