@@ -26,7 +26,7 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from cgkit import toolchain
-from cgkit.errors import CgkitError, EngineError, PolicyViolationError, StackLockedError
+from cgkit.errors import CgkitError, EngineError, EngineInterruptedError, PolicyViolationError, StackLockedError
 from cgkit.project import state_dir
 
 CONFIG_NAMESPACE = "cgkit"  #: stack config keys are ``cgkit:<secret-name>``
@@ -186,7 +186,7 @@ def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.
     """
     return _run(lambda: stack.preview(on_output=op.on_output, diff=False, color="never",
                                       expect_no_changes=op.expect_no_changes or None,
-                                      **_policy_args(settings, op)), stack.name, "preview")
+                                      **_policy_args(settings, op)), stack, "preview")
 
 
 def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.UpResult:
@@ -197,7 +197,7 @@ def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.UpRes
     """
     return _run(lambda: stack.up(on_output=op.on_output, show_secrets=False, color="never",
                                  expect_no_changes=op.expect_no_changes or None,
-                                 **_policy_args(settings, op)), stack.name, "up")
+                                 **_policy_args(settings, op)), stack, "up")
 
 
 def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
@@ -207,7 +207,7 @@ def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
         EngineError: the engine failed.
     """
     return _run(lambda: stack.refresh(on_output=op.on_output, show_secrets=False, color="never",
-                                      expect_no_changes=op.expect_no_changes or None), stack.name, "refresh")
+                                      expect_no_changes=op.expect_no_changes or None), stack, "refresh")
 
 
 def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
@@ -221,7 +221,7 @@ def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
         EngineError: the engine failed.
     """
     return _run(lambda: stack.preview_refresh(on_output=op.on_output, show_secrets=False, color="never"),
-                stack.name, "refresh --preview-only")
+                stack, "refresh --preview-only")
 
 
 def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
@@ -231,7 +231,7 @@ def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
         EngineError: the engine failed.
     """
     return _run(lambda: stack.destroy(on_output=op.on_output, show_secrets=False, color="never"),
-                stack.name, "destroy")
+                stack, "destroy")
 
 
 def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]]:
@@ -243,25 +243,30 @@ def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]
     return args
 
 
-def _run(call: Callable[[], object], stack_name: str, verb: str):
+def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
     """Run one engine operation; map its failures to EngineError.
 
     While it runs, Ctrl-C and SIGTERM are passed on to the engine as SIGINT and the call is left to
     finish: the CLI then cancels gracefully (in-flight steps end, the stack's lock is released)
-    instead of being cut off with the stack locked and its plugins orphaned.
+    instead of being cut off with the stack locked and its plugins orphaned. (From a fleet's worker
+    threads nothing is forwarded: the terminal's Ctrl-C reaches the engines itself.)
     """
     interrupted: list[int] = []
     previous = _forward_interrupts(interrupted)
     try:
         return call()
     except auto.ConcurrentUpdateError as locked:
-        raise StackLockedError(f"{verb} of {stack_name}: another update holds the stack's lock",
-                          hint=f"wait for it, or if none runs: pulumi cancel -s {stack_name}") from locked
+        raise StackLockedError(f"{verb} of {stack.name}: another update holds the stack's lock",
+                               hint=f"wait for it, or if none runs: pulumi cancel -s {stack.name}") from locked
     except auto.CommandError as failed:
+        signal_number = _killing_signal(str(failed))
+        if signal_number:
+            raise EngineInterruptedError(f"{verb} of {stack.name}: the engine was stopped by signal {signal_number} "
+                                         f"before it could cancel; {_release_lock(stack)}") from failed
         if interrupted:
-            raise EngineError(f"{verb} of {stack_name} interrupted; the engine stopped and released the stack",
+            raise EngineError(f"{verb} of {stack.name} interrupted; the engine stopped and released the stack",
                               hint=f"run `cgkit refresh` for the stack, then `cgkit {verb}` again") from None
-        raise _engine_error(f"{verb} of {stack_name} failed", failed) from failed
+        raise _engine_error(f"{verb} of {stack.name} failed", failed) from failed
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -269,6 +274,23 @@ def _run(call: Callable[[], object], stack_name: str, verb: str):
 
 #: How the engine's display tags a blocking policy finding (an exempted one says "[exempted: ...]" first).
 _MANDATORY_VIOLATION = re.compile(r"^(?!.*exempted).*\[mandatory\]", re.MULTILINE)
+
+
+def _killing_signal(text: str) -> int | None:
+    """Return the signal that ended the engine process (its exit code is ``-signal``), or None."""
+    code = re.search(r"^\s*code: (-?\d+)", text, re.MULTILINE)
+    return -int(code.group(1)) if code and int(code.group(1)) < 0 else None
+
+
+def _release_lock(stack: auto.Stack) -> str:
+    """Remove the lock an engine process killed mid-start left on ``stack`` (``pulumi cancel``; on the
+    file backend that deletes the lock file). Safe only because that process is gone; return what
+    happened, as a sentence."""
+    try:
+        stack.cancel()
+    except auto.CommandError as failed:
+        return f"could not release its stack lock ({_last_lines(str(failed), 1)}); run: pulumi cancel -s {stack.name}"
+    return "released the stack lock it left"
 
 
 def _why(text: str, count: int = 12) -> str:

@@ -103,6 +103,12 @@ class StackLockedError(EngineError):
     reference = "stack-locked"
 
 
+class EngineInterruptedError(EngineError):
+    """The engine process ended by a signal (Ctrl-C before it could cancel gracefully)."""
+
+    reference = "engine-interrupted"
+
+
 class PolicyViolationError(EngineError):
     """The policy pack found a mandatory violation; the engine refused the preview or update."""
 

@@ -217,3 +217,47 @@ def test_engine_failure_message_keeps_the_engine_reasons_not_the_traceback() -> 
     ])
     assert _why(output) == 'error: resource "x" was not successfully created: Server-Side Apply field conflict detected.'
     assert _why("a\nb\nc", count=2) == "b\nc"
+
+
+def test_an_engine_killed_by_a_signal_releases_the_lock_it_left() -> None:
+    from pulumi import automation as auto
+
+    from cgkit import engine
+    from cgkit.errors import EngineInterruptedError
+
+    class Stack:
+        name = "sandbox.gm0014"
+        cancelled = False
+
+        def cancel(self) -> None:
+            self.cancelled = True
+
+    def killed():
+        raise auto.CommandError(auto._cmd.CommandResult("Destroying (sandbox.gm0014):", "", -2))
+
+    stack = Stack()
+    with pytest.raises(EngineInterruptedError, match="signal 2 .* released the stack lock"):
+        engine._run(killed, stack, "destroy")
+    assert stack.cancelled
+    assert engine._killing_signal("\n code: 255\n stdout: x") is None
+
+
+def test_engine_failures_are_told_apart() -> None:
+    from pulumi import automation as auto
+
+    from cgkit import engine
+    from cgkit.errors import EngineError, PolicyViolationError
+
+    def failing(stdout: str):
+        def call():
+            raise auto.CommandError(auto._cmd.CommandResult(stdout, "error: update failed", 255))
+        return call
+
+    stack = type("Stack", (), {"name": "sandbox.gm0014"})()
+    violation = "    [mandatory]  cgkit v0.1.0  CGK-POD-001 (Deployment: web)\n        privileged container"
+    with pytest.raises(PolicyViolationError, match="CGK-POD-001"):
+        engine._run(failing(violation), stack, "up")
+    exempted = "    [exempted: w1] [mandatory]  cgkit v0.1.0  CGK-POD-001\nerror: resource x failed"
+    with pytest.raises(EngineError, match="error: resource x failed") as plain:
+        engine._run(failing(exempted), stack, "up")
+    assert type(plain.value) is EngineError
