@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,16 @@ def test_a_wave_within_its_failure_budget_goes_on() -> None:
     assert [r.status for r in run.results].count(Status.SUCCEEDED) == 4
 
 
-def test_an_interrupt_starts_nothing_new_and_lets_running_stacks_end() -> None:
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt), also when the test run inherited SIGINT
+    ignored (a run started in the background with `&`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_starts_nothing_new_and_lets_running_stacks_end(ctrl_c_raises: None) -> None:
     stop = threading.Event()
 
     def runner(code: str) -> dict[str, int]:
