@@ -271,3 +271,20 @@ def test_engine_failures_are_told_apart() -> None:
     with pytest.raises(EngineError, match="error: resource x failed") as plain:
         engine._run(failing(exempted), stack, "up")
     assert type(plain.value) is EngineError
+
+
+def test_capacity_checks_from_several_fleet_workers_at_once_all_finish(project_root: Path) -> None:
+    # open_stack renders each tenant under mocks; Pulumi's runtime is per process, so fleet workers
+    # rendering at once used to hang (and race pulumi_kubernetes' lazy imports).
+    from cgkit import capacity
+    from cgkit.config import loader
+
+    configs = [loader.load_municipality(project_root, "sandbox", code) for code in ("GM0344", "GM0363", "GM0373")]
+    done: dict[str, list] = {}
+    workers = [threading.Thread(target=lambda c=c: done.__setitem__(c.code, capacity.capacity_issues(project_root, c)))
+               for c in configs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(done) == ["GM0344", "GM0363", "GM0373"] and not any(done.values())
