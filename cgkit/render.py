@@ -132,26 +132,39 @@ def run_program(program: Callable[[], None], *, project: str = "cgkit", stack: s
     """
 
     def run() -> Rendered:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            recorder = _Recorder(stack_outputs)
-            monitor = _mocks.MockMonitor(recorder)
-            pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
-            pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False, monitor=monitor)
-            loop.run_until_complete(run_pulumi_func(program))
-            urns = {_type_and_name(urn): urn for urn in monitor.resources}
-            records = [dataclasses.replace(r, urn=urns.get((r.type, r.name))) for r in recorder.records]
-            root = pulumi.runtime.get_root_resource()
-            outputs = getattr(root, "outputs", None) or {}
-            exports = loop.run_until_complete(pulumi.Output.from_input(outputs).future()) if outputs else {}
-            return Rendered(records, _plain(exports or {}))
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+        with _ONE_AT_A_TIME:
+            return _run_isolated(program, project, stack, config, secret_keys, stack_outputs)
 
     with _RENDER_LOCK:  # Pulumi's runtime settings are process-wide: one mocked program at a time
         return contextvars.Context().run(run)
+
+
+#: Pulumi's runtime keeps per-process state besides the context (its RPC bookkeeping), so two
+#: mocked runs in different threads (a fleet's workers checking capacity) can wait on each other
+#: forever. One at a time; a run takes about 0.3 s.
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _run_isolated(program: Callable[[], None], project: str, stack: str, config: dict[str, str] | None,
+                  secret_keys: list[str] | None, stack_outputs: dict[str, Any] | None) -> Rendered:
+    """The body of run_program: inside a fresh context, on a fresh event loop."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        recorder = _Recorder(stack_outputs)
+        monitor = _mocks.MockMonitor(recorder)
+        pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
+        pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False, monitor=monitor)
+        loop.run_until_complete(run_pulumi_func(program))
+        urns = {_type_and_name(urn): urn for urn in monitor.resources}
+        records = [dataclasses.replace(r, urn=urns.get((r.type, r.name))) for r in recorder.records]
+        root = pulumi.runtime.get_root_resource()
+        outputs = getattr(root, "outputs", None) or {}
+        exports = loop.run_until_complete(pulumi.Output.from_input(outputs).future()) if outputs else {}
+        return Rendered(records, _plain(exports or {}))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def _municipality_program() -> Any:

@@ -2,7 +2,7 @@
 
 Each call opens the stack exactly as the single-stack commands do (``stack_cmds.open_stack``:
 config validated before any engine call, per-stack policy pack config, stack selected, secrets
-ensured), runs the verb, and writes the engine's output to the stack's log in the run directory.
+ensured; for destroy, a municipality whose file is gone is destroyed from its state), runs the verb, and writes the engine's output to the stack's log in the run directory.
 Secrets never reach the log: up, refresh and destroy run without show-secrets, and preview never
 shows secret values.
 """
@@ -47,7 +47,7 @@ def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOp
         with report.log_file(run_dir, env, code).open("w", encoding="utf-8") as log:
             write = _line_writer(log)
             try:
-                settings, stack = open_stack(env, code, notify=write)
+                settings, stack = open_stack(env, code, destroying=verb == "destroy", notify=write)
                 return _operate(verb, stack, settings, engine.Operation(on_output=write,
                                                                         policies=not options.skip_policy), options)
             except CgkitError as error:

@@ -54,8 +54,11 @@ def by_code(rep: dict) -> dict[str, dict]:
     return {s["code"]: s for s in rep["stacks"]}
 
 
-def wait_until_gone(read, timeout_s: float = 120) -> None:
-    """Poll ``read()`` until it raises 404 (the object is gone); fail after ``timeout_s``."""
+def wait_until_gone(read, timeout_s: float = 300) -> None:
+    """Poll ``read()`` until it raises 404 (the object is gone); fail after ``timeout_s``.
+
+    Generous: the namespace controller empties a namespace before it goes, and on a loaded 2-core
+    machine that has taken over two minutes (after an engine whose wait was cut short by Ctrl-C)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,16 @@ def test_a_wave_within_its_failure_budget_goes_on() -> None:
     assert [r.status for r in run.results].count(Status.SUCCEEDED) == 4
 
 
-def test_an_interrupt_starts_nothing_new_and_lets_running_stacks_end() -> None:
+@pytest.fixture
+def ctrl_c_raises() -> Iterator[None]:
+    """Python's own SIGINT handler (KeyboardInterrupt), also when the test run inherited SIGINT
+    ignored (a run started in the background with `&`)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_an_interrupt_starts_nothing_new_and_lets_running_stacks_end(ctrl_c_raises: None) -> None:
     stop = threading.Event()
 
     def runner(code: str) -> dict[str, int]:
@@ -261,3 +271,20 @@ def test_engine_failures_are_told_apart() -> None:
     with pytest.raises(EngineError, match="error: resource x failed") as plain:
         engine._run(failing(exempted), stack, "up")
     assert type(plain.value) is EngineError
+
+
+def test_capacity_checks_from_several_fleet_workers_at_once_all_finish(project_root: Path) -> None:
+    # open_stack renders each tenant under mocks; Pulumi's runtime is per process, so fleet workers
+    # rendering at once used to hang (and race pulumi_kubernetes' lazy imports).
+    from cgkit import capacity
+    from cgkit.config import loader
+
+    configs = [loader.load_municipality(project_root, "sandbox", code) for code in ("GM0344", "GM0363", "GM0373")]
+    done: dict[str, list] = {}
+    workers = [threading.Thread(target=lambda c=c: done.__setitem__(c.code, capacity.capacity_issues(project_root, c)))
+               for c in configs]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(done) == ["GM0344", "GM0363", "GM0373"] and not any(done.values())
