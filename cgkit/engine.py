@@ -246,10 +246,11 @@ def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]
 def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
     """Run one engine operation; map its failures to EngineError.
 
-    While it runs, Ctrl-C and SIGTERM are passed on to the engine as SIGINT and the call is left to
-    finish: the CLI then cancels gracefully (in-flight steps end, the stack's lock is released)
-    instead of being cut off with the stack locked and its plugins orphaned. (From a fleet's worker
-    threads nothing is forwarded: the terminal's Ctrl-C reaches the engines itself.)
+    While it runs, SIGTERM is passed on to the engine as SIGINT (a terminal's Ctrl-C reaches it
+    directly) and the call is left to finish: the CLI then cancels gracefully (in-flight steps end,
+    the stack's lock is released) instead of being cut off with the stack locked and its plugins
+    orphaned. From a fleet's worker threads nothing is forwarded: the terminal's Ctrl-C reaches
+    the engines itself.
     """
     interrupted: list[int] = []
     previous = _forward_interrupts(interrupted)
@@ -326,6 +327,8 @@ def _forward_interrupts(interrupted: list[int]) -> dict[int, object]:
 
     def forward(signum: int, _frame: object) -> None:
         interrupted.append(signum)
+        if signum == signal.SIGINT:  # a terminal's Ctrl-C reaches the engine too; a second SIGINT would kill it
+            return
         for pid in _child_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGINT)

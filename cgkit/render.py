@@ -117,11 +117,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-#: Serialises mocked runs: set_mocks and the root stack resource are process-wide in the Pulumi SDK,
-#: so two threads rendering at once (fleet workers checking capacity) would wait on each other forever.
-_RENDER_LOCK = threading.Lock()
-
-
 def run_program(program: Callable[[], None], *, project: str = "cgkit", stack: str = "test",
                 config: dict[str, str] | None = None, secret_keys: list[str] | None = None,
                 stack_outputs: dict[str, Any] | None = None) -> Rendered:
@@ -135,8 +130,7 @@ def run_program(program: Callable[[], None], *, project: str = "cgkit", stack: s
         with _ONE_AT_A_TIME:
             return _run_isolated(program, project, stack, config, secret_keys, stack_outputs)
 
-    with _RENDER_LOCK:  # Pulumi's runtime settings are process-wide: one mocked program at a time
-        return contextvars.Context().run(run)
+    return contextvars.Context().run(run)
 
 
 #: Pulumi's runtime keeps per-process state besides the context (its RPC bookkeeping), so two
