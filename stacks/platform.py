@@ -15,6 +15,8 @@ import pulumi_kubernetes as k8s
 
 from cgkit import conventions
 from cgkit.config.model import EnvironmentFile
+from cgkit.project import find_root
+from cgkit.sandbox import environment_kubeconfig
 
 
 def provider(environment: EnvironmentFile) -> k8s.Provider:
@@ -23,17 +25,8 @@ def provider(environment: EnvironmentFile) -> k8s.Provider:
     The sandbox's kubeconfig when ``cluster.sandbox`` is set, else ``cluster.kubeconfig`` (a path),
     else the ambient kubeconfig.
     """
-    return k8s.Provider("cluster", kubeconfig=kubeconfig_path(environment), context=environment.cluster.context)
-
-
-def kubeconfig_path(environment: EnvironmentFile) -> str | None:
-    """Return the kubeconfig path the environment's provider uses (None = ambient)."""
-    if environment.cluster.sandbox:
-        from cgkit import sandbox
-        from cgkit.project import find_root
-
-        return str(sandbox.kubeconfig_path(find_root()))
-    return environment.cluster.kubeconfig
+    path = environment_kubeconfig(environment, find_root())
+    return k8s.Provider("cluster", kubeconfig=str(path) if path else None, context=environment.cluster.context)
 
 
 #: The platform stack's outputs a tenant relies on, and the environment field each must equal.

@@ -23,6 +23,7 @@ from cgkit.conventions import stack_name
 from cgkit.errors import CgkitError, ConfigError, InvalidArgumentError
 from cgkit.gemeenten import lookup
 from cgkit.project import find_root, state_dir
+from cgkit.sandbox import environment_kubeconfig
 from cgkit.secrets import secret_names
 
 Target = Annotated[str, typer.Argument(help="A CBS code (GM0344) or 'platform'.")]
@@ -71,7 +72,7 @@ def open_stack(env: str, target: str, destroying: bool = False, notify: Callable
         names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
     packs = _policy_packs(root)
-    settings = engine.EngineSettings(root=root, kubeconfig=_kubeconfig(root, environment), policy_packs=packs,
+    settings = engine.EngineSettings(root=root, kubeconfig=environment_kubeconfig(environment, root), policy_packs=packs,
                                      policy_pack_configs=[pack_config] if packs else [])
     stack = engine.select_stack(settings, name)
     created = engine.ensure_secrets(stack, names)
@@ -84,7 +85,7 @@ def shell_env(env: Env = "sandbox") -> None:
     """Print `export` lines that let plain `pulumi` use cgkit's engine setup (eval "$(cgkit env)")."""
     root = find_root()
     environment = loader.load_environment(root, env)
-    settings = engine.EngineSettings(root=root, kubeconfig=_kubeconfig(root, environment))
+    settings = engine.EngineSettings(root=root, kubeconfig=environment_kubeconfig(environment, root))
     for key, value in sorted(engine.engine_env(settings).items()):
         if key == "PULUMI_CONFIG_PASSPHRASE":  # a secret: it is already in the caller's environment
             continue
@@ -196,14 +197,6 @@ def _summary(changes: dict[str, int], done: bool = True) -> str:
     shown = {op: count for op, count in changes.items() if count and op != "same"}
     words = (f"{count} {_DONE.get(op, op)}" if done else f"{count} to {op}" for op, count in sorted(shown.items()))
     return ", ".join(words) or "no changes"
-
-
-def _kubeconfig(root: Path, environment) -> Path | None:
-    if environment.cluster.sandbox:
-        from cgkit import sandbox
-
-        return sandbox.kubeconfig_path(root)
-    return Path(environment.cluster.kubeconfig) if environment.cluster.kubeconfig else None
 
 
 def _policy_packs(root: Path) -> list[Path]:

@@ -15,7 +15,9 @@ import pytest
 from cgkit.config import loader
 from cgkit.gemeenten import all_gemeenten
 from cgkit.onboard import onboard
+from cgkit.policy_context import context_of
 from cgkit.render import render_municipality
+from policies.evaluate import evaluate
 from policies.podspec import pod_spec  # the policies' locator: one definition of "a workload's pod spec"
 
 DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -91,9 +93,6 @@ def test_every_namespace_denies_ingress_and_egress_by_default(fleet) -> None:
 
 
 def test_every_object_of_every_municipality_passes_every_mandatory_rule(tenants) -> None:
-    from cgkit.policy_context import context_of
-    from policies.evaluate import evaluate
-
     for code, (cfg, manifests) in tenants.items():
         blocking = [f for f in evaluate(manifests, context_of(cfg)) if f.enforcement.value == "mandatory"]
         assert not blocking, (code, [(f.rule_id, f.subject.kind, f.subject.name, f.message) for f in blocking][:5])
