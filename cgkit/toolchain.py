@@ -47,6 +47,8 @@ class Pins:
         kubernetes: Kubernetes release for kube-apiserver & co. and kubectl, e.g. "1.35.4".
         etcd: etcd server release, e.g. "3.6.16".
         kwok: kwok/kwokctl release, e.g. "0.8.0".
+        kube_router: kube-router release (the real node's NetworkPolicy enforcer), e.g. "2.1.0".
+        coredns: CoreDNS release (the real node's cluster DNS), e.g. "1.15.0".
     """
 
     pulumi: str
@@ -56,6 +58,8 @@ class Pins:
     kubernetes: str
     etcd: str
     kwok: str
+    kube_router: str
+    coredns: str
 
     def key(self) -> str:
         """Return a 12-hex-digit digest of all pins: the cache directory name for this set."""
@@ -103,6 +107,8 @@ def load_pins(path: Path | str | None = None) -> Pins:
         kubernetes=bare(get("kubernetes")),
         etcd=bare(get("etcd")),
         kwok=bare(get("kwok")),
+        kube_router=bare(get("kube-router")),
+        coredns=bare(get("coredns")),
     )
 
 
@@ -159,6 +165,11 @@ TOOLS: tuple[Tool, ...] = (
     Tool("etcd", "etcd", lambda p: p.etcd),
     Tool("kwok", "kwok", lambda p: p.kwok),
     Tool("kwokctl", "kwok", lambda p: p.kwok),
+    # the sandbox's real node (cgkit.node): kubelet and kube-proxy from the same k8s.io/kubernetes
+    Tool("kubelet", "kubernetes", lambda p: p.kubernetes),
+    Tool("kube-proxy", "kubernetes", lambda p: p.kubernetes),
+    Tool("kube-router", "kube-router", lambda p: p.kube_router, ("--version",)),
+    Tool("coredns", "coredns", lambda p: p.coredns, ("-version",)),
 )
 
 
