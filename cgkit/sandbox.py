@@ -1,13 +1,19 @@
-"""The local sandbox cluster: a kwok cluster with the real control plane, started with kwokctl.
+"""The local sandbox cluster: the real control plane started with kwokctl, and a real node.
 
 Real etcd, kube-apiserver, kube-controller-manager and kube-scheduler (built by
-tools/build-toolchain) run as local processes (``kwokctl --runtime binary``), listening on 127.0.0.1
-only; kwok fakes the Nodes and moves their Pods to Running/Ready. On top of kwokctl's defaults the
-sandbox adds what the product's real deploys wait for: 3 Nodes over 2 zones, a pool of static
-PersistentVolumes (storage class ``cgkit-sandbox``) for PVCs to bind, and kwok Stages that give
-Ingresses and LoadBalancer Services a ``status.loadBalancer.ingress``. The API server runs with
-Node,RBAC authorization, the default admission plugins (Pod Security Admission included), an audit
-log, Secrets encrypted at rest (secretbox, key generated once per sandbox) and anonymous auth off.
+tools/build-toolchain) run as local processes (``kwokctl --runtime binary``); etcd and the
+controllers listen on 127.0.0.1 only. By default the sandbox has one *real* node (cgkit.node:
+kubelet, containerd, CNI bridge, kube-proxy, kube-router, CoreDNS) on which every pod really runs;
+the API server then also listens on the node's bridge address, so that pods (CoreDNS) reach it
+through the ``kubernetes`` Service. ``fake_nodes`` adds kwok Nodes (over 2 zones) for scale runs,
+where kwok moves Pods to Running/Ready without running them; ``real_node=False`` gives the old
+fake-only sandbox (no root needed). The sandbox also adds what the product's deploys wait for: a
+pool of static PersistentVolumes (storage class ``cgkit-sandbox``; ``local`` volumes on the real
+node, scrubbed when released) and kwok Stages that give Ingresses and LoadBalancer Services a
+``status.loadBalancer.ingress`` (there is no ingress controller). The API server runs with
+Node,RBAC authorization, the default admission plugins (Pod Security Admission, NodeRestriction),
+an audit log, Secrets encrypted at rest (secretbox, key generated once per sandbox) and anonymous
+auth off.
 
 State lives in ``<repo>/.cgkit/sandbox/`` (gitignored; override with $CGKIT_SANDBOX_DIR), mode 0700:
     kwok/                 KWOK_WORKDIR: kwokctl's cluster dir (pki, etcd data, logs, audit.log)
@@ -15,9 +21,12 @@ State lives in ``<repo>/.cgkit/sandbox/`` (gitignored; override with $CGKIT_SAND
     audit-policy.yaml     the audit Policy
     encryption-config.yaml  the EncryptionConfiguration with the key (0600)
     kubeconfig            admin kubeconfig of the sandbox (0600)
-``down`` deletes the cluster, ends any of its processes left, and removes the whole state dir.
-Volumes of the pool are kept (reclaim policy Retain): a PV whose claim was deleted turns Released
-and goes back to the pool on the next ``up``.
+    node/                 the real node (cgkit.node.NodePaths)
+    volumes/pv-NNN        the real node's volume pool
+``down`` stops the real node (leaving nothing on the host, or raising), deletes the cluster, ends
+any of its processes left, and removes the whole state dir. Volumes of the pool are kept while the
+sandbox lives (reclaim policy Retain): a PV whose claim was deleted turns Released, and the next
+``up`` empties its directory before it returns it to the pool, so no tenant's data reaches another.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from pathlib import Path
 
 import yaml
 
+from cgkit import node
 from cgkit import sandbox_manifests as manifests
 from cgkit import toolchain
 from cgkit.config.model import EnvironmentFile
@@ -44,6 +54,9 @@ REQUIRED_TOOLS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler",
                   "kwok", "kwokctl")
 # kwokctl links each binary into <cluster>/bin under these names and starts them from there
 PROCESS_NAMES = frozenset(REQUIRED_TOOLS) | {"kwok-controller"}
+#: the processes kwokctl runs for a live cluster; up restarts the control plane when one is gone
+CONTROL_PLANE = frozenset({"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
+                           "kwok-controller"})
 Progress = Callable[[str], None]
 
 
@@ -86,6 +99,18 @@ class SandboxPaths:
     @property
     def audit_log(self) -> Path:
         return self.cluster_dir / "logs" / "audit.log"
+
+    @property
+    def pki(self) -> Path:
+        return self.cluster_dir / "pki"
+
+    @property
+    def node(self) -> node.NodePaths:
+        return node.NodePaths(self.root / "node")
+
+    @property
+    def volumes(self) -> Path:
+        return self.root / "volumes"
 
 
 def paths(root: Path | None = None) -> SandboxPaths:
@@ -152,7 +177,7 @@ def _write_private(path: Path, text: str) -> None:
     os.chmod(path, 0o600)
 
 
-def _write_config(p: SandboxPaths, bins: dict[str, Path]) -> None:
+def _write_config(p: SandboxPaths, bins: dict[str, Path], real_node: bool) -> None:
     """Write audit policy, encryption config (key made once, kept if present) and kwokctl config."""
     p.root.mkdir(parents=True, exist_ok=True)
     os.chmod(p.root, 0o700)
@@ -166,8 +191,8 @@ def _write_config(p: SandboxPaths, bins: dict[str, Path]) -> None:
     if not default_stages:
         raise SandboxError(f"kwok default stages missing in {stages_dir}",
                            hint="run `cgkit toolchain build` (the kwok step copies them)")
-    docs = [yaml.safe_dump(manifests.kwokctl_config(bins, p.audit_policy, p.encryption_config),
-                           sort_keys=False)]
+    docs = [yaml.safe_dump(manifests.kwokctl_config(bins, p.audit_policy, p.encryption_config,
+                                                    p.pki if real_node else None), sort_keys=False)]
     docs += [f.read_text() for f in default_stages]
     docs += [yaml.safe_dump(s, sort_keys=False) for s in manifests.loadbalancer_stages()]
     _write_private(p.kwokctl_config, "\n---\n".join(d.strip() for d in docs) + "\n")
@@ -236,19 +261,33 @@ def _apply_nodes(p: SandboxPaths, count: int) -> None:
             core.create_node(node)
 
 
-def _apply_volumes(p: SandboxPaths, count: int, size_gi: int) -> None:
-    """Create missing pool PVs; return Released ones to the pool (clear their claimRef)."""
+def _apply_volumes(p: SandboxPaths, count: int, size_gi: int, real_node: bool, fake: bool) -> None:
+    """Create missing pool PVs (the real node's, and the fake nodes' when there are any); return
+    Released ones to the pool, a real one only after its directory was emptied."""
     from kubernetes import client
 
     core = client.CoreV1Api(_api(p))
     have = {v.metadata.name: v for v in core.list_persistent_volume(
         label_selector="app.kubernetes.io/managed-by=cgkit-sandbox").items}
-    for pv in manifests.persistent_volumes(count, size_gi):
+    pools = ([manifests.persistent_volumes(count, size_gi, p.volumes)] if real_node else []) + \
+        ([manifests.persistent_volumes(count, size_gi)] if fake else [])
+    for pv in (pv for pool in pools for pv in pool):
         name = pv["metadata"]["name"]
+        local = pv["spec"].get("local")
+        if local:
+            Path(local["path"]).mkdir(parents=True, exist_ok=True)
         if name not in have:
             core.create_persistent_volume(pv)
         elif have[name].status.phase == "Released":
+            if local:
+                _scrub(Path(local["path"]))
             core.patch_persistent_volume(name, {"spec": {"claimRef": None}})
+
+
+def _scrub(directory: Path) -> None:
+    """Empty a released volume's directory (its files belonged to a tenant that is gone)."""
+    shutil.rmtree(directory)
+    directory.mkdir(mode=0o755)
 
 
 def _release_node_leases(p: SandboxPaths, timeout_s: float) -> None:
@@ -262,7 +301,9 @@ def _release_node_leases(p: SandboxPaths, timeout_s: float) -> None:
     from kubernetes import client
 
     coord = client.CoordinationV1Api(_api(p))
-    names = {n.metadata.name for n in client.CoreV1Api(_api(p)).list_node().items}
+    key, value = manifests.KWOK_NODE_ANNOTATION
+    names = {n.metadata.name for n in client.CoreV1Api(_api(p)).list_node().items
+             if (n.metadata.annotations or {}).get(key) == value}  # the real node's kubelet renews its own
     for name in names:
         try:
             coord.delete_namespaced_lease(name, "kube-node-lease")
@@ -293,33 +334,53 @@ def _wait_nodes_ready(root: Path | None, count: int, timeout_s: float) -> None:
 
 
 def up(
-    node_count: int = 3,
+    fake_nodes: int = 0,
+    real_node: bool = True,
     pv_count: int = 100,
     pv_size_gi: int = 50,
     timeout_s: float = 300,
     progress: Progress = lambda _msg: None,
     root: Path | None = None,
 ) -> SandboxStatus:
-    """Start the sandbox, or make sure the running one has its nodes and volume pool. Idempotent.
+    """Start the sandbox, or make sure the running one has its nodes and volume pool. Idempotent,
+    and it heals: when a control-plane process died it restarts the control plane (the cluster's
+    objects live on in etcd's data dir), and it restarts whatever daemon of the real node died.
 
     Args:
-        node_count: fake Nodes (over 2 zones). pv_count, pv_size_gi: the static PV pool (GiB).
-        timeout_s: seconds to wait for the control plane, and again for the nodes.
-        progress: called with one line per step.
-        root: project root (default: this checkout); state in paths(root).
+        fake_nodes: kwok Nodes (over 2 zones) beside the real node, for scale runs.
+        real_node: start the real node (needs root; see cgkit.node). pv_count, pv_size_gi: each
+            volume pool (GiB). timeout_s: seconds to wait for the control plane, again for the
+            nodes. progress: called with one line per step. root: project root (default: this
+            checkout); state in paths(root).
 
     Returns:
         The status once all nodes are Ready.
 
     Raises:
         SandboxError: tools missing (hint: build them), or kwokctl/the cluster failed (with the
-            tail of kwokctl's output and where the logs are).
+            tail of kwokctl's output and where the logs are), or no node was asked for.
+        NodeError: the real node cannot start (what the host lacks) or did not become Ready.
     """
+    if fake_nodes < 0 or (fake_nodes == 0 and not real_node):
+        raise SandboxError(f"the sandbox needs at least one node: got fake_nodes={fake_nodes} and no real node",
+                           hint="drop --no-real-node, or give --fake-nodes 1 or more")
     p = paths(root)
     bins = _bins()
+    if real_node:
+        node.preflight()
+        node.prepare_network()
+    gone = sorted(CONTROL_PLANE - {name for _pid, name in processes(root)}) if p.cluster_dir.exists() else []
+    if gone:
+        progress(f"control-plane process(es) gone: {', '.join(gone)}; restarting the control plane "
+                 "(etcd keeps the cluster's objects, the engine state is untouched)")
+        try:
+            _kwokctl(p, "stop", "cluster", "--name", CLUSTER_NAME)
+        except SandboxError as exc:
+            progress(f"kwokctl stop failed, ending the rest by hand: {exc}")
+        _end_processes(root, progress)
     st = status(root)
     if not st.running:
-        _write_config(p, bins)
+        _write_config(p, bins, real_node)
         if p.cluster_dir.exists():
             progress("starting the stopped sandbox cluster")
             _kwokctl(p, "start", "cluster", "--name", CLUSTER_NAME, "--wait", f"{timeout_s:.0f}s")
@@ -330,25 +391,39 @@ def up(
                      "--kubeconfig", str(p.kubeconfig), "--wait", f"{timeout_s:.0f}s",
                      timeout_s=timeout_s + 60)
         _make_private(p)
-    progress(f"ensuring {node_count} nodes and {pv_count} x {pv_size_gi}Gi volumes")
-    _apply_nodes(p, node_count)
-    _apply_volumes(p, pv_count, pv_size_gi)
-    _wait_nodes_ready(root, node_count, timeout_s)
+    if real_node:
+        node.up(p.node, p.pki, p.kubeconfig, _api(p), progress, timeout_s)
+    progress(f"ensuring {fake_nodes} fake nodes and {pv_count} x {pv_size_gi}Gi volumes per pool")
+    if fake_nodes:
+        _apply_nodes(p, fake_nodes)
+    _apply_volumes(p, pv_count, pv_size_gi, real_node, fake=fake_nodes > 0)
+    _wait_nodes_ready(root, fake_nodes + int(real_node), timeout_s)
     return status(root)
 
 
 def down(progress: Progress = lambda _msg: None, root: Path | None = None) -> None:
-    """Delete the sandbox: kwokctl delete, end leftover processes of it, remove the state dir.
+    """Delete the sandbox: stop the real node (cgkit.node.down), kwokctl delete, end leftover
+    processes of it, remove the state dir.
 
-    Idempotent (nothing to do when absent). Raises SandboxError if processes survive SIGKILL.
+    Idempotent (nothing to do when absent). Raises SandboxError if processes survive SIGKILL,
+    NodeError if the real node left something on the host (listed).
     """
     p = paths(root)
+    node.down(p.node, progress)
     if p.cluster_dir.exists() and (toolchain.bin_dir() / "kwokctl").exists():
         progress("deleting the sandbox cluster")
         try:
             _kwokctl(p, "delete", "cluster", "--name", CLUSTER_NAME, "--kubeconfig", str(p.kubeconfig))
         except SandboxError as exc:
             progress(f"kwokctl delete failed, cleaning up by hand: {exc}")
+    _end_processes(root, progress)
+    if p.root.exists():
+        progress(f"removing {p.root}")
+        shutil.rmtree(p.root)
+
+
+def _end_processes(root: Path | None, progress: Progress) -> None:
+    """SIGTERM, then SIGKILL, the control-plane processes left; SandboxError if any survives."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         left = processes(root)
         for pid, name in left:
@@ -361,9 +436,6 @@ def down(progress: Progress = lambda _msg: None, root: Path | None = None) -> No
             time.sleep(2)
     if processes(root):
         raise SandboxError(f"sandbox processes still running: {processes(root)}")
-    if p.root.exists():
-        progress(f"removing {p.root}")
-        shutil.rmtree(p.root)
 
 
 def is_running(root: Path | None = None) -> bool:

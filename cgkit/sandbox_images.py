@@ -16,7 +16,7 @@ Images (``IMAGES``), referenced as ``cgkit.sandbox/<name>:<key>``:
 
 ``key`` is a digest of every input (suite, packages, hooks, cgkit's files, CoreDNS version), so
 a change of any input is a new tag and a new build; a built key is reused (cache under
-``${XDG_CACHE_HOME:-~/.cache}/cgkit/images/<key>``). Tools: mmdebstrap and umoci (Debian packages,
+``$CGKIT_IMAGES_DIR`` or ``${XDG_CACHE_HOME:-~/.cache}/cgkit/images``). Tools: mmdebstrap and umoci (Debian packages,
 installed by tools/setup). The OCI layout gets ``io.containerd.image.name`` annotations so that
 ``ctr images import`` names each image.
 """
@@ -103,12 +103,15 @@ def ref(name: str) -> str:
 
 
 def _cache_root() -> Path:
+    """``$CGKIT_IMAGES_DIR``, else ``${XDG_CACHE_HOME:-~/.cache}/cgkit/images``."""
+    if os.environ.get("CGKIT_IMAGES_DIR"):
+        return Path(os.environ["CGKIT_IMAGES_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "cgkit" / "images"
 
 
 def cache_dir() -> Path:
-    """Return ``${XDG_CACHE_HOME:-~/.cache}/cgkit/images/<key>`` (may not exist yet)."""
+    """Return ``<cache root>/<key>`` (may not exist yet)."""
     return _cache_root() / key()
 
 

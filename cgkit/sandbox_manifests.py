@@ -12,32 +12,49 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+from cgkit import node_manifests as nm
+
 STORAGE_CLASS = "cgkit-sandbox"
 ZONES = ("zone-a", "zone-b")
 KWOK_NODE_ANNOTATION = ("kwok.x-k8s.io/node", "fake")  # what kwokctl's kwok-controller manages
 LOADBALANCER_IP = "127.0.0.1"
 
 
-def kwokctl_config(bins: dict[str, Path], audit_policy: Path, encryption_config: Path) -> dict:
+def kwokctl_config(bins: dict[str, Path], audit_policy: Path, encryption_config: Path,
+                   pki_dir: Path | None = None) -> dict:
     """Return the KwokctlConfiguration for ``kwokctl create cluster --config``.
 
     Args:
         bins: paths of the built binaries, keyed by tool name (kube-apiserver,
             kube-controller-manager, kube-scheduler, kubectl, etcd, kwok).
         audit_policy: audit Policy file; encryption_config: EncryptionConfiguration file.
+        pki_dir: kwokctl's pki dir of this cluster when the sandbox has a real node: the API
+            server then also listens on the node's bridge address (pods reach it through the
+            ``kubernetes`` Service, which it advertises), serves the Service IP and node address
+            in its certificate, and calls the kubelet with the admin certificate (logs, exec).
 
     Returns:
-        The config: binary runtime, every component from ``bins`` (nothing downloaded), loopback
-        only, secure port with Node,RBAC authorization, admission plugins (incl. PodSecurity),
-        audit log, Secrets encrypted at rest, anonymous auth off, no leader election for the
-        single controller-manager and scheduler; no Prometheus/Jaeger/dashboard.
+        The config: binary runtime, every component from ``bins`` (nothing downloaded), etcd and
+        controllers on loopback, secure port with Node,RBAC authorization, admission plugins
+        (incl. PodSecurity and NodeRestriction), audit log, Secrets encrypted at rest, anonymous
+        auth off, Services in ``10.96.0.0/16``, no leader election for the single
+        controller-manager and scheduler; no Prometheus/Jaeger/dashboard.
     """
     apiserver_args = [
         {"key": "encryption-provider-config", "value": str(encryption_config)},
         {"key": "anonymous-auth", "value": "false"},
         {"key": "audit-log-maxsize", "value": "100"},
         {"key": "audit-log-maxbackup", "value": "2"},
+        {"key": "service-cluster-ip-range", "value": nm.SERVICE_CIDR},
     ]
+    if pki_dir is not None:
+        apiserver_args += [
+            {"key": "bind-address", "value": "0.0.0.0"},
+            {"key": "advertise-address", "value": nm.NODE_IP},
+            {"key": "kubelet-client-certificate", "value": str(pki_dir / "admin.crt")},
+            {"key": "kubelet-client-key", "value": str(pki_dir / "admin.key")},
+            {"key": "kubelet-preferred-address-types", "value": "InternalIP"},
+        ]
     return {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
         "kind": "KwokctlConfiguration",
@@ -54,6 +71,7 @@ def kwokctl_config(bins: dict[str, Path], audit_policy: Path, encryption_config:
             "kubectlBinary": str(bins["kubectl"]),
             "etcdBinary": str(bins["etcd"]),
             "kwokControllerBinary": str(bins["kwok"]),
+            "kubeApiserverCertSANs": [nm.KUBERNETES_SERVICE_IP, nm.NODE_IP],
             "components": ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
                            "kwok-controller"],
         },
@@ -63,6 +81,12 @@ def kwokctl_config(bins: dict[str, Path], audit_policy: Path, encryption_config:
             # of waiting for the stopped instance's lease to expire
             {"name": "kube-controller-manager", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
             {"name": "kube-scheduler", "extraArgs": [{"key": "leader-elect", "value": "false"}]},
+            # kwokctl's binary runtime lets kwok manage *every* node; it must leave the real one
+            # (its kubelet reports its status and runs its pods) alone.
+            {"name": "kwok-controller", "extraArgs": [
+                {"key": "manage-all-nodes", "value": "false"},
+                {"key": "manage-nodes-with-annotation-selector",
+                 "value": "=".join(KWOK_NODE_ANNOTATION)}]},
         ],
     }
 
@@ -130,26 +154,45 @@ def nodes(count: int = 3) -> list[dict]:
     return out
 
 
-def persistent_volumes(count: int = 100, size_gi: int = 50) -> list[dict]:
+def volume_name(i: int, fake: bool) -> str:
+    """Name of pool volume ``i``: ``cgkit-sandbox-pv-007`` (real node) or ``cgkit-sandbox-fake-pv-007``."""
+    return f"cgkit-sandbox-{'fake-' if fake else ''}pv-{i:03d}"
+
+
+def persistent_volumes(count: int = 100, size_gi: int = 50, base: Path | None = None) -> list[dict]:
     """Return a pool of ``count`` static PersistentVolumes of ``size_gi`` GiB each.
 
-    storageClassName cgkit-sandbox, accessModes RWO+RWX, reclaim policy Retain (the sandbox
-    returns Released volumes to the pool on ``up``). The hostPath is never mounted: kwok's nodes
-    are fake; it only gives the PV a volume source.
+    storageClassName cgkit-sandbox, accessModes RWO+RWX, reclaim policy Retain (the sandbox scrubs
+    a Released volume and returns it to the pool on ``up``). With ``base`` (a directory on the
+    real node) they are ``local`` volumes at ``<base>/pv-NNN`` bound to the real node (the kubelet
+    applies the pod's fsGroup to them, so PostgreSQL's UID 999 owns its data); without, they are
+    the fake nodes' pool: hostPath sources that are never mounted, bound to kwok's nodes.
     """
+    def source(i: int) -> dict:
+        if base is None:
+            return {"hostPath": {"path": f"/var/lib/cgkit-sandbox/pv-{i:03d}"},
+                    "nodeAffinity": _affinity("type", "kwok")}
+        return {"local": {"path": str(base / f"pv-{i:03d}")},
+                "nodeAffinity": _affinity("kubernetes.io/hostname", nm.NODE_NAME)}
+
     return [{
         "apiVersion": "v1",
         "kind": "PersistentVolume",
-        "metadata": {"name": f"cgkit-sandbox-pv-{i:03d}",
+        "metadata": {"name": volume_name(i, fake=base is None),
                      "labels": {"app.kubernetes.io/managed-by": "cgkit-sandbox"}},
         "spec": {
             "capacity": {"storage": f"{size_gi}Gi"},
             "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
             "persistentVolumeReclaimPolicy": "Retain",
             "storageClassName": STORAGE_CLASS,
-            "hostPath": {"path": f"/var/lib/cgkit-sandbox/pv-{i:03d}"},
+            **source(i),
         },
     } for i in range(1, count + 1)]
+
+
+def _affinity(label: str, value: str) -> dict:
+    return {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": label, "operator": "In", "values": [value]}]}]}}
 
 
 def audit_policy() -> dict:

@@ -11,31 +11,48 @@ from typing import Annotated
 
 import typer
 
-from cgkit import engine, sandbox
+from cgkit import engine, sandbox, sandbox_images
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.project import find_root
 
-sandbox_app = typer.Typer(help="The local sandbox cluster (kwok, real control plane).",
+sandbox_app = typer.Typer(help="The local sandbox cluster (real control plane, a real node).",
                           no_args_is_help=True)
 
 
 def _say(msg: str) -> None:
-    err.print(f"sandbox: {msg}", markup=False, highlight=False)
+    err.print(f"sandbox: {msg}", markup=False, highlight=False, soft_wrap=True)
 
 
 @sandbox_app.command("up")
 def up(
-    nodes: Annotated[int, typer.Option(help="fake nodes, spread over 2 zones")] = 3,
-    volumes: Annotated[int, typer.Option(help="static PersistentVolumes in the pool")] = 100,
+    fake_nodes: Annotated[int, typer.Option(help="kwok nodes beside the real one (over 2 zones), "
+                                                 "for scale runs: their pods never run")] = 0,
+    real_node: Annotated[bool, typer.Option(help="start the real node (kubelet, containerd, CNI, "
+                                                 "kube-proxy, kube-router, CoreDNS; needs root)")] = True,
+    volumes: Annotated[int, typer.Option(help="static PersistentVolumes per pool")] = 100,
     volume_size: Annotated[int, typer.Option(help="size of each volume, GiB")] = 50,
 ) -> None:
-    """Start the sandbox (or top up the running one). Idempotent."""
+    """Start the sandbox (or top up the running one, restarting what died). Idempotent."""
     start = time.monotonic()
-    st = sandbox.up(node_count=nodes, pv_count=volumes, pv_size_gi=volume_size, progress=_say)
+    st = sandbox.up(fake_nodes=fake_nodes, real_node=real_node, pv_count=volumes,
+                    pv_size_gi=volume_size, progress=_say)
     _say(f"ready in {time.monotonic() - start:.1f}s: {st.nodes_ready}/{st.nodes_total} nodes, "
          f"API {st.server}")
     out.print(f"export KUBECONFIG={st.kubeconfig}", markup=False, highlight=False, soft_wrap=True)
+
+
+@sandbox_app.command("images")
+def images(
+    rootfs_only: Annotated[bool, typer.Option(help="only the Debian root filesystem (needs no "
+                                                   "toolchain; tools/setup runs it beside the toolchain build)")] = False,
+    force: Annotated[bool, typer.Option(help="rebuild even when this key is built")] = False,
+) -> None:
+    """Build the sandbox's images from Debian packages (skipped when built); print the archive."""
+    start = time.monotonic()
+    path = sandbox_images.build_rootfs(_say) if rootfs_only else sandbox_images.build(_say, force=force)
+    _say(f"done in {time.monotonic() - start:.1f}s")
+    out.print(str(path), markup=False, highlight=False, soft_wrap=True)
 
 
 @sandbox_app.command("down")
