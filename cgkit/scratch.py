@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 #: What the program needs at run time, relative to the project root.
-COPIED = ("Pulumi.yaml", "pyproject.toml", "cgkit", "components", "stacks", "policies", "environments")
+COPIED = ("Pulumi.yaml", "pyproject.toml", "cgkit", "components", "stacks", "policies", "environments",
+          "tools")  # tools/versions.toml: the pins name the sandbox images (cgkit.sandbox_images.key)
 
 
 def copy_project(source: Path, target: Path) -> Path:

@@ -60,11 +60,12 @@ def container_security_context(*, read_only_root: bool) -> dict[str, Any]:
     }
 
 
-def resources(res: Resources, multiplier: float = 1.0) -> dict[str, dict[str, str]]:
-    """A container ``resources`` block from a catalog figure, scaled by a tier multiplier."""
+def resources(res: Resources, multiplier: float = 1.0, requests_scale: float = 1.0) -> dict[str, dict[str, str]]:
+    """A container ``resources`` block from a catalog figure, scaled by a tier multiplier; the
+    requests also by the environment's ``requests_scale`` (limits never)."""
     return {
-        "requests": {"cpu": scale_cpu(res.requests.cpu, multiplier),
-                     "memory": scale_memory(res.requests.memory, multiplier)},
+        "requests": {"cpu": scale_cpu(res.requests.cpu, multiplier * requests_scale),
+                     "memory": scale_memory(res.requests.memory, multiplier * requests_scale)},
         "limits": {"cpu": scale_cpu(res.limits.cpu, multiplier),
                    "memory": scale_memory(res.limits.memory, multiplier)},
     }

@@ -212,7 +212,7 @@ class CommonGroundApp(pulumi.ComponentResource):
         web_container = {
             "name": "web",
             "ports": [{"name": "http", "container_port": spec.port, "protocol": "TCP"}],
-            "resources": d.resources(spec.roles.web.resources, t.multiplier),
+            "resources": d.resources(spec.roles.web.resources, t.multiplier, t.requests_scale),
             # Startup covers migrations on first boot: up to 10 minutes before liveness takes over.
             "startup_probe": http_probe(spec.probes.startup_path, period_seconds=10, failure_threshold=60),
             "liveness_probe": http_probe(spec.probes.liveness, period_seconds=10, failure_threshold=3),
@@ -229,7 +229,8 @@ class CommonGroundApp(pulumi.ComponentResource):
             container: dict[str, Any] = {
                 "name": role,
                 "command": list(rspec.command),
-                "resources": d.resources(rspec.resources, t.multiplier if role == "worker" else 1.0),
+                "resources": d.resources(rspec.resources, t.multiplier if role == "worker" else 1.0,
+                                         t.requests_scale),
             }
             if rspec.concurrency is not None:
                 container["env"] = [{"name": "CELERY_WORKER_CONCURRENCY", "value": str(rspec.concurrency)}]

@@ -91,6 +91,9 @@ def provision_script(databases: Sequence[Database]) -> str:
             "ALTER ROLE :\"name\" WITH LOGIN PASSWORD :'password';",
             "SELECT format('CREATE DATABASE %I OWNER %I', :'name', :'name')"
             " WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'name')\\gexec",
+            # PostgreSQL grants CONNECT on a new database to PUBLIC: every app role could log in
+            # to every other app's database. Only the owner (and the superuser) may.
+            "REVOKE CONNECT, TEMPORARY ON DATABASE :\"name\" FROM PUBLIC;",
             "SQL",
         ]
         if db.postgis:
@@ -196,10 +199,9 @@ class Postgres(pulumi.ComponentResource):
                 for db in args.databases]
         self.provision_job = k8s.batch.v1.Job(
             f"{name}-provision",
-            metadata={**meta(f"{POSTGRES}-provision-{digest}", job_labels),
-                      # Completion is not awaited: the apps' readiness already shows a database
-                      # that is not there, and a fake-node sandbox never completes pods.
-                      "annotations": {"pulumi.com/skipAwait": "true"}},
+            # The engine awaits the Job's completion: a database that could not be provisioned
+            # fails the update here, naming this Job, instead of as unready apps later.
+            metadata=meta(f"{POSTGRES}-provision-{digest}", job_labels),
             spec={
                 "backoff_limit": 20,
                 "template": {

@@ -86,6 +86,8 @@ class Tier(_Model):
     storage_factor: int
     quota: Quota
     limit_range: ContainerLimits
+    requests_scale: float = 1.0
+    """Factor on requests only, set per environment (``resources.requests_scale``)."""
 
 
 _DEFAULTS = dict(default_cpu="500m", default_memory="512Mi", default_request_cpu="50m",

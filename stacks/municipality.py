@@ -23,6 +23,9 @@ config                                   component input
 ``environment.storage_class``            media (RWX) and database/Redis volumes
 ``environment.cluster``                  the Kubernetes provider (``platform.provider``:
                                          sandbox, kubeconfig, context)
+``environment.resources.requests_scale`` the tier's ``requests_scale``: every request scaled
+``environment.images.sandbox_images``    apps, PostgreSQL and Redis run the sandbox's images
+                                         (``cgkit.sandbox_images``) instead of the catalog's
 =======================================  ==================================================
 
 Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``). Exports:
@@ -36,12 +39,12 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from cgkit import secrets
+from cgkit import sandbox_images, secrets
 from components import _defaults as d
 from components.app import AppDatabase, CommonGroundApp, CommonGroundAppArgs
 from components.backing import Database, Postgres, PostgresArgs, Redis, RedisArgs
-from components.catalog import AppSpec, load_catalog
-from components.sizing import tier
+from components.catalog import AppSpec, Image, load_catalog
+from components.sizing import Tier, tier
 from components.tenant import ExternalDatabase, TenantBaseline, TenantBaselineArgs
 from stacks.platform import provider, require_platform
 
@@ -60,10 +63,16 @@ def enabled_apps(cfg: Any) -> list[AppSpec]:
     return [spec for key, spec in catalog.items() if key in cfg.apps]
 
 
-def _scaled(res: dict[str, dict[str, str]], multiplier: float) -> dict[str, dict[str, str]]:
+def _scaled(res: dict[str, dict[str, str]], t: Tier) -> dict[str, dict[str, str]]:
     from components.catalog import Resources
 
-    return d.resources(Resources.model_validate(res), multiplier)
+    return d.resources(Resources.model_validate(res), t.multiplier, t.requests_scale)
+
+
+def _with_sandbox_image(spec: AppSpec) -> AppSpec:
+    """The catalog entry with its image replaced by the sandbox's stand-in (cgkit.sandbox_images)."""
+    repository, tag = sandbox_images.ref("standin").rsplit(":", 1)
+    return spec.model_copy(update={"image": Image(repository=repository, tag=tag)})
 
 
 def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
@@ -73,9 +82,13 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
     """
     opts = pulumi.ResourceOptions(provider=k8s_provider or provider(cfg.environment))
     conf = pulumi.Config(secrets.CONFIG_NAMESPACE)
-    apps = enabled_apps(cfg)
-    t = tier(cfg.size)
     env = cfg.environment
+    apps = enabled_apps(cfg)
+    if env.images.sandbox_images:
+        apps = [_with_sandbox_image(a) for a in apps]
+    t = tier(cfg.size).model_copy(update={"requests_scale": env.resources.requests_scale})
+    backing_images = ({"image": sandbox_images.ref("postgis")}, {"image": sandbox_images.ref("redis")}) \
+        if env.images.sandbox_images else ({}, {})
     code = cfg.code
     name = code.lower()
 
@@ -96,8 +109,9 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
     namespace = baseline.namespace
     after_baseline = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[baseline]))
 
+    apps_after = after_baseline
     if external is None:
-        Postgres(f"{name}-postgresql", PostgresArgs(
+        postgres = Postgres(f"{name}-postgresql", PostgresArgs(
             code=code,
             namespace=namespace,
             admin_password=conf.require_secret(secrets.POSTGRES_ADMIN_PASSWORD),
@@ -105,15 +119,21 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
                        for a in apps],
             storage_size=cfg.database.storage,
             storage_class=env.storage_class,
-            resources=_scaled(_POSTGRES_RESOURCES, t.multiplier),
+            resources=_scaled(_POSTGRES_RESOURCES, t),
+            **backing_images[0],
         ), opts=after_baseline)
+        # The apps start once their databases exist (the provisioning Job completed): they would
+        # only crash-loop before, and while they wait for readiness they hold the engine's
+        # registration slots that the Job itself needs (seen on the real node: a 10-minute stall).
+        apps_after = pulumi.ResourceOptions.merge(after_baseline, pulumi.ResourceOptions(depends_on=[postgres]))
         db_host, db_port, sslmode = "postgresql", 5432, None
     else:
         db_host, db_port, sslmode = external.host, external.port, external.sslmode
 
     Redis(f"{name}-redis", RedisArgs(
         code=code, namespace=namespace, storage_class=env.storage_class,
-        resources=_scaled(_REDIS_RESOURCES, t.multiplier),
+        resources=_scaled(_REDIS_RESOURCES, t),
+        **backing_images[1],
     ), opts=after_baseline)
 
     urls: dict[str, pulumi.Output[str]] = {}
@@ -133,7 +153,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             tls_issuer=env.ingress.tls_issuer,
             storage_class=env.storage_class,
             environment=cfg.env,
-        ), opts=after_baseline)
+        ), opts=apps_after)
         urls[spec.key] = app.url
 
     pulumi.export("platform", require_platform(cfg.env, env))

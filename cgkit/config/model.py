@@ -16,7 +16,7 @@ import datetime
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from cgkit.conventions import tenant_namespace
 
@@ -72,6 +72,18 @@ class ImageSettings(_Strict):
     allowed_registries: list[Registry] = Field(
         min_length=1, description="Registries (host[/path]) images may be pulled from, e.g. docker.io."
     )
+    sandbox_images: bool = Field(False, description="Run the images `cgkit sandbox up` builds from "
+                                 "Debian packages (cgkit.sandbox/*: PostgreSQL/PostGIS, Redis and a "
+                                 "stand-in per app that honours the app's env contract and probes) "
+                                 "instead of the catalog's; only where cluster.sandbox is true.")
+
+
+class ResourceSettings(_Strict):
+    """How much of the catalog's resource figures this environment's cluster reserves."""
+
+    requests_scale: float = Field(1.0, gt=0.0, le=1.0, description="Factor on every container's "
+                                  "CPU and memory *requests* (limits unchanged). 1.0 in production; "
+                                  "the sandbox's one real node has 2 cores, so it uses 0.1.")
 
 
 class DatabaseInCluster(_Strict):
@@ -122,8 +134,16 @@ class EnvironmentFile(_Strict):
     storage_provisioner: str = Field("kubernetes.io/no-provisioner",
                                      description="Provisioner of that StorageClass (platform stack).")
     images: ImageSettings
+    resources: ResourceSettings = ResourceSettings()
     defaults: EnvironmentDefaults
     waves: list[Wave] = Field(default_factory=list, description="Fleet rollout order (cgkit fleet).")
+
+    @model_validator(mode="after")
+    def _sandbox_images_only_on_the_sandbox(self) -> EnvironmentFile:
+        if self.images.sandbox_images and not self.cluster.sandbox:
+            raise ValueError("images.sandbox_images: true needs cluster.sandbox: true (the sandbox's "
+                             "images exist only on its own node); set it to false for this cluster")
+        return self
 
 
 # ---------------------------------------------------------------------------------------------
