@@ -167,7 +167,7 @@ def processes(p: NodePaths) -> list[tuple[int, str]]:
 def _start(p: NodePaths, daemon: str) -> None:
     """Start ``daemon`` in its own session, logging to its log file, unless it already runs."""
     pidfile = p.pidfile(daemon)
-    if pidfile.exists() and _pid_alive(int(pidfile.read_text()), str(p.root)):
+    if _alive(p, daemon):
         return
     with p.log(daemon).open("a") as log:
         proc = subprocess.Popen(_command(p, daemon), stdout=log, stderr=subprocess.STDOUT,
@@ -297,19 +297,51 @@ def up(p: NodePaths, pki: Path, admin_kubeconfig: Path, api, progress: Progress 
     _write_configs(p, pki, admin_kubeconfig)
     progress("starting containerd")
     _start(p, "containerd")
-    _wait("containerd", lambda: _run(["ctr", "--address", str(p.socket), "version"], check=False,
-                                     timeout=10).returncode == 0, timeout_s, p.log("containerd"))
+    _wait("containerd", lambda: _containerd_answers(p), timeout_s, p.log("containerd"))
     _load_images(p, progress)
-    progress(f"starting the kubelet, kube-proxy and kube-router of node {nm.NODE_NAME}")
-    for daemon in ("kubelet", "kube-proxy", "kube-router"):
-        _start(p, daemon)
+    progress(f"starting the kubelet of node {nm.NODE_NAME}")
+    _start(p, "kubelet")
     from kubernetes import client
 
     core = client.CoreV1Api(api)
     _wait(f"node {nm.NODE_NAME}", lambda: _node_ready(core), timeout_s, p.log("kubelet"))
+    # kube-proxy and kube-router look their node up when they start (kube-router exits when it is
+    # not registered yet), so they start once the kubelet has registered it; the node counts as up
+    # only when both answer their health checks: a node without its NetworkPolicy enforcer would
+    # run tenants without isolation.
+    progress("starting kube-proxy (Service VIPs) and kube-router (NetworkPolicies)")
+    for daemon, health in HEALTH.items():
+        _start(p, daemon)
+        _wait(daemon, lambda url=health, d=daemon: _alive(p, d) and _healthy(url), timeout_s, p.log(daemon))
     _apply(admin_kubeconfig, nm.coredns_objects(sandbox_images.ref("coredns")))
     progress("waiting for the cluster DNS (CoreDNS)")
     _wait("CoreDNS", lambda: _dns_ready(core), timeout_s, p.log("kubelet"))
+
+
+#: the daemons that start after the node registered, and their health endpoints (loopback)
+HEALTH = {"kube-proxy": "http://127.0.0.1:10256/healthz",
+          "kube-router": f"http://127.0.0.1:{nm.KUBE_ROUTER_HEALTH_PORT}/healthz"}
+
+
+def _alive(p: NodePaths, daemon: str) -> bool:
+    pidfile = p.pidfile(daemon)
+    return pidfile.exists() and _pid_alive(int(pidfile.read_text()), str(p.root))
+
+
+def _healthy(url: str) -> bool:
+    """Whether ``url`` answers 200 within 2 s (never raises)."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def daemons(p: NodePaths) -> dict[str, bool]:
+    """Which of the node's daemons run (by pidfile and command line): name -> alive."""
+    return {d: _alive(p, d) for d in DAEMONS}
 
 
 def _node_ready(core) -> bool:
@@ -365,14 +397,36 @@ def _veths() -> list[str]:
     return [line.split(":")[1].strip().split("@")[0] for line in out.splitlines() if ":" in line]
 
 
+_OURS = ("KUBE-", "CNI-", nm.BRIDGE)
+
+
 def _iptables_leftovers() -> list[str]:
-    rules = _run(["iptables-save"], check=False).stdout.splitlines()
-    return [r for r in rules if ("KUBE-" in r or nm.BRIDGE in r or "CNI-" in r) and not r.startswith("#")]
+    """Rules and chains of the kubelet, kube-proxy, kube-router or the CNI bridge, IPv4 and IPv6."""
+    found = []
+    for save in ("iptables-save", "ip6tables-save"):
+        rules = _run([save], check=False).stdout.splitlines()
+        found += [f"{save[:-5]}: {r}" for r in rules if any(o in r for o in _OURS) and not r.startswith("#")]
+    return found
+
+
+def _sweep_iptables() -> None:
+    """Remove every chain and rule of the node's agents from each table, IPv4 and IPv6, in one
+    ``iptables-restore`` per family; other rules on the host stay as they were.
+
+    The agents' own clean-ups are not enough: ``kube-proxy --cleanup`` leaves the kubelet's chains
+    (KUBE-FIREWALL, KUBE-KUBELET-CANARY, ...) and ``kube-router --cleanup-config`` left its
+    KUBE-NWPLCY-* chains here.
+    """
+    for family in ("iptables", "ip6tables"):
+        saved = _run([f"{family}-save"], check=False).stdout.splitlines()
+        kept = [line for line in saved if not any(o in line for o in _OURS)]
+        if kept != saved:
+            _run([f"{family}-restore"], input="\n".join(kept) + "\n")
 
 
 def _ipsets() -> list[str]:
     names = _run(["ipset", "list", "-n"], check=False).stdout.split()
-    return [n for n in names if n.startswith(("KUBE-", "kube-router"))]
+    return [n for n in names if n.startswith(("KUBE-", "kube-router", "inet6:KUBE-"))]
 
 
 def leftovers(p: NodePaths) -> list[str]:
@@ -406,9 +460,19 @@ def _kill_all(p: NodePaths, daemons: tuple[str, ...] | None = None) -> None:
             time.sleep(0.2)
 
 
+def _containerd_answers(p: NodePaths) -> bool:
+    """Whether the node's containerd runs and answers on its socket (never raises)."""
+    if not _alive(p, "containerd"):
+        return False
+    try:
+        return _run(["ctr", "--address", str(p.socket), "version"], check=False, timeout=10).returncode == 0
+    except NodeError:
+        return False
+
+
 def _remove_containers(p: NodePaths) -> None:
     """Kill and delete every task and container of containerd's k8s.io namespace."""
-    if _run(["ctr", "--address", str(p.socket), "version"], check=False, timeout=10).returncode != 0:
+    if not _containerd_answers(p):
         return
     for cid in _ctr(p, "tasks", "ls", "--quiet").split():
         _run(["ctr", "--address", str(p.socket), "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", cid], check=False)
@@ -449,6 +513,9 @@ def down(p: NodePaths, progress: Progress = lambda _m: None) -> None:
         _run([str(bindir / "kube-proxy"), "--cleanup"], check=False)
     if (bindir / "kube-router").is_file():
         _run([str(bindir / "kube-router"), "--cleanup-config"], check=False)
+    _sweep_iptables()
+    for name in _ipsets():
+        _run(["ipset", "destroy", name], check=False)
     for ns in _our_netns():
         _run(["ip", "netns", "delete", ns], check=False)
     for veth in _veths():

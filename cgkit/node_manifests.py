@@ -29,6 +29,11 @@ KUBERNETES_SERVICE_IP = "10.96.0.1"
 DNS_SERVICE_IP = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 KUBELET_PORT = 10250
+KUBE_ROUTER_HEALTH_PORT = 20244
+#: NodePort range of the API server and kube-router. kube-router lets pods reach every local port
+#: of this range (NodePort traffic); kwokctl takes the control plane's ports counting down from
+#: 32767, so the default range (30000-32767) let tenant pods reach the API server's port.
+NODE_PORT_RANGE = "30000-31999"
 NODE_LABELS = {"topology.kubernetes.io/region": "sandbox", "topology.kubernetes.io/zone": "zone-a",
                "node.kubernetes.io/instance-type": "real", "cgkit.io/node": "real"}
 
@@ -158,8 +163,9 @@ def kube_router_args(kubeconfig: Path) -> list[str]:
     """
     return [f"--kubeconfig={kubeconfig}", f"--hostname-override={NODE_NAME}",
             "--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--enable-ipv6=false",
-            "--metrics-port=0", "--health-port=20244", "--iptables-sync-period=30s"]
+            f"--service-cluster-ip-range={SERVICE_CIDR}", f"--service-node-port-range={NODE_PORT_RANGE}",
+            "--enable-ipv6=false",
+            "--metrics-port=0", f"--health-port={KUBE_ROUTER_HEALTH_PORT}", "--iptables-sync-period=30s"]
 
 
 COREFILE = f""".:53 {{

@@ -46,6 +46,7 @@ def kwokctl_config(bins: dict[str, Path], audit_policy: Path, encryption_config:
         {"key": "audit-log-maxsize", "value": "100"},
         {"key": "audit-log-maxbackup", "value": "2"},
         {"key": "service-cluster-ip-range", "value": nm.SERVICE_CIDR},
+        {"key": "service-node-port-range", "value": nm.NODE_PORT_RANGE},
     ]
     if pki_dir is not None:
         apiserver_args += [

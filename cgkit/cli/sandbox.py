@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cgkit import engine, sandbox, sandbox_images
+from cgkit import engine, node, sandbox, sandbox_images
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.project import find_root
@@ -84,7 +84,7 @@ def _forget_sandbox_stacks() -> None:
 
 @sandbox_app.command("status")
 def status() -> None:
-    """Show whether the sandbox runs; exit 1 when it does not."""
+    """Show whether the sandbox and its real node's daemons run; exit 1 when anything is down."""
     st = sandbox.status()
     out.print(f"running:    {st.running}", markup=False, highlight=False)
     out.print(f"kubeconfig: {st.kubeconfig if st.exists else '-'}", markup=False, highlight=False)
@@ -92,7 +92,12 @@ def status() -> None:
     out.print(f"nodes:      {st.nodes_ready}/{st.nodes_total} Ready", markup=False, highlight=False)
     for pid, name in st.processes:
         out.print(f"process:    {pid} {name}", markup=False, highlight=False)
-    if not st.running:
+    node_paths = sandbox.paths().node
+    daemons = node.daemons(node_paths) if node_paths.root.exists() else {}
+    for name, alive in daemons.items():
+        out.print(f"node:       {name} {'running' if alive else 'NOT RUNNING (cgkit sandbox up restarts it)'}",
+                  markup=False, highlight=False)
+    if not st.running or not all(daemons.values()):
         raise typer.Exit(1)
 
 

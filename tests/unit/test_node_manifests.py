@@ -57,6 +57,12 @@ def test_kube_router_runs_the_network_policy_controller_only() -> None:
     assert "--run-service-proxy=false" in args and "--run-router=false" in args
 
 
+def test_node_ports_stay_below_the_control_planes_ports() -> None:
+    """kube-router admits pods to local NodePorts; kwokctl counts its ports down from 32767."""
+    low, high = (int(x) for x in nm.NODE_PORT_RANGE.split("-"))
+    assert high < 32700 and f"--service-node-port-range={nm.NODE_PORT_RANGE}" in nm.kube_router_args(Path("/k"))
+
+
 def test_cluster_dns_is_what_tenant_policies_allow_and_answers_cluster_names_only() -> None:
     objs = {(o["kind"], o["metadata"]["name"]): o for o in nm.coredns_objects("img")}
     svc = objs[("Service", "kube-dns")]
