@@ -12,10 +12,14 @@ Rows (wall seconds, median of --rounds):
                       that declares nothing: the engine's fixed cost
   kubectl-apply       `kubectl apply --server-side` of the same objects (rendered under mocks),
                       then waiting until every Deployment is Available, every StatefulSet ready,
-                      every PVC Bound and every Ingress has a load-balancer address
-The ratio up / kubectl-apply is the kit's overhead over plain Kubernetes tooling.
+                      every Job complete, every PVC Bound and every Ingress has a load-balancer
+                      address
+The ratio up / kubectl-apply is the kit's overhead over plain Kubernetes tooling. The sandbox has
+its real node (since 2026-12-02): `up` and `kubectl-apply` end when every pod really is Ready.
+With --images, the run first builds the sandbox's images cold (an empty cache of its own) and
+warm, and records those beside the rest.
 
-Usage: .venv/bin/python benchmarks/engine.py [--rounds 3]
+Usage: .venv/bin/python benchmarks/engine.py [--rounds 3] [--images]
 Starts a sandbox of its own (.cgkit/bench-sandbox) and stops it at the end. Writes
 benchmarks/results/engine-<UTC date>.json and prints a table.
 """
@@ -85,6 +89,7 @@ def kubectl_apply(manifests: Path) -> None:
     kubectl("apply", "--server-side", "--field-manager=bench", "-f", str(manifests))
     kubectl("wait", "-n", ns, "--for=condition=Available", "deployment", "--all", "--timeout=300s")
     kubectl("rollout", "status", "-n", ns, "statefulset", "--timeout=300s")
+    kubectl("wait", "-n", ns, "--for=condition=Complete", "job", "--all", "--timeout=300s")
     kubectl("wait", "-n", ns, "--for=jsonpath={.status.phase}=Bound", "pvc", "--all", "--timeout=300s")
     kubectl("wait", "-n", ns, "--for=jsonpath={.status.loadBalancer.ingress[0].ip}", "ingress", "--all",
             "--timeout=300s")
@@ -131,11 +136,28 @@ def latest_cold_build() -> dict | None:
     return data[-1] if isinstance(data, list) else data
 
 
+def image_builds() -> dict[str, float]:
+    """Build the sandbox images into an empty cache (cold: mmdebstrap downloads everything), then
+    again (warm: the key is built, nothing to do); return both wall times."""
+    cache = tempfile.mkdtemp(prefix="cgkit-images-")
+    env = {**os.environ, "CGKIT_IMAGES_DIR": cache}
+    cmd = [str(ROOT / ".venv" / "bin" / "cgkit"), "sandbox", "images"]
+    try:
+        cold = timed(lambda: subprocess.run(cmd, env=env, check=True, **QUIET))
+        warm = timed(lambda: subprocess.run(cmd, env=env, check=True, **QUIET))
+    finally:
+        subprocess.run(["rm", "-rf", cache], check=False)
+    return {"cold": cold, "warm": warm}
+
+
 def main() -> int:
     """Run the rounds and write the JSON record; print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--images", action="store_true", help="also build the sandbox images cold and warm")
+    args = parser.parse_args()
+    rounds = args.rounds
+    images = image_builds() if args.images else None
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         (scratch / "project").mkdir()
@@ -154,7 +176,7 @@ def main() -> int:
               "rounds": rounds, "sandbox_up_s": sandbox_up, "median_s": medians, "runs": rows,
               "objects": object_count,
               "ratio_up_to_kubectl": round(medians["up"] / medians["kubectl-apply"], 2),
-              "cold_build": latest_cold_build()}
+              "cold_build": latest_cold_build(), "image_build_s": images}
     out = ROOT / "benchmarks" / "results" / f"engine-{dt.date.today().isoformat()}.json"
     out.write_text(json.dumps(record, indent=2) + "\n")
     for key, value in medians.items():
