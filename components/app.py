@@ -33,7 +33,7 @@ import pulumi_kubernetes as k8s
 from components import _defaults as d
 from components._quantity import memory_mib, format_memory
 from components.backing import REDIS_PORT
-from components.catalog import SERVICE_PORT, AppSpec
+from components.catalog import SERVICE_PORT, AppSpec, placeholders
 from components.sizing import Tier
 
 _UID = 1000
@@ -91,37 +91,32 @@ def hostname(spec: AppSpec, domain: str) -> str:
 
 
 def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
-    """The ConfigMap data of an app (plain settings only; secrets go to the Secret)."""
+    """The ConfigMap data of an app (plain settings only; secrets go to the Secret).
+
+    Renders the catalog's env contract (``AppSpec.env``, templates in components/catalog.yaml) for
+    this tenant; an entry naming a placeholder that is unset here (``sslmode`` for the in-tenant
+    database, ``celery_db`` for an app without Celery) is left out. ``extra_env`` is merged last.
+    """
     spec = args.spec
-    svc = spec.key
-    host = hostname(spec, args.domain)
-    ns = args.namespace_name
     db = args.database
-    redis = f"{args.redis_host}:{REDIS_PORT}"
-    env = {
-        "DJANGO_SETTINGS_MODULE": spec.settings_module,
-        # Service name (probes' Host header and in-namespace calls), its in-cluster DNS forms, the
-        # public host, localhost (the apps' docs ask for it). Charts: "<svc>,<svc>.<ns>,<hosts>".
-        "ALLOWED_HOSTS": ",".join([svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local",
-                                   host, "localhost"]),
-        "USE_X_FORWARDED_HOST": "True",
-        "IS_HTTPS": "True",
-        "NUM_PROXIES": "1",
-        "SITE_DOMAIN": host,
-        "ENVIRONMENT": args.environment,
-        "DB_HOST": db.host,
-        "DB_PORT": str(db.port),
-        "DB_NAME": db.name or spec.key,
-        "DB_USER": db.user or spec.key,
-        "CACHE_DEFAULT": f"{redis}/{spec.redis.cache_db}",
-        "CACHE_AXES": f"{redis}/{spec.redis.cache_db}",
-        "EMAIL_HOST": args.email_host,
+    values: dict[str, object | None] = {
+        "settings_module": spec.settings_module,
+        "service": spec.key,
+        "namespace": args.namespace_name,
+        "host": hostname(spec, args.domain),
+        "environment": args.environment,
+        "db_host": db.host,
+        "db_port": db.port,
+        "db_name": db.name or spec.key,
+        "db_user": db.user or spec.key,
+        "sslmode": db.sslmode or None,
+        "redis": f"{args.redis_host}:{REDIS_PORT}",
+        "cache_db": spec.redis.cache_db,
+        "celery_db": spec.redis.celery_db,
+        "email_host": args.email_host,
     }
-    if db.sslmode:
-        env["PGSSLMODE"] = db.sslmode
-    if spec.redis.celery_db is not None:
-        env["CELERY_BROKER_URL"] = f"redis://{redis}/{spec.redis.celery_db}"
-        env["CELERY_RESULT_BACKEND"] = f"redis://{redis}/{spec.redis.celery_db}"
+    env = {name: template.format(**values) for name, template in spec.env.items()
+           if all(values[p] is not None for p in placeholders(template))}
     env.update(args.extra_env)
     return env
 
@@ -158,9 +153,7 @@ class CommonGroundApp(pulumi.ComponentResource):
             string_data={"SECRET_KEY": pulumi.Output.secret(args.secret_key),
                          "DB_PASSWORD": pulumi.Output.secret(args.db_password)},
             opts=d.child(self))
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata=meta(key, "web"), automount_service_account_token=False,
-            opts=d.child(self))
+        self.service_account = d.service_account(f"{name}-sa", meta(key, "web"), self)
 
         self.media: k8s.core.v1.PersistentVolumeClaim | None = None
         mounts: list[dict[str, str]] = []
@@ -187,21 +180,13 @@ class CommonGroundApp(pulumi.ComponentResource):
             return {
                 "metadata": {"labels": d.labels(args.code, key, component),
                              "annotations": {"cgkit.io/config-checksum": checksum}},
-                "spec": {
-                    "service_account_name": key,
-                    "automount_service_account_token": False,
-                    "enable_service_links": False,
-                    "security_context": d.pod_security_context(_UID),
-                    "containers": [{
-                        "image": spec.image.ref,
-                        "image_pull_policy": "IfNotPresent",
-                        "env_from": env_from,
-                        "security_context": d.container_security_context(read_only_root=False),
-                        "volume_mounts": mounts,
-                        **container,
-                    }],
-                    "volumes": volumes,
-                },
+                "spec": d.pod_spec(key, _UID, [{
+                    "image": spec.image.ref,
+                    "image_pull_policy": "IfNotPresent",
+                    "env_from": env_from,
+                    "volume_mounts": mounts,
+                    **container,
+                }], read_only_root=False, volumes=volumes),
             }
 
         def http_probe(path: str, **timing: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ and consistent (known dependencies, unique Redis DB numbers, quantities that par
 from __future__ import annotations
 
 import functools
+import string
 from importlib import resources
 from typing import Literal
 
@@ -23,6 +24,15 @@ APP_PORT = 8000
 SERVICE_PORT = 80
 #: Redis ships 16 logical databases unless configured otherwise.
 REDIS_DATABASES = 16
+#: The placeholders an env template may name (filled per tenant by ``components.app.app_settings``).
+ENV_PLACEHOLDERS = frozenset({
+    "settings_module", "service", "namespace", "host", "environment", "db_host", "db_port", "db_name",
+    "db_user", "sslmode", "redis", "cache_db", "celery_db", "email_host"})
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``{names}`` a template string refers to (``"redis://{redis}/{celery_db}"`` -> both)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 class _Model(BaseModel):
@@ -150,6 +160,18 @@ class AppSpec(_Model):
     superuser_env_prefix: str | None = None
     depends_on: tuple[str, ...] = ()
     roles: Roles
+    env: dict[str, str] = Field(default_factory=dict)
+    """The app's env contract: the catalog's shared ``env`` templates with the entry's own on top."""
+
+    @field_validator("env")
+    @classmethod
+    def _known_placeholders(cls, env: dict[str, str]) -> dict[str, str]:
+        for name, template in env.items():
+            unknown = placeholders(template) - ENV_PLACEHOLDERS
+            if unknown:
+                raise ValueError(f"env {name}: unknown placeholder(s) {sorted(unknown)}; "
+                                 f"known: {sorted(ENV_PLACEHOLDERS)}")
+        return env
 
     @model_validator(mode="after")
     def _celery_needs_a_db(self) -> "AppSpec":
@@ -171,8 +193,18 @@ class AppSpec(_Model):
 
 
 def parse_catalog(data: dict) -> dict[str, AppSpec]:
-    """Validate a catalog mapping (as read from YAML) and check cross-entry consistency."""
-    apps = {key: AppSpec.model_validate({"key": key, **entry}) for key, entry in data.items()}
+    """Validate a catalog mapping (as read from YAML) and check cross-entry consistency.
+
+    ``data`` is ``{"env": {NAME: template}, "apps": {key: entry}}``; every app's ``env`` becomes the
+    shared templates updated with its own. Raises ``ValueError`` (pydantic's ``ValidationError`` is
+    one) naming the app and field of the first problem.
+    """
+    unknown = set(data) - {"env", "apps"}
+    if unknown:
+        raise ValueError(f"catalog: unknown top-level key(s) {sorted(unknown)}; expected 'env' and 'apps'")
+    shared = dict(data.get("env") or {})
+    apps = {key: AppSpec.model_validate({"key": key, **entry, "env": {**shared, **(entry.get("env") or {})}})
+            for key, entry in data["apps"].items()}
     used: dict[int, str] = {}
     for app in apps.values():
         for dep in app.depends_on:
