@@ -145,6 +145,27 @@ class Media(_Model):
         return v
 
 
+class Jobs(_Model):
+    """The commands of an app's one-off Jobs, run in the app's image from its working directory."""
+
+    migrate: list[str]
+    setup: list[str]
+
+
+class Api(_Model):
+    """What an app serves to the other apps of the suite.
+
+    ``auth``: ``zgw`` (clients sign a JWT with a client secret; the app knows the pair through
+    ``step``, commonground-api-common's JWTSecretsConfigurationStep) or ``token`` (clients send
+    ``Authorization: Token <token>``; ``step`` is the app's own TokenAuthConfigurationStep).
+    ``services`` maps a zgw-consumers ``api_type`` to the API's path on the app's Service.
+    """
+
+    auth: Literal["zgw", "token"]
+    step: str
+    services: dict[str, str]
+
+
 class AppSpec(_Model):
     """One Common Ground app as the catalog describes it."""
 
@@ -162,6 +183,19 @@ class AppSpec(_Model):
     roles: Roles
     env: dict[str, str] = Field(default_factory=dict)
     """The app's env contract: the catalog's shared ``env`` templates with the entry's own on top."""
+    jobs: Jobs
+    api: Api | None = None
+    """``None``: no other app calls this one."""
+    kanalen: dict[str, list[str]] = Field(default_factory=dict)
+    """Notification channels this app publishes (name -> filters)."""
+    setup_steps: tuple[str, ...] = ()
+    """The app's ``SETUP_CONFIGURATION_STEPS`` (django-setup-configuration step class paths)."""
+
+    @model_validator(mode="after")
+    def _api_step_is_registered(self) -> "AppSpec":
+        if self.api is not None and self.api.step not in self.setup_steps:
+            raise ValueError(f"{self.key}: api.step {self.api.step} is not one of its setup_steps")
+        return self
 
     @field_validator("env")
     @classmethod
@@ -212,6 +246,8 @@ def parse_catalog(data: dict) -> dict[str, AppSpec]:
                 raise ValueError(f"{app.key}: depends_on names {dep!r}, which is not in the catalog")
             if dep == app.key:
                 raise ValueError(f"{app.key}: depends on itself")
+            if apps[dep].api is None:
+                raise ValueError(f"{app.key}: depends on {dep}, which serves no api (add one to its entry)")
         for db in (app.redis.cache_db, app.redis.celery_db):
             if db is None:
                 continue

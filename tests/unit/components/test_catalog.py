@@ -133,3 +133,26 @@ def test_unknown_top_level_key_is_rejected():
     data["openwonder"] = {}
     with pytest.raises(ValueError, match="openwonder"):
         parse_catalog(data)
+
+
+def test_a_dependency_must_serve_an_api():
+    data = raw_catalog()
+    data["apps"]["objecten"]["depends_on"] = ["openformulieren"]  # Open Formulieren serves no API
+    with pytest.raises(ValueError, match="objecten: depends on openformulieren, which serves no api"):
+        parse_catalog(data)
+
+
+def test_the_api_step_must_be_one_the_app_registers():
+    data = raw_catalog()
+    data["apps"]["openzaak"]["setup_steps"].remove(data["apps"]["openzaak"]["api"]["step"])
+    with pytest.raises(ValueError, match="api.step"):
+        parse_catalog(data)
+
+
+def test_every_app_has_its_jobs_and_every_provider_its_services():
+    for app in load_catalog().values():
+        assert app.jobs.migrate[:3] == ["python", "src/manage.py", "migrate"]
+        assert "setup_configuration" in app.jobs.setup and "--yaml-file" in app.jobs.setup
+        if app.api is not None:
+            assert app.api.services and all(not p.startswith("/") and p.endswith("/")
+                                            for p in app.api.services.values())
