@@ -25,8 +25,11 @@ config                                   component input
                                          sandbox, kubeconfig, context)
 =======================================  ==================================================
 
-Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``). Exports:
-``namespace`` (str) and ``urls`` (app key -> ``https://<app>.<domain>``).
+Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``), including one
+per wiring edge (``components.wiring``: each app's setup document, passed as ``AppSetup``).
+Exports: ``namespace`` (str), ``urls`` (app key -> ``https://<app>.<domain>``), ``wiring``
+(``"<consumer> -> <provider>"`` per edge) and ``unwired`` (edges dropped because the provider is
+disabled).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ import pulumi_kubernetes as k8s
 
 from cgkit import secrets
 from components import _defaults as d
-from components.app import AppDatabase, CommonGroundApp, CommonGroundAppArgs
+from components import wiring
+from components.app import AppDatabase, AppSetup, CommonGroundApp, CommonGroundAppArgs
 from components.backing import Database, Postgres, PostgresArgs, Redis, RedisArgs
 from components.catalog import AppSpec, load_catalog
 from components.sizing import tier
@@ -96,8 +100,9 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
     namespace = baseline.namespace
     after_baseline = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[baseline]))
 
+    app_opts = after_baseline
     if external is None:
-        Postgres(f"{name}-postgresql", PostgresArgs(
+        postgres = Postgres(f"{name}-postgresql", PostgresArgs(
             code=code,
             namespace=namespace,
             admin_password=conf.require_secret(secrets.POSTGRES_ADMIN_PASSWORD),
@@ -107,6 +112,8 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             storage_class=env.storage_class,
             resources=_scaled(_POSTGRES_RESOURCES, t.multiplier),
         ), opts=after_baseline)
+        # The apps' migration Jobs need their database: wait for the server and its provisioning.
+        app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[baseline, postgres]))
         db_host, db_port, sslmode = "postgresql", 5432, None
     else:
         db_host, db_port, sslmode = external.host, external.port, external.sslmode
@@ -116,8 +123,12 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
         resources=_scaled(_REDIS_RESOURCES, t.multiplier),
     ), opts=after_baseline)
 
+    tenant = wiring.Tenant(code=code, name=cfg.name, namespace=cfg.namespace, domain=cfg.domain)
+    edge_secrets = {edge: conf.require_secret(edge.secret_name) for edge in wiring.edges(apps)}
     urls: dict[str, pulumi.Output[str]] = {}
     for spec in apps:
+        document, refs = wiring.setup_document(spec, apps, tenant)
+        setup = AppSetup(document, {env: edge_secrets[ref.edge].apply(ref.value) for env, ref in refs.items()})
         app = CommonGroundApp(f"{name}-{spec.key}", CommonGroundAppArgs(
             spec=spec,
             code=code,
@@ -133,9 +144,13 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             tls_issuer=env.ingress.tls_issuer,
             storage_class=env.storage_class,
             environment=cfg.env,
-        ), opts=after_baseline)
+            setup=setup,
+        ), opts=app_opts)
         urls[spec.key] = app.url
 
     pulumi.export("platform", require_platform(cfg.env, env))
     pulumi.export("namespace", namespace)
     pulumi.export("urls", urls)
+    pulumi.export("wiring", [f"{e.consumer} -> {e.provider}" for e in wiring.edges(apps)])
+    pulumi.export("unwired", [f"{e.consumer} -> {e.provider} ({e.provider} is not enabled)"
+                              for e in wiring.dropped_edges(apps, load_catalog())])

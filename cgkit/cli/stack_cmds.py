@@ -174,11 +174,16 @@ def confirm(yes: bool, verb: str, show: Callable[[], object]) -> None:
 
 
 def _print_output(name: str, value: object, indent: str = "  ") -> None:
-    """Print one stack output; a mapping (like ``urls``) one entry per line."""
+    """Print one stack output; a mapping (like ``urls``) or a list (like ``wiring``, which app talks
+    to which) one entry per line."""
     if isinstance(value, dict):
         out.print(f"{indent}{name}:", markup=False, highlight=False)
         for key, item in sorted(value.items()):
             _print_output(key, item, indent + "  ")
+    elif isinstance(value, list):
+        out.print(f"{indent}{name}:" + ("" if value else " none"), markup=False, highlight=False)
+        for item in value:
+            out.print(f"{indent}  {item}", markup=False, highlight=False, soft_wrap=True)
     else:
         out.print(f"{indent}{name}: {value}", markup=False, highlight=False, soft_wrap=True)
 
