@@ -12,6 +12,9 @@ from typing import Any
 #: Pulumi config namespace of every cgkit secret.
 CONFIG_NAMESPACE = "cgkit"
 POSTGRES_ADMIN_PASSWORD = "postgres-admin-password"
+#: The client secret the municipality's OIDC provider issued (``auth.oidc``): set by the platform
+#: team, never generated.
+OIDC_CLIENT_SECRET = "oidc-client-secret"
 
 
 def secret_key_name(app: str) -> str:
@@ -49,3 +52,11 @@ def secret_names(cfg: Any) -> list[str]:
     if cfg.database.mode == "in-cluster":
         names.append(POSTGRES_ADMIN_PASSWORD)
     return sorted(names)
+
+
+def provided_secret_names(cfg: Any) -> list[str]:
+    """The secret stack-config keys someone must set by hand (cgkit cannot generate them), sorted.
+
+    ``oidc-client-secret`` when the municipality file has ``auth.oidc``.
+    """
+    return [OIDC_CLIENT_SECRET] if cfg.auth.oidc is not None else []

@@ -16,6 +16,10 @@ provider). Per edge:
 * a consumer of the Autorisaties API (``ac``) with Open Notificaties' AuthorizationStep is pointed
   at it.
 
+With ``auth.oidc`` in the municipality file, every app that registers mozilla-django-oidc-db's
+AdminOIDCConfigurationStep gets the municipality's provider (discovery endpoint) and client for its
+admin login; the client secret is the stack's ``oidc-client-secret``.
+
 An edge to a disabled app is simply absent, on both sides (degraded mode, DESIGN.md).
 
 Secrets never appear in a document: a credential is ``{"value_from": {"env": NAME}}``
@@ -37,6 +41,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Literal, Mapping, Sequence
 
+from cgkit.secrets import OIDC_CLIENT_SECRET
 from components.catalog import SERVICE_PORT, AppSpec
 
 SITES = "django_setup_configuration.contrib.sites.steps.SitesConfigurationStep"
@@ -45,6 +50,11 @@ NOTIFICATIONS = "notifications_api_common.contrib.setup_configuration.steps.Noti
 APPLICATIES = "vng_api_common.contrib.setup_configuration.steps.ApplicatieConfigurationStep"
 KANALEN = "nrc.setup_configuration.kanalen.KanaalConfigurationStep"
 AUTHORIZATION = "nrc.setup_configuration.authorization.AuthorizationStep"
+OIDC = "mozilla_django_oidc_db.setup_configuration.steps.AdminOIDCConfigurationStep"
+#: The admin login's OIDC client in mozilla-django-oidc-db (its admin login looks this identifier up).
+OIDC_ADMIN_IDENTIFIER = "admin-oidc"
+#: Env name of the OIDC client secret (stack config ``cgkit.secrets.OIDC_CLIENT_SECRET``) in a setup Job.
+OIDC_ENV = "CGKIT_OIDC_CLIENT_SECRET"
 
 #: JWTSecret.identifier and Applicatie.client_ids items are CharField(max_length=50)
 #: (commonground-api-common 2.16.0 vng_api_common/models.py, authorizations/models.py).
@@ -87,15 +97,17 @@ class Edge:
 class SecretRef:
     """What one ``value_from`` env variable of a setup document carries.
 
-    ``form``: ``secret`` (the edge secret as is), ``token`` (its first :data:`TOKEN_LENGTH`
-    characters) or ``header`` (``"Token " + token``, the Authorization header a consumer sends).
+    ``secret``: the stack-config name of the secret (an edge's ``secret_name``, or
+    ``oidc-client-secret``). ``form``: ``secret`` (the value as is), ``token`` (its first
+    :data:`TOKEN_LENGTH` characters) or ``header`` (``"Token " + token``, the Authorization header
+    a consumer sends).
     """
 
-    edge: Edge
+    secret: str
     form: Literal["secret", "token", "header"]
 
     def value(self, secret: str) -> str:
-        """The env value for the edge secret ``secret``."""
+        """The env value for the secret's value ``secret``."""
         if self.form == "secret":
             return secret
         token = secret[:TOKEN_LENGTH]
@@ -104,12 +116,17 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class Tenant:
-    """What the documents need to know about the tenant."""
+    """What the documents need to know about the tenant.
+
+    ``oidc``: ``(discovery endpoint, client id)`` of the municipality's OpenID Connect provider for
+    the apps' admin login, or ``None`` (local accounts only).
+    """
 
     code: str
     name: str
     namespace: str
     domain: str
+    oidc: tuple[str, str] | None = None
 
 
 def edges(apps: Sequence[AppSpec]) -> list[Edge]:
@@ -172,8 +189,21 @@ def setup_document(app: AppSpec, apps: Sequence[AppSpec], tenant: Tenant
 
     def ref(edge: Edge, form: Literal["secret", "token", "header"]) -> dict[str, Any]:
         name = _env_name(edge, form)
-        secrets[name] = SecretRef(edge, form)
+        secrets[name] = SecretRef(edge.secret_name, form)
         return {"value_from": {"env": name}}
+
+    if OIDC in app.setup_steps and tenant.oidc is not None:
+        discovery, client_id = tenant.oidc
+        secrets[OIDC_ENV] = SecretRef(OIDC_CLIENT_SECRET, "secret")
+        steps[OIDC] = {
+            "providers": [{"identifier": f"{tenant.code.lower()}-oidc",
+                           "endpoint_config": {"oidc_op_discovery_endpoint": discovery}}],
+            "items": [{"identifier": OIDC_ADMIN_IDENTIFIER, "enabled": True,
+                       "oidc_provider_identifier": f"{tenant.code.lower()}-oidc",
+                       "oidc_rp_client_id": client_id,
+                       "oidc_rp_client_secret": {"value_from": {"env": OIDC_ENV}},
+                       "oidc_rp_scopes_list": ["openid", "email", "profile"]}],
+        }
 
     if SITES in app.setup_steps:
         steps[SITES] = {"items": [{"domain": f"{app.key}.{tenant.domain}", "name": f"{app.title} {tenant.name}"}]}

@@ -18,6 +18,8 @@ config                                   component input
 ``database.mode == "external"``          no ``Postgres``; apps get ``host``/``port`` and
                                          ``PGSSLMODE``; ``TenantBaselineArgs.external_database``
 ``access.admins`` / ``access.viewers``   RoleBindings of the tenant roles
+``auth.oidc``                            admin login of every app with the OIDC setup step
+                                         (``wiring.Tenant.oidc``; secret ``oidc-client-secret``)
 ``environment.ingress.*``                Ingress class + cert-manager issuer; the controller
                                          namespace admitted by the web NetworkPolicies
 ``environment.storage_class``            media (RWX) and database/Redis volumes
@@ -123,12 +125,13 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
         resources=_scaled(_REDIS_RESOURCES, t.multiplier),
     ), opts=after_baseline)
 
-    tenant = wiring.Tenant(code=code, name=cfg.name, namespace=cfg.namespace, domain=cfg.domain)
-    edge_secrets = {edge: conf.require_secret(edge.secret_name) for edge in wiring.edges(apps)}
+    oidc = cfg.auth.oidc
+    tenant = wiring.Tenant(code=code, name=cfg.name, namespace=cfg.namespace, domain=cfg.domain,
+                           oidc=(oidc.discovery_endpoint, oidc.client_id) if oidc else None)
     urls: dict[str, pulumi.Output[str]] = {}
     for spec in apps:
         document, refs = wiring.setup_document(spec, apps, tenant)
-        setup = AppSetup(document, {env: edge_secrets[ref.edge].apply(ref.value) for env, ref in refs.items()})
+        setup = AppSetup(document, {env: conf.require_secret(ref.secret).apply(ref.value) for env, ref in refs.items()})
         app = CommonGroundApp(f"{name}-{spec.key}", CommonGroundAppArgs(
             spec=spec,
             code=code,

@@ -12,7 +12,7 @@ import yaml
 
 import stacks.municipality as program
 from cgkit import engine
-from cgkit.secrets import secret_names, tenant_edges
+from cgkit.secrets import provided_secret_names, secret_names, tenant_edges
 from components import wiring
 from components.catalog import load_catalog
 from rendered import ALL_APPS, Manifests, all_apps, covered, make_cfg, render, render_resources, run_municipality
@@ -275,3 +275,67 @@ def test_up_prints_which_app_talks_to_which(capsys):
     assert "  wiring:\n    objecten -> opennotificaties\n" in printed
     assert "openzaak -> opennotificaties" in printed and "objecten -> objecttypen" not in printed.split("unwired")[0]
     assert "  unwired:\n    objecten -> objecttypen (objecttypen is not enabled)\n" in printed
+
+
+# --- optional OIDC login per municipality -----------------------------------------------------
+
+OIDC = {"oidc": {"issuer": "https://login.utrecht.example/realms/gemeente", "client_id": "utrecht-cg"}}
+
+
+def test_oidc_login_goes_to_every_app_with_the_oidc_step_and_validates():
+    cfg = all_apps(auth=OIDC)
+    assert secret_names(cfg) == secret_names(all_apps())  # the client secret is never generated
+    docs = _documents(render(cfg))
+    with_step = {a for a in ALL_APPS if wiring.OIDC in CATALOG[a].setup_steps}
+    assert with_step == set(ALL_APPS)  # all six register mozilla-django-oidc-db's admin step
+    for app in with_step:
+        document, env = docs[app]
+        oidc = document["oidc_db_config_admin_auth"]
+        assert oidc["providers"][0]["endpoint_config"] == {
+            "oidc_op_discovery_endpoint": "https://login.utrecht.example/realms/gemeente/.well-known/openid-configuration"}
+        (item,) = oidc["items"]
+        assert item["oidc_rp_client_id"] == "utrecht-cg"
+        assert env[item["oidc_rp_client_secret"]["value_from"]["env"]] == "fake-oidc-client-secret"
+        assert document_errors(document, app, CATALOG[app].setup_steps, env) == [], app
+    assert "oidc_db_config_admin_auth" not in json.dumps({a: d for a, (d, _) in _documents(render(all_apps())).items()})
+
+
+@pytest.mark.parametrize("issuer", ["http://login.example/realms/x", "login.example", "https://"])
+def test_oidc_issuer_must_be_an_https_url(issuer):
+    with pytest.raises(ValueError, match="issuer"):
+        all_apps(auth={"oidc": {"issuer": issuer, "client_id": "x"}})
+
+
+def test_a_stack_without_the_oidc_client_secret_is_refused_before_the_engine_runs():
+    stack = _FakeStack()
+    cfg = all_apps(auth=OIDC)
+    assert engine.missing_config(stack, provided_secret_names(cfg)) == ["oidc-client-secret"]
+    stack.config["cgkit:oidc-client-secret"] = "set-by-the-platform-team"
+    assert engine.missing_config(stack, provided_secret_names(cfg)) == []
+    assert provided_secret_names(all_apps()) == []
+
+
+def test_cli_refuses_a_stack_without_the_oidc_client_secret(scratch_root, monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from cgkit.cli import stack_cmds
+    from cgkit.cli.app import main
+    from cgkit.cli.exit_codes import ExitStatus
+
+    (scratch_root / "environments/sandbox/municipalities/gm0344.yaml").write_text(
+        "code: GM0344\ndomain: utrecht.sandbox.cgkit.test\n"
+        "auth:\n  oidc: {issuer: 'https://login.utrecht.example/realms/gemeente', client_id: utrecht-cg}\n")
+    monkeypatch.chdir(scratch_root)
+    monkeypatch.delenv("CGKIT_PROJECT_DIR", raising=False)
+    stack = _FakeStack()
+    monkeypatch.setattr(stack_cmds, "environment_kubeconfig", lambda environment, root: None)  # no cluster
+    monkeypatch.setattr(engine, "select_stack", lambda settings, name: stack)
+    monkeypatch.setattr(engine, "preview", lambda *a, **k: pytest.fail("the engine ran without the secret"))
+    assert main(["preview", "--env", "sandbox", "GM0344"]) == ExitStatus.FAILED
+    err = capsys.readouterr().err
+    assert "oidc-client-secret" in err and "pulumi config set --secret cgkit:oidc-client-secret" in err
+    assert stack.config == {}  # refused before generating anything
+    stack.config["cgkit:oidc-client-secret"] = "set-by-the-platform-team"
+    monkeypatch.setattr(engine, "preview", lambda *a, **k: SimpleNamespace(change_summary={"create": 1}))
+    assert main(["preview", "--env", "sandbox", "GM0344"]) == ExitStatus.OK
+    assert "cgkit:openzaak-to-opennotificaties-secret" in stack.config  # the generated ones followed
