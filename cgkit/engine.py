@@ -163,6 +163,19 @@ def ensure_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
     return created
 
 
+def missing_config(stack: auto.Stack, names: Iterable[str]) -> list[str]:
+    """The names of ``names`` that have no ``cgkit:<name>`` value in the stack's config, in order.
+
+    Raises:
+        EngineError: the config could not be read.
+    """
+    try:
+        present = stack.get_all_config()
+    except auto.CommandError as failed:
+        raise _engine_error(f"could not read the config of stack {stack.name}", failed) from failed
+    return [name for name in names if f"{CONFIG_NAMESPACE}:{name}" not in present]
+
+
 @dataclass
 class Operation:
     """One engine operation's options.

@@ -170,8 +170,10 @@ def _municipality_program() -> Any:
 
 
 def fake_secrets(cfg: Any) -> dict[str, str]:
-    """Stack config with a fake value for every secret the program of ``cfg`` requires."""
-    return {f"{secrets.CONFIG_NAMESPACE}:{name}": f"fake-{name}" for name in secrets.secret_names(cfg)}
+    """Stack config with a fake value for every secret the program of ``cfg`` requires
+    (generated and provided ones)."""
+    names = secrets.secret_names(cfg) + secrets.provided_secret_names(cfg)
+    return {f"{secrets.CONFIG_NAMESPACE}:{name}": f"fake-{name}" for name in names}
 
 
 def run_municipality(cfg: Any) -> Rendered:

@@ -12,6 +12,9 @@ from typing import Any
 #: Pulumi config namespace of every cgkit secret.
 CONFIG_NAMESPACE = "cgkit"
 POSTGRES_ADMIN_PASSWORD = "postgres-admin-password"
+#: The client secret the municipality's OIDC provider issued (``auth.oidc``): set by the platform
+#: team, never generated.
+OIDC_CLIENT_SECRET = "oidc-client-secret"
 
 
 def secret_key_name(app: str) -> str:
@@ -24,15 +27,36 @@ def db_password_name(app: str) -> str:
     return f"{app}-db-password"
 
 
+def tenant_edges(cfg: Any) -> list[Any]:
+    """The wiring edges (``components.wiring.Edge``) between the apps ``cfg`` enables, sorted."""
+    from components.catalog import load_catalog  # the catalog is data owned by components/
+    from components.wiring import edges
+
+    catalog = load_catalog()
+    return edges([spec for key, spec in catalog.items() if key in cfg.apps])
+
+
 def secret_names(cfg: Any) -> list[str]:
     """Every secret stack-config key the municipality program of ``cfg`` requires, sorted.
 
-    Per enabled app ``<app>-secret-key`` and ``<app>-db-password``; ``postgres-admin-password``
-    when the database runs in the tenant (``database.mode == "in-cluster"``).
+    Per enabled app ``<app>-secret-key`` and ``<app>-db-password``; per wiring edge between two
+    enabled apps ``<consumer>-to-<provider>-secret`` (the client secret or API token of that
+    edge); ``postgres-admin-password`` when the database runs in the tenant
+    (``database.mode == "in-cluster"``). Generated once by ``cgkit`` (engine.ensure_secrets), so
+    they are stable across runs and distinct per tenant and per edge.
     """
     names = []
     for app in cfg.apps:
         names += [secret_key_name(app), db_password_name(app)]
+    names += [edge.secret_name for edge in tenant_edges(cfg)]
     if cfg.database.mode == "in-cluster":
         names.append(POSTGRES_ADMIN_PASSWORD)
     return sorted(names)
+
+
+def provided_secret_names(cfg: Any) -> list[str]:
+    """The secret stack-config keys someone must set by hand (cgkit cannot generate them), sorted.
+
+    ``oidc-client-secret`` when the municipality file has ``auth.oidc``.
+    """
+    return [OIDC_CLIENT_SECRET] if cfg.auth.oidc is not None else []

@@ -12,6 +12,7 @@ import json
 from typing import Any, Mapping
 
 import pulumi
+import pulumi_kubernetes as k8s
 
 from cgkit import conventions as cv
 from components._quantity import scale_cpu, scale_memory
@@ -58,6 +59,36 @@ def container_security_context(*, read_only_root: bool) -> dict[str, Any]:
         "capabilities": {"drop": ["ALL"]},
         "seccomp_profile": {"type": "RuntimeDefault"},
     }
+
+
+def pod_spec(service_account: str, uid: int, containers: list[dict[str, Any]], *, read_only_root: bool,
+             **extra: Any) -> dict[str, Any]:
+    """The one pod scaffold every cgkit workload uses (Deployments, StatefulSets, Jobs).
+
+    Returns a pod ``spec`` (snake_case, as pulumi_kubernetes takes it) running as ``service_account``
+    without an automounted token, without service links (they inject ``<SERVICE>_PORT=tcp://...``
+    variables that break uWSGI: open-zaak/open-zaak#2415, research/commonground.md §2.2), with the
+    restricted pod security context for ``uid`` and the restricted container security context set on
+    every container of ``containers`` (a container's own ``security_context`` key is overwritten).
+    ``extra`` adds pod fields (``volumes``, ``restart_policy``, ...).
+    """
+    return {
+        "service_account_name": service_account,
+        "automount_service_account_token": False,
+        "enable_service_links": False,
+        "security_context": pod_security_context(uid),
+        "containers": [{**c, "security_context": container_security_context(read_only_root=read_only_root)}
+                       for c in containers],
+        **extra,
+    }
+
+
+def service_account(resource_name: str, metadata: Mapping[str, Any], parent: pulumi.Resource
+                    ) -> k8s.core.v1.ServiceAccount:
+    """The ServiceAccount a component's pods run as: no automounted API token (the apps never call
+    the Kubernetes API). ``metadata`` names it; it is a child of ``parent``."""
+    return k8s.core.v1.ServiceAccount(resource_name, metadata=dict(metadata),
+                                      automount_service_account_token=False, opts=child(parent))
 
 
 def resources(res: Resources, multiplier: float = 1.0, requests_scale: float = 1.0) -> dict[str, dict[str, str]]:

@@ -13,7 +13,15 @@ Built from an :class:`~components.catalog.AppSpec`, one instance creates (object
 * Service [``<app>``] ClusterIP 80 -> 8000, Ingress [``<app>``] for ``https://<app>.<domain>`` with TLS
   (certificate by the cert-manager cluster issuer), PodDisruptionBudget [``<app>``] (minAvailable 1)
   when web has two or more replicas, and a ReadWriteMany media PVC [``<app>-media``] where the
-  catalog asks for one.
+  catalog asks for one;
+* migration Job [``<app>-migrate-<hash>``] running the catalog's ``jobs.migrate`` once per release
+  (the hash covers image, command, resources and settings), awaited by the engine; every
+  Deployment depends on it, so no replica starts a release before its schema is migrated;
+* with a setup document (``args.setup``): Secret [``<app>-setup``] holding ``setup.yaml`` and the
+  values it references (``value_from: {env: NAME}``), and setup Job [``<app>-setup-<hash>``]
+  running ``jobs.setup`` (``manage.py setup_configuration``) after the migration Job; the
+  Deployments wait for it too. A failed Job is replaced on the next ``up``
+  (``pulumi.com/replaceUnready``).
 
 Every pod: ``runAsNonRoot``, UID/GID 1000 and ``fsGroup`` 1000 (charts' ``podSecurityContext``),
 ``seccompProfile: RuntimeDefault``, no privilege escalation, ALL capabilities dropped, requests and
@@ -29,11 +37,12 @@ from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from components import _defaults as d
 from components._quantity import memory_mib, format_memory
 from components.backing import REDIS_PORT
-from components.catalog import SERVICE_PORT, AppSpec
+from components.catalog import SERVICE_PORT, AppSpec, placeholders
 from components.sizing import Tier
 
 _UID = 1000
@@ -83,6 +92,28 @@ class CommonGroundAppArgs:
     """Shown by the apps as ``ENVIRONMENT`` (e.g. ``"sandbox"``)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """Extra plain settings, merged last into the ConfigMap."""
+    setup: "AppSetup | None" = None
+    """The app's django-setup-configuration document and its secrets; ``None``: no setup Job."""
+
+
+@dataclass(frozen=True)
+class AppSetup:
+    """What the setup Job applies (``components.wiring.setup_document`` makes the document).
+
+    ``document`` is plain data without secret values (they are ``value_from: {env: NAME}``);
+    ``secrets`` gives each ``NAME`` its value (secret Outputs), put into the Secret
+    ``<app>-setup`` next to ``setup.yaml``.
+    """
+
+    document: dict[str, Any]
+    secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+#: Seconds the engine waits for a migration or setup Job to complete (a large database's first
+#: migration takes a while); the default Job await is 10 minutes.
+JOB_TIMEOUT_SECONDS = 1800
+#: Mount path of the setup document; the catalog's ``jobs.setup`` command names the file in it.
+SETUP_DIR = "/config"
 
 
 def hostname(spec: AppSpec, domain: str) -> str:
@@ -91,37 +122,32 @@ def hostname(spec: AppSpec, domain: str) -> str:
 
 
 def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
-    """The ConfigMap data of an app (plain settings only; secrets go to the Secret)."""
+    """The ConfigMap data of an app (plain settings only; secrets go to the Secret).
+
+    Renders the catalog's env contract (``AppSpec.env``, templates in components/catalog.yaml) for
+    this tenant; an entry naming a placeholder that is unset here (``sslmode`` for the in-tenant
+    database, ``celery_db`` for an app without Celery) is left out. ``extra_env`` is merged last.
+    """
     spec = args.spec
-    svc = spec.key
-    host = hostname(spec, args.domain)
-    ns = args.namespace_name
     db = args.database
-    redis = f"{args.redis_host}:{REDIS_PORT}"
-    env = {
-        "DJANGO_SETTINGS_MODULE": spec.settings_module,
-        # Service name (probes' Host header and in-namespace calls), its in-cluster DNS forms, the
-        # public host, localhost (the apps' docs ask for it). Charts: "<svc>,<svc>.<ns>,<hosts>".
-        "ALLOWED_HOSTS": ",".join([svc, f"{svc}.{ns}", f"{svc}.{ns}.svc", f"{svc}.{ns}.svc.cluster.local",
-                                   host, "localhost"]),
-        "USE_X_FORWARDED_HOST": "True",
-        "IS_HTTPS": "True",
-        "NUM_PROXIES": "1",
-        "SITE_DOMAIN": host,
-        "ENVIRONMENT": args.environment,
-        "DB_HOST": db.host,
-        "DB_PORT": str(db.port),
-        "DB_NAME": db.name or spec.key,
-        "DB_USER": db.user or spec.key,
-        "CACHE_DEFAULT": f"{redis}/{spec.redis.cache_db}",
-        "CACHE_AXES": f"{redis}/{spec.redis.cache_db}",
-        "EMAIL_HOST": args.email_host,
+    values: dict[str, object | None] = {
+        "settings_module": spec.settings_module,
+        "service": spec.key,
+        "namespace": args.namespace_name,
+        "host": hostname(spec, args.domain),
+        "environment": args.environment,
+        "db_host": db.host,
+        "db_port": db.port,
+        "db_name": db.name or spec.key,
+        "db_user": db.user or spec.key,
+        "sslmode": db.sslmode or None,
+        "redis": f"{args.redis_host}:{REDIS_PORT}",
+        "cache_db": spec.redis.cache_db,
+        "celery_db": spec.redis.celery_db,
+        "email_host": args.email_host,
     }
-    if db.sslmode:
-        env["PGSSLMODE"] = db.sslmode
-    if spec.redis.celery_db is not None:
-        env["CELERY_BROKER_URL"] = f"redis://{redis}/{spec.redis.celery_db}"
-        env["CELERY_RESULT_BACKEND"] = f"redis://{redis}/{spec.redis.celery_db}"
+    env = {name: template.format(**values) for name, template in spec.env.items()
+           if all(values[p] is not None for p in placeholders(template))}
     env.update(args.extra_env)
     return env
 
@@ -138,6 +164,7 @@ class CommonGroundApp(pulumi.ComponentResource):
     def __init__(self, name: str, args: CommonGroundAppArgs, opts: pulumi.ResourceOptions | None = None):
         d.require_provider("CommonGroundApp", name, opts)
         super().__init__("cgkit:app:CommonGroundApp", name, None, opts)
+        self._prefix = name
         spec, t = args.spec, args.tier
         key = spec.key
         ns = args.namespace
@@ -158,9 +185,7 @@ class CommonGroundApp(pulumi.ComponentResource):
             string_data={"SECRET_KEY": pulumi.Output.secret(args.secret_key),
                          "DB_PASSWORD": pulumi.Output.secret(args.db_password)},
             opts=d.child(self))
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata=meta(key, "web"), automount_service_account_token=False,
-            opts=d.child(self))
+        self.service_account = d.service_account(f"{name}-sa", meta(key, "web"), self)
 
         self.media: k8s.core.v1.PersistentVolumeClaim | None = None
         mounts: list[dict[str, str]] = []
@@ -187,21 +212,13 @@ class CommonGroundApp(pulumi.ComponentResource):
             return {
                 "metadata": {"labels": d.labels(args.code, key, component),
                              "annotations": {"cgkit.io/config-checksum": checksum}},
-                "spec": {
-                    "service_account_name": key,
-                    "automount_service_account_token": False,
-                    "enable_service_links": False,
-                    "security_context": d.pod_security_context(_UID),
-                    "containers": [{
-                        "image": spec.image.ref,
-                        "image_pull_policy": "IfNotPresent",
-                        "env_from": env_from,
-                        "security_context": d.container_security_context(read_only_root=False),
-                        "volume_mounts": mounts,
-                        **container,
-                    }],
-                    "volumes": volumes,
-                },
+                "spec": d.pod_spec(key, _UID, [{
+                    "image": spec.image.ref,
+                    "image_pull_policy": "IfNotPresent",
+                    "env_from": env_from,
+                    "volume_mounts": mounts,
+                    **container,
+                }], read_only_root=False, volumes=volumes),
             }
 
         def http_probe(path: str, **timing: int) -> dict[str, Any]:
@@ -218,6 +235,30 @@ class CommonGroundApp(pulumi.ComponentResource):
             "liveness_probe": http_probe(spec.probes.liveness, period_seconds=10, failure_threshold=3),
             "readiness_probe": http_probe(spec.probes.readiness, period_seconds=10, failure_threshold=3),
         }
+        # Migrations once per release: a Job named after what it runs, awaited by the engine (no
+        # skipAwait), before any Deployment rolls. A new image or new settings is a new Job.
+        self.migration = self._job("migrate", args, settings, list(spec.jobs.migrate), env_from,
+                                   depends_on=depends, meta=meta)
+        depends = [*depends, self.migration]
+        self.setup_secret: k8s.core.v1.Secret | None = None
+        self.setup_job: k8s.batch.v1.Job | None = None
+        if args.setup is not None and args.setup.document:
+            document = yaml.safe_dump(args.setup.document, sort_keys=False)
+            self.setup_secret = k8s.core.v1.Secret(
+                f"{name}-setup-secret", metadata=meta(f"{key}-setup", "setup"), type="Opaque",
+                string_data={"setup.yaml": document,
+                             **{env: pulumi.Output.secret(v) for env, v in sorted(args.setup.secrets.items())}},
+                opts=d.child(self))
+            self.setup_job = self._job(
+                "setup", args, {"setup.yaml": document}, list(spec.jobs.setup), env_from,
+                depends_on=[self.migration, self.setup_secret], meta=meta,
+                env=[{"name": env, "value_from": {"secret_key_ref": {"name": f"{key}-setup", "key": env}}}
+                     for env in sorted(args.setup.secrets)],
+                mounts=[{"name": "setup", "mount_path": SETUP_DIR, "read_only": True}],
+                volumes=[{"name": "setup", "secret": {"secret_name": f"{key}-setup",
+                                                      "items": [{"key": "setup.yaml", "path": "setup.yaml"}]}}])
+            depends = [*depends, self.setup_job]
+
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
         self.deployments["web"] = k8s.apps.v1.Deployment(
             f"{name}-web", metadata=meta(key, "web"),
@@ -281,3 +322,38 @@ class CommonGroundApp(pulumi.ComponentResource):
         self.url = pulumi.Output.from_input(f"https://{host}")
         self.service_name = self.service.metadata.apply(lambda m: m["name"] if isinstance(m, dict) else m.name)
         self.register_outputs({"url": self.url, "service_name": self.service_name})
+
+    def _job(self, task: str, args: CommonGroundAppArgs, inputs: dict[str, str], command: list[str],
+             env_from: list[dict[str, Any]], *, depends_on: list[pulumi.Resource], meta: Any,
+             env: list[dict[str, Any]] | None = None, mounts: list[dict[str, Any]] | None = None,
+             volumes: list[dict[str, Any]] | None = None) -> k8s.batch.v1.Job:
+        """A one-off Job ``<app>-<task>-<hash>`` in the app's image, awaited by the engine.
+
+        The hash covers the whole pod template and ``inputs`` (the settings, or the setup
+        document), so a new image tag, command, resource figure or setting is a new Job and an
+        unchanged one is left alone. A Job that failed is replaced on the next ``up``
+        (``pulumi.com/replaceUnready``), which is the retry.
+        """
+        spec, key = args.spec, args.spec.key
+        labels = d.labels(args.code, key, task)
+        template = {
+            "metadata": {"labels": labels},
+            "spec": d.pod_spec(key, _UID, [{
+                "name": task,
+                "image": spec.image.ref,
+                "image_pull_policy": "IfNotPresent",
+                "command": command,
+                "env_from": env_from,
+                "env": env or [],
+                "resources": d.resources(spec.roles.web.resources, args.tier.multiplier),
+                "volume_mounts": mounts or [],
+            }], read_only_root=False, restart_policy="Never", volumes=volumes or []),
+        }
+        digest = d.checksum({"template": template, "inputs": inputs})[:10]
+        return k8s.batch.v1.Job(
+            f"{self._prefix}-{task}",
+            metadata=meta(f"{key}-{task}-{digest}", task,
+                          annotations={"pulumi.com/timeoutSeconds": str(JOB_TIMEOUT_SECONDS),
+                                       "pulumi.com/replaceUnready": "true"}),
+            spec={"backoff_limit": 2, "template": template},
+            opts=d.child(self, depends_on=depends_on, delete_before_replace=True))

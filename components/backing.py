@@ -129,8 +129,7 @@ class Postgres(pulumi.ComponentResource):
             string_data={k: pulumi.Output.secret(v) for k, v in secret_data.items()},
             opts=d.child(self))
 
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata=meta(POSTGRES), automount_service_account_token=False, opts=d.child(self))
+        self.service_account = d.service_account(f"{name}-sa", meta(POSTGRES), self)
 
         self.service = k8s.core.v1.Service(
             f"{name}-service", metadata=meta(POSTGRES),
@@ -150,29 +149,22 @@ class Postgres(pulumi.ComponentResource):
                 "selector": {"match_labels": sel},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": {
-                        "service_account_name": POSTGRES,
-                        "automount_service_account_token": False,
-                        "enable_service_links": False,
-                        "security_context": d.pod_security_context(_UID),
-                        "containers": [{
-                            "name": POSTGRES,
-                            "image": args.image,
-                            "ports": [{"name": "postgresql", "container_port": POSTGRES_PORT}],
-                            "env": [admin_env,
-                                    {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
-                            "resources": args.resources,
-                            "security_context": d.container_security_context(read_only_root=True),
-                            "readiness_probe": ready,
-                            "liveness_probe": {**ready, "initial_delay_seconds": 30},
-                            "volume_mounts": [
-                                {"name": "data", "mount_path": "/var/lib/postgresql/data"},
-                                {"name": "run", "mount_path": "/var/run/postgresql"},
-                                {"name": "tmp", "mount_path": "/tmp"},
-                            ],
-                        }],
-                        "volumes": [{"name": "run", "empty_dir": {}}, {"name": "tmp", "empty_dir": {}}],
-                    },
+                    "spec": d.pod_spec(POSTGRES, _UID, [{
+                        "name": POSTGRES,
+                        "image": args.image,
+                        "ports": [{"name": "postgresql", "container_port": POSTGRES_PORT}],
+                        "env": [admin_env,
+                                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
+                        "resources": args.resources,
+                        "readiness_probe": ready,
+                        "liveness_probe": {**ready, "initial_delay_seconds": 30},
+                        "volume_mounts": [
+                            {"name": "data", "mount_path": "/var/lib/postgresql/data"},
+                            {"name": "run", "mount_path": "/var/run/postgresql"},
+                            {"name": "tmp", "mount_path": "/tmp"},
+                        ],
+                    }], read_only_root=True,
+                        volumes=[{"name": "run", "empty_dir": {}}, {"name": "tmp", "empty_dir": {}}]),
                 },
                 "volume_claim_templates": [{
                     "metadata": {"name": "data", "labels": labels},
@@ -206,24 +198,16 @@ class Postgres(pulumi.ComponentResource):
                 "backoff_limit": 20,
                 "template": {
                     "metadata": {"labels": job_labels},
-                    "spec": {
-                        "restart_policy": "OnFailure",
-                        "service_account_name": POSTGRES,
-                        "automount_service_account_token": False,
-                        "enable_service_links": False,
-                        "security_context": d.pod_security_context(_UID),
-                        "containers": [{
-                            "name": PROVISION,
-                            "image": args.image,
-                            "command": ["/bin/sh", "/scripts/provision.sh"],
-                            "env": env,
-                            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
-                                          "limits": {"cpu": "200m", "memory": "128Mi"}},
-                            "security_context": d.container_security_context(read_only_root=True),
-                            "volume_mounts": [{"name": "scripts", "mount_path": "/scripts"}],
-                        }],
-                        "volumes": [{"name": "scripts", "config_map": {"name": f"{POSTGRES}-provision"}}],
-                    },
+                    "spec": d.pod_spec(POSTGRES, _UID, [{
+                        "name": PROVISION,
+                        "image": args.image,
+                        "command": ["/bin/sh", "/scripts/provision.sh"],
+                        "env": env,
+                        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                                      "limits": {"cpu": "200m", "memory": "128Mi"}},
+                        "volume_mounts": [{"name": "scripts", "mount_path": "/scripts"}],
+                    }], read_only_root=True, restart_policy="OnFailure",
+                        volumes=[{"name": "scripts", "config_map": {"name": f"{POSTGRES}-provision"}}]),
                 },
             },
             opts=d.child(self, depends_on=[self.provision_script, self.secret, self.statefulset],
@@ -264,8 +248,7 @@ class Redis(pulumi.ComponentResource):
         sel = d.selector(REDIS, REDIS)
         meta = {"name": REDIS, "namespace": ns, "labels": labels}
 
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata=meta, automount_service_account_token=False, opts=d.child(self))
+        self.service_account = d.service_account(f"{name}-sa", meta, self)
         self.service = k8s.core.v1.Service(
             f"{name}-service", metadata=meta,
             spec={"type": "ClusterIP", "selector": sel,
@@ -280,24 +263,17 @@ class Redis(pulumi.ComponentResource):
                 "selector": {"match_labels": sel},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": {
-                        "service_account_name": REDIS,
-                        "automount_service_account_token": False,
-                        "enable_service_links": False,
-                        "security_context": d.pod_security_context(_UID),
-                        "containers": [{
-                            "name": REDIS,
-                            "image": args.image,
-                            "args": ["redis-server", "--appendonly", "yes", "--dir", "/data",
-                                     "--protected-mode", "no"],
-                            "ports": [{"name": "redis", "container_port": REDIS_PORT}],
-                            "resources": args.resources,
-                            "security_context": d.container_security_context(read_only_root=True),
-                            "readiness_probe": probe,
-                            "liveness_probe": {**probe, "initial_delay_seconds": 15},
-                            "volume_mounts": [{"name": "data", "mount_path": "/data"}],
-                        }],
-                    },
+                    "spec": d.pod_spec(REDIS, _UID, [{
+                        "name": REDIS,
+                        "image": args.image,
+                        "args": ["redis-server", "--appendonly", "yes", "--dir", "/data",
+                                 "--protected-mode", "no"],
+                        "ports": [{"name": "redis", "container_port": REDIS_PORT}],
+                        "resources": args.resources,
+                        "readiness_probe": probe,
+                        "liveness_probe": {**probe, "initial_delay_seconds": 15},
+                        "volume_mounts": [{"name": "data", "mount_path": "/data"}],
+                    }], read_only_root=True),
                 },
                 "volume_claim_templates": [{
                     "metadata": {"name": "data", "labels": labels},

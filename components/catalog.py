@@ -9,6 +9,7 @@ and consistent (known dependencies, unique Redis DB numbers, quantities that par
 from __future__ import annotations
 
 import functools
+import string
 from importlib import resources
 from typing import Literal
 
@@ -23,6 +24,15 @@ APP_PORT = 8000
 SERVICE_PORT = 80
 #: Redis ships 16 logical databases unless configured otherwise.
 REDIS_DATABASES = 16
+#: The placeholders an env template may name (filled per tenant by ``components.app.app_settings``).
+ENV_PLACEHOLDERS = frozenset({
+    "settings_module", "service", "namespace", "host", "environment", "db_host", "db_port", "db_name",
+    "db_user", "sslmode", "redis", "cache_db", "celery_db", "email_host"})
+
+
+def placeholders(template: str) -> set[str]:
+    """The ``{names}`` a template string refers to (``"redis://{redis}/{celery_db}"`` -> both)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
 class _Model(BaseModel):
@@ -135,6 +145,27 @@ class Media(_Model):
         return v
 
 
+class Jobs(_Model):
+    """The commands of an app's one-off Jobs, run in the app's image from its working directory."""
+
+    migrate: list[str]
+    setup: list[str]
+
+
+class Api(_Model):
+    """What an app serves to the other apps of the suite.
+
+    ``auth``: ``zgw`` (clients sign a JWT with a client secret; the app knows the pair through
+    ``step``, commonground-api-common's JWTSecretsConfigurationStep) or ``token`` (clients send
+    ``Authorization: Token <token>``; ``step`` is the app's own TokenAuthConfigurationStep).
+    ``services`` maps a zgw-consumers ``api_type`` to the API's path on the app's Service.
+    """
+
+    auth: Literal["zgw", "token"]
+    step: str
+    services: dict[str, str]
+
+
 class AppSpec(_Model):
     """One Common Ground app as the catalog describes it."""
 
@@ -150,6 +181,31 @@ class AppSpec(_Model):
     superuser_env_prefix: str | None = None
     depends_on: tuple[str, ...] = ()
     roles: Roles
+    env: dict[str, str] = Field(default_factory=dict)
+    """The app's env contract: the catalog's shared ``env`` templates with the entry's own on top."""
+    jobs: Jobs
+    api: Api | None = None
+    """``None``: no other app calls this one."""
+    kanalen: dict[str, list[str]] = Field(default_factory=dict)
+    """Notification channels this app publishes (name -> filters)."""
+    setup_steps: tuple[str, ...] = ()
+    """The app's ``SETUP_CONFIGURATION_STEPS`` (django-setup-configuration step class paths)."""
+
+    @model_validator(mode="after")
+    def _api_step_is_registered(self) -> "AppSpec":
+        if self.api is not None and self.api.step not in self.setup_steps:
+            raise ValueError(f"{self.key}: api.step {self.api.step} is not one of its setup_steps")
+        return self
+
+    @field_validator("env")
+    @classmethod
+    def _known_placeholders(cls, env: dict[str, str]) -> dict[str, str]:
+        for name, template in env.items():
+            unknown = placeholders(template) - ENV_PLACEHOLDERS
+            if unknown:
+                raise ValueError(f"env {name}: unknown placeholder(s) {sorted(unknown)}; "
+                                 f"known: {sorted(ENV_PLACEHOLDERS)}")
+        return env
 
     @model_validator(mode="after")
     def _celery_needs_a_db(self) -> "AppSpec":
@@ -171,8 +227,18 @@ class AppSpec(_Model):
 
 
 def parse_catalog(data: dict) -> dict[str, AppSpec]:
-    """Validate a catalog mapping (as read from YAML) and check cross-entry consistency."""
-    apps = {key: AppSpec.model_validate({"key": key, **entry}) for key, entry in data.items()}
+    """Validate a catalog mapping (as read from YAML) and check cross-entry consistency.
+
+    ``data`` is ``{"env": {NAME: template}, "apps": {key: entry}}``; every app's ``env`` becomes the
+    shared templates updated with its own. Raises ``ValueError`` (pydantic's ``ValidationError`` is
+    one) naming the app and field of the first problem.
+    """
+    unknown = set(data) - {"env", "apps"}
+    if unknown:
+        raise ValueError(f"catalog: unknown top-level key(s) {sorted(unknown)}; expected 'env' and 'apps'")
+    shared = dict(data.get("env") or {})
+    apps = {key: AppSpec.model_validate({"key": key, **entry, "env": {**shared, **(entry.get("env") or {})}})
+            for key, entry in data["apps"].items()}
     used: dict[int, str] = {}
     for app in apps.values():
         for dep in app.depends_on:
@@ -180,6 +246,8 @@ def parse_catalog(data: dict) -> dict[str, AppSpec]:
                 raise ValueError(f"{app.key}: depends_on names {dep!r}, which is not in the catalog")
             if dep == app.key:
                 raise ValueError(f"{app.key}: depends on itself")
+            if apps[dep].api is None:
+                raise ValueError(f"{app.key}: depends on {dep}, which serves no api (add one to its entry)")
         for db in (app.redis.cache_db, app.redis.celery_db):
             if db is None:
                 continue

@@ -31,6 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from cgkit import conventions as cv
 from components._quantity import cpu_millis, format_cpu, format_memory, memory_mib
 
 Size = Literal["S", "M", "L", "XL"]
@@ -140,19 +141,39 @@ def _quantity(resource: str, value: str) -> int:
     return int(value[:-2]) * 1024 * 1024 if value.endswith("Ti") else memory_mib(value)
 
 
-def _pods_at_rollout(workload: dict) -> int:
+def _pods_at_rollout(workload: dict, surge: bool = True) -> int:
     """Pods a workload runs at most: replicas, plus the 25 % surge of a RollingUpdate Deployment."""
     spec = workload["spec"]
     replicas = 1 if workload["kind"] == "Job" else spec.get("replicas", 1)
     rolling = workload["kind"] == "Deployment" and spec.get("strategy", {}).get("type", "RollingUpdate") == "RollingUpdate"
-    return replicas + (math.ceil(replicas * 0.25) if rolling else 0)
+    return replicas + (math.ceil(replicas * 0.25) if rolling and surge else 0)
+
+
+_KEYS = tuple(f"{section}.{res}" for section in ("requests", "limits") for res in ("cpu", "memory"))
+
+
+def _need(workload: dict, count: int) -> dict[str, int]:
+    """Requests/limits (millicores, MiB) and pods of ``count`` pods of ``workload``."""
+    need = {key: 0 for key in _KEYS}
+    for container in workload["spec"]["template"]["spec"]["containers"]:
+        for key in _KEYS:
+            section, res = key.split(".")
+            need[key] += count * _quantity(res, container["resources"][section][res])
+    return {**need, "pods": count}
+
+
+def _total(needs: list[dict[str, int]]) -> dict[str, int]:
+    return {key: sum(n[key] for n in needs) for key in (*_KEYS, "pods")}
 
 
 def quota_shortfalls(manifests: list[dict]) -> list[str]:
-    """Compare what a tenant's workloads need at a rolling update with its ResourceQuota.
+    """Compare what a tenant's workloads need at their peak with its ResourceQuota.
 
-    Sums requests/limits of cpu and memory over every pod (replicas plus the Deployment surge of
-    25 %, Kubernetes' default maxSurge) and the pod count, against the ``hard`` of the tenant's
+    Two peaks, each checked: a rolling update (every Deployment at replicas plus the 25 % surge,
+    Kubernetes' default maxSurge, and the StatefulSets) and a release's Jobs phase (the old pods
+    at their replicas while each app runs one Job: its migration and setup Jobs run one after the
+    other, and its Deployments roll only after them; finished Job pods leave the quota). Sums
+    requests/limits of cpu and memory and the pod count, against the ``hard`` of the tenant's
     ResourceQuota in ``manifests``. Returns one sentence per exceeded quota, e.g.
     ``"limits.cpu: the workloads need 24 cores, the quota allows 20"``; empty when it all fits.
     Without the quota would reject pods at admission and the rollout would never become Available.
@@ -161,19 +182,19 @@ def quota_shortfalls(manifests: list[dict]) -> list[str]:
     if quota is None:
         return []
     hard = quota["spec"]["hard"]
-    need = {f"{section}.{res}": 0 for section in ("requests", "limits") for res in ("cpu", "memory")}
-    pods = 0
-    for workload in (m for m in manifests if m["kind"] in ("Deployment", "StatefulSet", "Job")):
-        count = _pods_at_rollout(workload)
-        pods += count
-        for container in workload["spec"]["template"]["spec"]["containers"]:
-            for key in need:
-                section, res = key.split(".")
-                need[key] += count * _quantity(res, container["resources"][section][res])
-    shortfalls = [f"{key}: the workloads need {_shown(key, used)}, the quota allows {hard[key]}"
-                  for key, used in need.items() if used > _quantity(key.split(".")[1], hard[key])]
-    if pods > int(hard["pods"]):
-        shortfalls.append(f"pods: the workloads run up to {pods} pods, the quota allows {hard['pods']}")
+    running = [m for m in manifests if m["kind"] in ("Deployment", "StatefulSet")]
+    jobs: dict[str, dict[str, int]] = {}  # per app: its largest Job (one runs at a time)
+    for job in (m for m in manifests if m["kind"] == "Job"):
+        app = job["metadata"].get("labels", {}).get(cv.LABEL_NAME, job["metadata"]["name"])
+        need = _need(job, 1)
+        jobs[app] = {key: max(need[key], jobs.get(app, need)[key]) for key in need}
+    rolling = _total([_need(w, _pods_at_rollout(w)) for w in running])
+    releasing = _total([_need(w, _pods_at_rollout(w, surge=False)) for w in running] + list(jobs.values()))
+    peak = {key: max(rolling[key], releasing[key]) for key in rolling}
+    shortfalls = [f"{key}: the workloads need {_shown(key, peak[key])}, the quota allows {hard[key]}"
+                  for key in _KEYS if peak[key] > _quantity(key.split(".")[1], hard[key])]
+    if peak["pods"] > int(hard["pods"]):
+        shortfalls.append(f"pods: the workloads run up to {peak['pods']} pods, the quota allows {hard['pods']}")
     return shortfalls
 
 

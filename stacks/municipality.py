@@ -18,6 +18,8 @@ config                                   component input
 ``database.mode == "external"``          no ``Postgres``; apps get ``host``/``port`` and
                                          ``PGSSLMODE``; ``TenantBaselineArgs.external_database``
 ``access.admins`` / ``access.viewers``   RoleBindings of the tenant roles
+``auth.oidc``                            admin login of every app with the OIDC setup step
+                                         (``wiring.Tenant.oidc``; secret ``oidc-client-secret``)
 ``environment.ingress.*``                Ingress class + cert-manager issuer; the controller
                                          namespace admitted by the web NetworkPolicies
 ``environment.storage_class``            media (RWX) and database/Redis volumes
@@ -28,8 +30,11 @@ config                                   component input
                                          (``cgkit.sandbox_images``) instead of the catalog's
 =======================================  ==================================================
 
-Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``). Exports:
-``namespace`` (str) and ``urls`` (app key -> ``https://<app>.<domain>``).
+Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``), including one
+per wiring edge (``components.wiring``: each app's setup document, passed as ``AppSetup``).
+Exports: ``namespace`` (str), ``urls`` (app key -> ``https://<app>.<domain>``), ``wiring``
+(``"<consumer> -> <provider>"`` per edge) and ``unwired`` (edges dropped because the provider is
+disabled).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ import pulumi_kubernetes as k8s
 
 from cgkit import sandbox_images, secrets
 from components import _defaults as d
-from components.app import AppDatabase, CommonGroundApp, CommonGroundAppArgs
+from components import wiring
+from components.app import AppDatabase, AppSetup, CommonGroundApp, CommonGroundAppArgs
 from components.backing import Database, Postgres, PostgresArgs, Redis, RedisArgs
 from components.catalog import AppSpec, Image, load_catalog
 from components.sizing import Tier, tier
@@ -109,7 +115,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
     namespace = baseline.namespace
     after_baseline = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[baseline]))
 
-    apps_after = after_baseline
+    app_opts = after_baseline
     if external is None:
         postgres = Postgres(f"{name}-postgresql", PostgresArgs(
             code=code,
@@ -122,10 +128,11 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             resources=_scaled(_POSTGRES_RESOURCES, t),
             **backing_images[0],
         ), opts=after_baseline)
-        # The apps start once their databases exist (the provisioning Job completed): they would
-        # only crash-loop before, and while they wait for readiness they hold the engine's
-        # registration slots that the Job itself needs (seen on the real node: a 10-minute stall).
-        apps_after = pulumi.ResourceOptions.merge(after_baseline, pulumi.ResourceOptions(depends_on=[postgres]))
+        # The apps (their migration Jobs first) start once their databases exist: before, they
+        # would only crash-loop, and while they wait for readiness they hold the engine's
+        # registration slots that the provisioning Job itself needs (seen on the real node:
+        # a 10-minute stall).
+        app_opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[baseline, postgres]))
         db_host, db_port, sslmode = "postgresql", 5432, None
     else:
         db_host, db_port, sslmode = external.host, external.port, external.sslmode
@@ -136,8 +143,13 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
         **backing_images[1],
     ), opts=after_baseline)
 
+    oidc = cfg.auth.oidc
+    tenant = wiring.Tenant(code=code, name=cfg.name, namespace=cfg.namespace, domain=cfg.domain,
+                           oidc=(oidc.discovery_endpoint, oidc.client_id) if oidc else None)
     urls: dict[str, pulumi.Output[str]] = {}
     for spec in apps:
+        document, refs = wiring.setup_document(spec, apps, tenant)
+        setup = AppSetup(document, {env: conf.require_secret(ref.secret).apply(ref.value) for env, ref in refs.items()})
         app = CommonGroundApp(f"{name}-{spec.key}", CommonGroundAppArgs(
             spec=spec,
             code=code,
@@ -153,9 +165,13 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             tls_issuer=env.ingress.tls_issuer,
             storage_class=env.storage_class,
             environment=cfg.env,
-        ), opts=apps_after)
+            setup=setup,
+        ), opts=app_opts)
         urls[spec.key] = app.url
 
     pulumi.export("platform", require_platform(cfg.env, env))
     pulumi.export("namespace", namespace)
     pulumi.export("urls", urls)
+    pulumi.export("wiring", [f"{e.consumer} -> {e.provider}" for e in wiring.edges(apps)])
+    pulumi.export("unwired", [f"{e.consumer} -> {e.provider} ({e.provider} is not enabled)"
+                              for e in wiring.dropped_edges(apps, load_catalog())])

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cgkit.cli import config_cmds, doctor, sandbox, stack_cmds
+from cgkit.cli import config_cmds, doctor, render_cmds, sandbox, stack_cmds
 from cgkit.cli.fleet_cmds import fleet_app
 from cgkit.cli.policy import policy_app
 from cgkit.cli.console import err
@@ -25,6 +25,8 @@ app.command("onboard")(config_cmds.onboard)
 app.command("validate")(config_cmds.validate)
 app.command("schema")(config_cmds.write_schema)
 app.command("env")(stack_cmds.shell_env)
+app.command("render")(render_cmds.render)
+app.command("wiring")(render_cmds.wiring)
 app.command("doctor")(doctor.doctor)
 app.add_typer(doctor.toolchain_app, name="toolchain")
 app.add_typer(sandbox.sandbox_app, name="sandbox")

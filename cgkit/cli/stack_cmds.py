@@ -24,7 +24,7 @@ from cgkit.errors import CgkitError, ConfigError, InvalidArgumentError
 from cgkit.gemeenten import lookup
 from cgkit.project import find_root, state_dir
 from cgkit.sandbox import environment_kubeconfig
-from cgkit.secrets import secret_names
+from cgkit.secrets import provided_secret_names, secret_names
 
 Target = Annotated[str, typer.Argument(help="A CBS code (GM0344) or 'platform'.")]
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
@@ -38,6 +38,12 @@ class TenantsRemain(CgkitError):
     reference = "tenants-remain"
 
 
+class SecretNotSet(CgkitError):
+    """A secret only a person can provide (an OIDC client secret) is not in the stack config."""
+
+    reference = "secret-not-set"
+
+
 class ConfirmationNeeded(CgkitError):
     """A changing operation was asked for without a terminal to confirm it on and without --yes."""
 
@@ -48,6 +54,9 @@ def open_stack(env: str, target: str, destroying: bool = False, notify: Callable
                ) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
     """Validate ``target``'s config, then select its stack and ensure its secrets.
 
+    Generated secrets are created when missing; secrets only a person can provide
+    (``secrets.provided_secret_names``, an OIDC client secret) must be there already.
+
     The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
     ``.cgkit/policy/<stack>.json``. ``destroying``: a municipality whose file is gone can still be
     destroyed (offboarding works from the stack's state). ``notify`` receives the one-line notes
@@ -57,12 +66,14 @@ def open_stack(env: str, target: str, destroying: bool = False, notify: Callable
         InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
         ConfigError: the config is invalid (before any engine call).
         EngineError: the engine could not select the stack.
+        SecretNotSet: the stack lacks a secret someone must set by hand.
     """
     root = find_root()
     _check_target(target)
     environment = loader.load_environment(root, env)
     name = stack_name(env, target)
     offboarded = destroying and not loader.municipality_file(root, env, target).exists()
+    provided: list[str] = []
     if target.lower() == "platform" or offboarded:
         names, ctx, waivers = [], policy_context.platform_context(environment), []
     else:
@@ -70,11 +81,18 @@ def open_stack(env: str, target: str, destroying: bool = False, notify: Callable
         if not destroying and (short := capacity.capacity_issues(root, cfg)):
             raise ConfigError(short)
         names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
+        provided = [] if destroying else provided_secret_names(cfg)
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
     packs = _policy_packs(root)
     settings = engine.EngineSettings(root=root, kubeconfig=environment_kubeconfig(environment, root), policy_packs=packs,
                                      policy_pack_configs=[pack_config] if packs else [])
     stack = engine.select_stack(settings, name)
+    missing = engine.missing_config(stack, provided)
+    if missing:
+        raise SecretNotSet(f"stack {name} has no {', '.join(missing)}: the municipality file asks for OIDC login "
+                           "and the provider's client secret is set by hand",
+                           hint=" ; ".join(f"eval \"$(cgkit env --env {env})\" && pulumi config set --secret "
+                                           f"cgkit:{m} <value> -s {name}" for m in missing))
     created = engine.ensure_secrets(stack, names)
     if created:
         (notify or err.print)(f"generated {len(created)} secret(s) into the stack config (encrypted)")
@@ -174,11 +192,16 @@ def confirm(yes: bool, verb: str, show: Callable[[], object]) -> None:
 
 
 def _print_output(name: str, value: object, indent: str = "  ") -> None:
-    """Print one stack output; a mapping (like ``urls``) one entry per line."""
+    """Print one stack output; a mapping (like ``urls``) or a list (like ``wiring``, which app talks
+    to which) one entry per line."""
     if isinstance(value, dict):
         out.print(f"{indent}{name}:", markup=False, highlight=False)
         for key, item in sorted(value.items()):
             _print_output(key, item, indent + "  ")
+    elif isinstance(value, list):
+        out.print(f"{indent}{name}:" + ("" if value else " none"), markup=False, highlight=False)
+        for item in value:
+            out.print(f"{indent}  {item}", markup=False, highlight=False, soft_wrap=True)
     else:
         out.print(f"{indent}{name}: {value}", markup=False, highlight=False, soft_wrap=True)
 

@@ -116,6 +116,7 @@ def merge(env: str, environment: EnvironmentFile, municipality: MunicipalityFile
         apps={key: settings for key, settings in sorted(apps.items()) if settings.enabled},
         database=municipality.database or defaults.database,
         access=municipality.access,
+        auth=municipality.auth,
         waivers=municipality.waivers,
         environment=environment,
     )

@@ -164,6 +164,30 @@ class Access(_Strict):
     viewers: list[GroupName] = Field(default_factory=list, description="Bound to the read-only role.")
 
 
+class Oidc(_Strict):
+    """The municipality's OpenID Connect provider for the apps' admin login.
+
+    The client secret the provider issued is not in this file: it is a secret, set once per stack
+    (``pulumi config set --secret cgkit:oidc-client-secret ...``); cgkit refuses to deploy without it.
+    """
+
+    issuer: str = Field(pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?$",
+                        description="Issuer URL (https); discovery is read from <issuer>/.well-known/openid-configuration.")
+    client_id: str = Field(min_length=1, max_length=255, pattern=r"^\S+$",
+                           description="Client id registered for this municipality's apps at the provider.")
+
+    @property
+    def discovery_endpoint(self) -> str:
+        """``<issuer>/.well-known/openid-configuration`` (OpenID Connect Discovery 1.0 §4)."""
+        return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+
+
+class Auth(_Strict):
+    """How people log in to the apps' admin; without ``oidc`` the apps keep their local accounts."""
+
+    oidc: Oidc | None = None
+
+
 class Waiver(_Strict):
     """A documented exception to one policy rule for this municipality."""
 
@@ -186,6 +210,7 @@ class MunicipalityFile(_Strict):
     )
     database: Database | None = None
     access: Access = Access()
+    auth: Auth = Auth()
     waivers: list[Waiver] = Field(default_factory=list)
 
 
@@ -198,7 +223,7 @@ class MunicipalityConfig(_Strict):
 
     Attributes:
         env: environment name (folder name), e.g. "sandbox".
-        code, name, domain, size, database, access, waivers: resolved from the municipality file,
+        code, name, domain, size, database, access, auth, waivers: resolved from the municipality file,
             falling back to the environment defaults and the CBS list.
         apps: every app that is on, with its settings (no disabled entries).
         environment: the environment file, for cluster, ingress, storage and image settings.
@@ -212,6 +237,7 @@ class MunicipalityConfig(_Strict):
     apps: dict[AppKey, AppSettings]
     database: Database
     access: Access
+    auth: Auth
     waivers: list[Waiver]
     environment: EnvironmentFile
 

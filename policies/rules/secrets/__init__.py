@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import yaml
+
 from policies.model import rule
 from policies.podspec import POD_KINDS, containers
 
@@ -52,3 +54,80 @@ def env_credentials(obj, ctx):
             if why:
                 yield (c.at(f"env[{i}]", "value"),
                        f"container '{c.name}' sets {env.get('name')} literally ({why}); use valueFrom.secretKeyRef")
+
+
+#: Django's own secret settings and the client secrets of the suite's wiring: SECRET_KEY (and
+#: SECRET_KEY_FALLBACKS), OIDC_RP_CLIENT_SECRET, CGKIT_<consumer>_<provider>_SECRET, and in a
+#: django-setup-configuration document the `secret` / `client_secret` fields (zgw-consumers
+#: services, vng_api_common credentials, mozilla-django-oidc-db providers).
+DJANGO_SECRET = re.compile(r"(^|[_-])secret([_-]key([_-]fallbacks?)?)?$", re.IGNORECASE)
+
+
+def _django_secret_name(name: str) -> bool:
+    """True for a key that names a Django secret (the last segment of ``a.b/c``), not a reference."""
+    last = re.split(r"[./]", name)[-1]
+    return bool(DJANGO_SECRET.search(last)) and not REFERENCE_SUFFIX.search(last)
+
+
+def _embedded_literals(text: str, path: str):
+    """``(path, key)`` of every Django-secret field with a literal value inside a YAML/JSON document.
+
+    A setup-configuration document may reference a secret (``secret: {value_from: {env: NAME}}``),
+    which is fine anywhere; a literal string is the secret itself.
+    """
+    if "\n" not in text and not text.lstrip().startswith(("{", "[")):
+        return
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return
+
+    def walk(node, at):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if isinstance(value, str) and value.strip() and _django_secret_name(str(key)):
+                    yield f"{at}.{key}", str(key)
+                else:
+                    yield from walk(value, f"{at}.{key}")
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                yield from walk(item, f"{at}[{i}]")
+
+    yield from walk(doc, path)
+
+
+@rule("CGK-SEC-003", title="Django secrets and client secrets are only in Secrets",
+      controls=("BIO2:8.12", "BIO2:5.17", "BIO2:8.24", "NSA:secrets"),
+      rationale="""A Django SECRET_KEY signs sessions, password-reset links and CSRF tokens; a client
+      secret lets its holder call another app of the suite as that client. Outside a Secret they are
+      readable with view rights and end up in logs, Pulumi state and `kubectl describe`: in a
+      ConfigMap (also inside a setup-configuration document there, a finding of the PodiumD security
+      review), as a literal env value, or in an annotation or label. Documents keep
+      `value_from: {env: NAME}` references and the values live in a Secret.""")
+def django_secrets_outside_secrets(obj, ctx):
+    if obj.get("kind") == "Secret":
+        return
+    metadata = obj.get("metadata") or {}
+    for field in ("labels", "annotations"):
+        for key, value in (metadata.get(field) or {}).items():
+            if _django_secret_name(key) and str(value).strip():
+                yield f"metadata.{field}.{key}", f"{field[:-1]} {key} carries a Django/client secret; move it to a Secret"
+            elif isinstance(value, str):
+                for path, name in _embedded_literals(value, f"metadata.{field}.{key}"):
+                    yield path, f"{field[:-1]} {key} embeds {name} with a literal value; move it to a Secret"
+    if obj.get("kind") == "ConfigMap":
+        for key, value in (obj.get("data") or {}).items():
+            if not isinstance(value, str):
+                continue
+            if _django_secret_name(key) and value.strip():
+                yield f"data.{key}", f"ConfigMap key {key} is a Django/client secret; move it to a Secret"
+            for path, name in _embedded_literals(value, f"data.{key}"):
+                yield path, (f"ConfigMap key {key} embeds {name} with a literal value; keep the document in a "
+                             "Secret or reference the value (value_from: {env: NAME})")
+    if obj.get("kind") in POD_KINDS:
+        for c in containers(obj):
+            for i, env in enumerate(c.container.get("env") or ()):
+                name = str(env.get("name", ""))
+                if _django_secret_name(name) and str(env.get("value") or "").strip():
+                    yield (c.at(f"env[{i}]", "value"),
+                           f"container '{c.name}' sets {name} literally; use valueFrom.secretKeyRef")

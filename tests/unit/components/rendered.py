@@ -59,11 +59,17 @@ class Manifests(list):
         return [m for m in self if m["kind"] in ("Deployment", "StatefulSet", "Job")]
 
 
+def covered(secret_paths, paths) -> bool:
+    """Every path lies at or under a secret path (the engine may mark the whole map secret)."""
+    return bool(secret_paths) and all(
+        any(p == s or p.startswith(s + ".") for s in secret_paths) for p in paths)
+
+
 def render(cfg) -> Manifests:
     manifests = Manifests(render_municipality(cfg))
     assert manifests, "the program declared nothing"
     return manifests
 
 
-__all__ = ["ALL_APPS", "ENVIRONMENT", "Manifests", "all_apps", "make_cfg", "render", "render_resources",
+__all__ = ["ALL_APPS", "ENVIRONMENT", "Manifests", "all_apps", "covered", "make_cfg", "render", "render_resources",
            "run_municipality"]

@@ -59,46 +59,100 @@ def test_redis_databases_are_unique_across_apps():
 
 def test_latest_tag_is_rejected():
     data = raw_catalog()
-    data["openzaak"]["image"]["tag"] = "latest"
+    data["apps"]["openzaak"]["image"]["tag"] = "latest"
     with pytest.raises(ValueError, match="pin the image"):
         parse_catalog(data)
 
 
 def test_unknown_dependency_is_rejected():
     data = raw_catalog()
-    data["objecten"]["depends_on"] = ["objecttypen", "openwonder"]
+    data["apps"]["objecten"]["depends_on"] = ["objecttypen", "openwonder"]
     with pytest.raises(ValueError, match="openwonder"):
         parse_catalog(data)
 
 
 def test_shared_redis_database_is_rejected():
     data = raw_catalog()
-    data["openklant"]["redis"]["cache_db"] = data["openzaak"]["redis"]["cache_db"]
+    data["apps"]["openklant"]["redis"]["cache_db"] = data["apps"]["openzaak"]["redis"]["cache_db"]
     with pytest.raises(ValueError, match="already used"):
         parse_catalog(data)
 
 
 def test_celery_roles_need_a_celery_db():
     data = raw_catalog()
-    del data["openzaak"]["redis"]["celery_db"]
+    del data["apps"]["openzaak"]["redis"]["celery_db"]
     with pytest.raises(ValueError, match="celery_db"):
         parse_catalog(data)
 
 
 def test_limits_below_requests_are_rejected():
     data = raw_catalog()
-    data["openzaak"]["roles"]["web"]["resources"]["limits"]["memory"] = "256Mi"
+    data["apps"]["openzaak"]["roles"]["web"]["resources"]["limits"]["memory"] = "256Mi"
     with pytest.raises(ValueError, match="limits.memory"):
         parse_catalog(data)
 
 
 def test_adding_an_app_is_adding_an_entry():
     data = raw_catalog()
-    new = copy.deepcopy(data["objecttypen"])
+    new = copy.deepcopy(data["apps"]["objecttypen"])
     new.update(title="Referentielijsten", image={"repository": "docker.io/maykinmedia/referentielijsten-api",
                                                   "tag": "0.7.4"},
                settings_module="referentielijsten.conf.docker", redis={"cache_db": 15})
-    data["referentielijsten"] = new
+    data["apps"]["referentielijsten"] = new
     apps = parse_catalog(data)
     assert isinstance(apps["referentielijsten"], AppSpec)
     assert apps["referentielijsten"].image.ref.endswith(":0.7.4")
+
+
+def test_env_contract_is_catalog_data_shared_by_every_app():
+    data = raw_catalog()
+    apps = parse_catalog(data)
+    for app in apps.values():
+        assert app.env["DJANGO_SETTINGS_MODULE"] == "{settings_module}"
+        assert set(data["env"]) <= set(app.env)
+
+
+def test_an_app_entry_adds_and_overrides_env_templates():
+    data = raw_catalog()
+    data["apps"]["openzaak"]["env"] = {"NOTIFICATIONS_DISABLED": "False", "EMAIL_HOST": "smtp.{host}"}
+    apps = parse_catalog(data)
+    assert apps["openzaak"].env["NOTIFICATIONS_DISABLED"] == "False"
+    assert apps["openzaak"].env["EMAIL_HOST"] == "smtp.{host}"
+    assert apps["objecten"].env["EMAIL_HOST"] == "{email_host}"
+
+
+def test_unknown_env_placeholder_is_rejected():
+    data = raw_catalog()
+    data["env"]["DB_HOST"] = "{database_host}"
+    with pytest.raises(ValueError, match="database_host"):
+        parse_catalog(data)
+
+
+def test_unknown_top_level_key_is_rejected():
+    data = raw_catalog()
+    data["openwonder"] = {}
+    with pytest.raises(ValueError, match="openwonder"):
+        parse_catalog(data)
+
+
+def test_a_dependency_must_serve_an_api():
+    data = raw_catalog()
+    data["apps"]["objecten"]["depends_on"] = ["openformulieren"]  # Open Formulieren serves no API
+    with pytest.raises(ValueError, match="objecten: depends on openformulieren, which serves no api"):
+        parse_catalog(data)
+
+
+def test_the_api_step_must_be_one_the_app_registers():
+    data = raw_catalog()
+    data["apps"]["openzaak"]["setup_steps"].remove(data["apps"]["openzaak"]["api"]["step"])
+    with pytest.raises(ValueError, match="api.step"):
+        parse_catalog(data)
+
+
+def test_every_app_has_its_jobs_and_every_provider_its_services():
+    for app in load_catalog().values():
+        assert app.jobs.migrate[:3] == ["python", "src/manage.py", "migrate"]
+        assert "setup_configuration" in app.jobs.setup and "--yaml-file" in app.jobs.setup
+        if app.api is not None:
+            assert app.api.services and all(not p.startswith("/") and p.endswith("/")
+                                            for p in app.api.services.values())

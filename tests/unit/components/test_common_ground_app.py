@@ -13,7 +13,7 @@ from components.backing import Database, provision_script
 from components.catalog import load_catalog
 from components.sizing import tier
 
-from rendered import ALL_APPS, make_cfg, render, render_resources
+from rendered import ALL_APPS, covered, make_cfg, render, render_resources
 
 
 def _pod_specs(manifests):
@@ -22,7 +22,8 @@ def _pod_specs(manifests):
 
 
 def test_every_workload_is_restricted_and_has_requests_and_limits(all_on):
-    assert len(all_on.workloads()) == 17  # 14 app Deployments + PostgreSQL, Redis, provisioning Job
+    # 14 app Deployments + PostgreSQL, Redis, provisioning Job + a migration and a setup Job per app
+    assert len(all_on.workloads()) == 29
     for w, pod in _pod_specs(all_on):
         where = f"{w['kind']} {w['metadata']['name']}"
         psc = pod["securityContext"]
@@ -92,19 +93,13 @@ def test_objecttypen_has_no_celery(all_on):
     assert not {"objecttypen-worker", "objecttypen-beat"} & all_on.names("Deployment")
 
 
-def _covered(secret_paths, paths) -> bool:
-    """Every path lies at or under a secret path (the engine may mark the whole map secret)."""
-    return bool(secret_paths) and all(
-        any(p == s or p.startswith(s + ".") for s in secret_paths) for p in paths)
-
-
 def test_secrets_are_secret_outputs_and_reach_pods_by_reference():
     resources = render_resources(make_cfg())
     secret = next(r for r in resources if r.manifest["kind"] == "Secret" and r.manifest["metadata"]["name"] == "openzaak")
-    assert _covered(secret.secret_paths, {"stringData.SECRET_KEY", "stringData.DB_PASSWORD"})
+    assert covered(secret.secret_paths, {"stringData.SECRET_KEY", "stringData.DB_PASSWORD"})
     assert secret.manifest["stringData"]["SECRET_KEY"] == "fake-openzaak-secret-key"
     pg = next(r for r in resources if r.manifest["kind"] == "Secret" and r.manifest["metadata"]["name"] == "postgresql")
-    assert _covered(pg.secret_paths, {"stringData.POSTGRES_PASSWORD", "stringData.OPENZAAK_DB_PASSWORD",
+    assert covered(pg.secret_paths, {"stringData.POSTGRES_PASSWORD", "stringData.OPENZAAK_DB_PASSWORD",
                                       "stringData.OPENNOTIFICATIES_DB_PASSWORD"})
     web = next(r for r in resources if r.manifest["kind"] == "Deployment" and r.manifest["metadata"]["name"] == "openzaak")
     assert web.secret_paths == ()
@@ -173,7 +168,7 @@ def test_postgres_statefulset_and_provisioning(all_on):
     assert sts["template"]["spec"]["securityContext"]["runAsUser"] == 999
     assert sts["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "rwx-test"
     assert all_on.get("Service", "postgresql")["spec"]["clusterIP"] == "None"
-    (job,) = all_on.kind("Job")
+    (job,) = [j for j in all_on.kind("Job") if j["metadata"]["labels"]["app.kubernetes.io/name"] == "postgresql"]
     assert job["metadata"]["name"].startswith("postgresql-provision-")
     script = all_on.get("ConfigMap", "postgresql-provision")["data"]["provision.sh"]
     for app in ALL_APPS:
@@ -228,6 +223,6 @@ def test_component_outputs_and_children():
 
     run = run_program(program)
     assert run.exports == {"url": "https://objecttypen.x.nl", "service": "objecttypen"}
-    assert seen["children"] == ["objecttypen-config", "objecttypen-ingress", "objecttypen-sa",
-                                "objecttypen-secret", "objecttypen-service", "objecttypen-web"]
+    assert seen["children"] == ["objecttypen-config", "objecttypen-ingress", "objecttypen-migrate",
+                                "objecttypen-sa", "objecttypen-secret", "objecttypen-service", "objecttypen-web"]
     assert all(r.provider and "::test::" in r.provider for r in run.resources)
