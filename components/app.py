@@ -345,7 +345,7 @@ class CommonGroundApp(pulumi.ComponentResource):
                 "command": command,
                 "env_from": env_from,
                 "env": env or [],
-                "resources": d.resources(spec.roles.web.resources, args.tier.multiplier),
+                "resources": d.resources(spec.roles.web.resources, args.tier.multiplier, args.tier.requests_scale),
                 "volume_mounts": mounts or [],
             }], read_only_root=False, restart_policy="Never", volumes=volumes or []),
         }
