@@ -35,8 +35,9 @@ def onboard(
         tally = onboard_all(root, env, province)
         out.print(f"wrote {len(tally.written)} municipality file(s), kept {len(tally.kept)} existing")
         return
-    path = write_municipality(root, env, code, domain, force)
-    out.print(f"wrote {path.relative_to(root)}")
+    path = write_municipality(root, env, code, domain, force,
+                              notify=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
+    out.print(f"wrote {path.relative_to(root)}", markup=False, highlight=False)
 
 
 def validate(

@@ -127,12 +127,51 @@ def load_municipality(root: Path, env: str, code: str, today: datetime.date | No
     if not os.path.lexists(path):
         raise ConfigError([ConfigIssue(_display(root, path), None, "", f"no such file; create it with "
                                        f"`cgkit onboard {code.upper()} --env {env}`")])
-    source = read_yaml(path, _display(root, path), root)
+    config = merge(env, environment, read_municipality_file(root, path, today=today))
+    weak = _weak_tls(config, _display(root, path))
+    if weak:
+        raise ConfigError(weak)
+    return config
+
+
+#: libpq sslmodes that let the connection go without TLS (https://www.postgresql.org/docs/current/libpq-ssl.html).
+WEAK_SSLMODES = frozenset({"disable", "allow", "prefer"})
+#: The policy rule a waiver names to allow a weaker sslmode outside the sandbox.
+SSLMODE_RULE = "CGK-SEC-003"
+
+
+def _weak_tls(config: MunicipalityConfig, shown: Path) -> list[ConfigIssue]:
+    """An external database reached without required TLS, outside the sandbox and not waived."""
+    db = config.database
+    if (not isinstance(db, model.DatabaseExternal) or db.sslmode not in WEAK_SSLMODES
+            or config.environment.cluster.sandbox or any(w.rule == SSLMODE_RULE for w in config.waivers)):
+        return []
+    return [ConfigIssue(shown, None, "database.sslmode", f"sslmode '{db.sslmode}' lets the connection to "
+                        f"{db.host} go without TLS in environment {config.env}; use require, verify-ca or "
+                        f"verify-full, or add an approved waiver of {SSLMODE_RULE}")]
+
+
+def read_municipality_file(root: Path, path: Path, display: Path | None = None,
+                           today: datetime.date | None = None) -> MunicipalityFile:
+    """Read and check one municipality file on its own (no environment, no files around it).
+
+    Args:
+        root: the project root (a link out of it is refused).
+        path: the file to read.
+        display: the file's name in messages and the name its code must match (default: ``path``),
+            so a file about to be written can be checked under its final name.
+        today: the date waivers are checked against (default: today).
+
+    Raises:
+        ConfigError: every problem of the file, with lines.
+    """
+    shown = display or _display(root, path)
+    source = read_yaml(path, shown, root)
     parsed = _validate(MunicipalityFile, source)
-    issues = _check_municipality_semantics(parsed, source, path, today or datetime.date.today())
+    issues = _check_municipality_semantics(parsed, source, Path(shown), today or datetime.date.today())
     if issues:
         raise ConfigError(issues)
-    return merge(env, environment, parsed)
+    return parsed
 
 
 def merge(env: str, environment: EnvironmentFile, municipality: MunicipalityFile) -> MunicipalityConfig:
