@@ -46,6 +46,10 @@ def validate(
     """Check every config file; print every problem as file:line: field: message; exit 1 if any."""
     root = find_root()
     names = env or loader.environments(root)
+    if not names:
+        err.print(f"nothing to validate: no environments/<env>/environment.yaml under {root}", markup=False,
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     issues = [issue for name in names
               for issue in loader.check_environment(root, name, rule_ids=_rule_ids(), extra=_capacity(root))]
     for issue in issues:

@@ -310,6 +310,8 @@ def yaml_error(err: yaml.YAMLError, name: Path | str, text: str = "") -> ConfigE
     """Return a PyYAML error as a ConfigError naming the file and line (tabs get their own message)."""
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
     line = mark.line + 1 if mark else None
+    if isinstance(err, yaml.reader.ReaderError) and isinstance(err.position, int):  # a control character
+        line = text[:err.position].count("\n") + 1 if text else None
     problem = getattr(err, "problem", None) or getattr(err, "context", None) or str(err).splitlines()[0]
     if "\t" in text and "cannot start any token" in problem:
         problem = "a tab character; YAML indents with spaces only"
