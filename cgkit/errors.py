@@ -31,7 +31,8 @@ class ConfigIssue:
     def render(self) -> str:
         """Return ``file:line: field: message`` (``file: message`` when line/field are unknown)."""
         where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        message = " ".join(self.message.split())  # one line, whatever a value or a library put in it
+        return f"{where}: {self.field}: {message}" if self.field else f"{where}: {message}"
 
 
 class CgkitError(Exception):

@@ -150,7 +150,11 @@ class _Reader:
             return node.value
         try:
             return self._constructor.construct_object(node, deep=True)
-        except (ValueError, yaml.constructor.ConstructorError) as bad:  # e.g. a date like 2027-02-30
+        except yaml.constructor.ConstructorError as bad:  # an unknown tag such as !!python/object
+            self.issue(node, path, f"'{node.value}' has a tag cgkit does not read ({bad.problem}); "
+                                   f"remove the tag, or quote the value if you mean the text")
+            return node.value
+        except (ValueError, OverflowError) as bad:  # e.g. a date like 2027-02-30
             self.issue(node, path, f"'{node.value}' is not a valid {_kind(node.tag)} ({bad}); "
                                    f"quote it if you mean the text")
             return node.value
