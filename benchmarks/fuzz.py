@@ -2,11 +2,10 @@
 """Run the fuzzer (tests/unit/test_fuzz.py) with a large budget and record the result.
 
 The unit test run tries a few dozen inputs per property; this runs each property with
-``--examples`` inputs (default 10,000) in its own pytest process (one after the other, or all at once
-with ``--parallel``) and records
-per property: the examples that passed (counted by the test itself, CGKIT_FUZZ_REPORT), the seconds
-they took, the process's wall time, and pass or fail with the end of pytest's output (the failing
-input). Randomised (not derandomised) so that every run
+``--examples`` inputs (default 10,000) in its own pytest process (one after the other, or all at
+once with ``--parallel``) and records per property: the examples that passed (counted by the test
+itself, CGKIT_FUZZ_REPORT), the seconds they took, the process's wall time, and pass or fail with
+the end of pytest's output (the failing input). Randomised (not derandomised) so that every run
 explores new inputs.
 
 Usage: .venv/bin/python benchmarks/fuzz.py [--examples 10000] [--only municipality_files] [--parallel]

@@ -21,7 +21,7 @@ from typing import Any, Iterable
 import yaml
 
 from cgkit.config.yamlsource import BULK_LIMITS, Limits, check_bounds, decode, read_text
-from cgkit.errors import ConfigError
+from cgkit.errors import ConfigError, printable
 from policies import shape
 
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -125,7 +125,7 @@ def read(path: Path, limits: Limits = BULK_LIMITS) -> list[Document]:
                 out.append(Document(obj, name))
     if problems:
         more = f"\n{name}: ... and {len(problems) - MOST_PROBLEMS} more" if len(problems) > MOST_PROBLEMS else ""
-        raise ManifestError("\n".join(f"{name}: {p}" for p in problems[:MOST_PROBLEMS]) + more)
+        raise ManifestError("\n".join(printable(f"{name}: {p}") for p in problems[:MOST_PROBLEMS]) + more)
     return out
 
 

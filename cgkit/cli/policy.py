@@ -17,7 +17,7 @@ import yaml
 
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
-from cgkit.errors import CgkitError, ConfigError
+from cgkit.errors import CgkitError, ConfigError, printable
 from cgkit.project import find_root
 from policies import catalog, formats, manifests, waivers
 from policies.config import any_section, context_from_config, section, waivers_from_config
@@ -46,7 +46,7 @@ policy_app = typer.Typer(help="Check manifests against cgkit's policy rules; wri
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo("\n".join(printable(line) for line in f"error: {message}".split("\n")), err=True)
     return typer.Exit(ExitStatus.FAILED)
 
 

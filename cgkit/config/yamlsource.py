@@ -308,6 +308,8 @@ def check_bounds(text: str, name: Path | str, limits: Limits, loader: type = yam
                                     "are expanded; write it out without nested aliases")
     except yaml.YAMLError as err:
         raise yaml_error(err, name, text) from None
+    except ValueError as err:  # PyYAML's scanner: an escape such as \U00344004 beyond Unicode
+        raise ConfigError([ConfigIssue(name, None, "", f"invalid YAML: {err}")]) from None
 
 
 def yaml_error(err: yaml.YAMLError, name: Path | str, text: str = "") -> ConfigError:
