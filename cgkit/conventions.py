@@ -36,3 +36,23 @@ def stack_name(env: str, target: str) -> str:
     == "sandbox.platform"``.
     """
     return f"{env}.{target.lower()}"
+
+
+#: Kubernetes' own identity prefixes: every user and group whose name starts with ``system:`` is made
+#: by the API server or its components (``system:authenticated`` is every logged-in user,
+#: ``system:unauthenticated`` every anonymous request, ``system:masters`` bypasses RBAC,
+#: ``system:serviceaccounts[:<ns>]`` every service account). Source: Kubernetes docs, "Using RBAC
+#: Authorization: Referring to subjects" and "Authenticating: Anonymous requests".
+BUILTIN_IDENTITY_PREFIXES = ("system:",)
+#: Built-in identities outside the ``system:`` prefix: kubeadm binds ``kubeadm:cluster-admins`` to
+#: cluster-admin (kubeadm docs, "Implementation details: RBAC", since v1.29).
+BUILTIN_IDENTITIES = frozenset({"kubeadm:cluster-admins"})
+
+
+def is_builtin_identity(name: str) -> bool:
+    """Tell whether a user or group name is one of Kubernetes' own identities (see
+    ``BUILTIN_IDENTITY_PREFIXES``). Compared case-insensitively: ``System:Masters`` is not the
+    built-in group, but a name that only differs in case is refused too, as it can only mislead.
+    """
+    folded = name.casefold()
+    return folded.startswith(BUILTIN_IDENTITY_PREFIXES) or folded in BUILTIN_IDENTITIES

@@ -31,7 +31,17 @@ class ConfigIssue:
     def render(self) -> str:
         """Return ``file:line: field: message`` (``file: message`` when line/field are unknown)."""
         where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        message = printable(" ".join(self.message.split()))  # one line, whatever a value or a library put in it
+        return f"{where}: {printable(self.field)}: {message}" if self.field else f"{where}: {message}"
+
+
+def printable(text: str) -> str:
+    """Return ``text`` with every character that is not printable (line breaks, NEL, control and
+    format characters) written as its Python escape (``\\n``, ``\\x85``), so text taken from an input
+    file always stays on one line and shows what is there."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 class CgkitError(Exception):
@@ -50,8 +60,8 @@ class CgkitError(Exception):
 
     def render(self) -> str:
         """Return the message, then the hint on its own line when there is one."""
-        text = f"error: {self}"
-        return f"{text}\nhint: {self.hint}" if self.hint else text
+        text = f"error: {printable(str(self))}"
+        return f"{text}\nhint: {printable(self.hint)}" if self.hint else text
 
 
 @dataclass

@@ -4,18 +4,34 @@
 holding the two required fields (code, domain) and the CBS name as a comment. The default domain is
 ``<slug of the CBS name>-<code-lowercase>.<env>.cgkit.test`` when the environment gives no better one,
 so two municipalities called Bergen get different domains.
+
+Files are written atomically: the text goes to a hidden temporary file beside the target, is checked
+as a municipality file under its final name, and is then linked into place (``os.link``, which fails
+when the name exists: a file another ``onboard`` wrote meanwhile is never overwritten) or, with
+``--force``, renamed over the old one (``os.replace``; the caller is told what it held). Nothing is
+written through a symbolic link or outside the project.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cgkit.config.loader import load_environment, municipality_codes, municipality_file
+from cgkit.config.loader import load_environment, municipality_codes, municipality_file, read_municipality_file
 from cgkit.config.model import DOMAIN_HINT, DOMAIN_PATTERN
-from cgkit.errors import FileExistsCgkitError, InvalidArgumentError
+from cgkit.config.yamlsource import read_text
+from cgkit.errors import CgkitError, ConfigError, FileExistsCgkitError, InvalidArgumentError
 from cgkit.gemeenten import Gemeente, all_gemeenten, in_province, lookup, slug
+
+
+class WriteError(CgkitError):
+    """A file could not be written (read-only checkout, no space, a folder that leads out of the project)."""
+
+    reference = "cannot-write"
 
 
 def default_domain(gemeente: Gemeente, env: str) -> str:
@@ -33,22 +49,27 @@ def render_file(gemeente: Gemeente, domain: str) -> str:
     )
 
 
-def onboard(root: Path, env: str, code: str, domain: str | None = None, force: bool = False) -> Path:
+def onboard(root: Path, env: str, code: str, domain: str | None = None, force: bool = False,
+            notify: Callable[[str], object] | None = None) -> Path:
     """Write the municipality file for ``code`` in ``env`` and return its path.
+
+    ``notify`` receives one line when ``force`` replaces an existing file, saying what it held.
 
     Raises:
         UnknownMunicipalityError: the code is not in the CBS list.
         ConfigError: the environment's own file is missing or invalid.
-        FileExistsCgkitError: the file exists and ``force`` is False.
+        FileExistsCgkitError: the file exists (or appeared while writing) and ``force`` is False.
+        InvalidArgumentError: the domain is invalid or another municipality's.
+        WriteError: the file cannot be written where it belongs.
     """
     gemeente = lookup(code)
     load_environment(root, env)
     path = municipality_file(root, env, gemeente.code)
-    if path.exists() and not force:
-        raise FileExistsCgkitError(f"{path} already exists", hint="edit it, or pass --force to overwrite it")
+    if os.path.lexists(path) and not force:
+        raise FileExistsCgkitError(f"{_shown(root, path)} already exists", hint="edit it, or pass --force to overwrite it")
     domain = domain or default_domain(gemeente, env)
     _check_domain(root, env, gemeente.code, domain)
-    _write(path, gemeente, domain)
+    _write(root, path, render_file(gemeente, domain), force, notify)
     return path
 
 
@@ -62,7 +83,11 @@ def _check_domain(root: Path, env: str, code: str, domain: str) -> None:
         raise InvalidArgumentError(f"--domain '{domain}' is not valid", hint=f"use {DOMAIN_HINT}")
     for other in municipality_codes(root, env):
         other_file = municipality_file(root, env, other)
-        if other != code and re.search(rf"^domain:\s*{re.escape(domain)}\s*$", other_file.read_text(), re.M):
+        try:
+            text = read_text(other_file, other_file.name, root) if other != code else ""
+        except ConfigError:
+            continue  # unreadable or a link out of the project: `cgkit validate` names it
+        if re.search(rf"^domain:\s*{re.escape(domain)}\s*$", text, re.M):
             raise InvalidArgumentError(f"--domain '{domain}' is already the domain of {other_file.name}",
                                        hint="each municipality needs its own domain")
 
@@ -89,14 +114,69 @@ def onboard_all(root: Path, env: str, province: str | None = None) -> OnboardTal
     tally = OnboardTally()
     for gemeente in gemeenten:
         path = municipality_file(root, env, gemeente.code)
-        if path.exists():
-            tally.kept.append(path)
-        else:
-            _write(path, gemeente, default_domain(gemeente, env))
+        try:
+            if os.path.lexists(path):
+                raise FileExistsCgkitError(str(path))
+            _write(root, path, render_file(gemeente, default_domain(gemeente, env)), False)
             tally.written.append(path)
+        except FileExistsCgkitError:  # there already, or written by another onboard meanwhile
+            tally.kept.append(path)
     return tally
 
 
-def _write(path: Path, gemeente: Gemeente, domain: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_file(gemeente, domain), encoding="utf-8")
+def _shown(root: Path, path: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else path
+
+
+def _write(root: Path, path: Path, text: str, force: bool, notify: Callable[[str], object] | None = None) -> None:
+    """Write ``text`` to ``path`` atomically, after checking it as a municipality file (module doc).
+
+    Raises:
+        FileExistsCgkitError: ``path`` exists and ``force`` is False.
+        ConfigError: ``text`` is not a valid municipality file (a bug in `render_file`).
+        WriteError: the folder leads out of ``root`` or cannot be written.
+    """
+    shown = _shown(root, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.resolve().is_relative_to(root.resolve()):
+            raise WriteError(f"{shown.parent} leads to {path.parent.resolve()}, outside the project {root}",
+                             hint="make it a plain folder inside the project")
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise WriteError(f"cannot write {shown}: {err.strerror or err}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        read_municipality_file(root, tmp, display=shown)
+        if force:
+            old = _old_text(path)
+            os.replace(tmp, path)
+            if old is not None and notify:
+                notify(f"replaced {shown}, which held: " + "; ".join(
+                    line.strip() for line in old.splitlines() if line.strip() and not line.startswith("#"))[:300])
+        else:
+            os.link(tmp, path)  # fails if the name exists: never overwrite a file that appeared meanwhile
+    except FileExistsError:
+        raise FileExistsCgkitError(f"{shown} already exists (written while this onboard ran)",
+                                   hint="edit it, or pass --force to overwrite it") from None
+    except OSError as err:
+        raise WriteError(f"cannot write {shown}: {err.strerror or err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _old_text(path: Path) -> str | None:
+    """What ``path`` holds now (None when it does not exist; its kind when it is no readable file)."""
+    if not os.path.lexists(path):
+        return None
+    if path.is_symlink() or not path.is_file():
+        return f"(a {'symbolic link' if path.is_symlink() else 'non-regular file'}, now replaced by a file)"
+    try:
+        with path.open("rb") as handle:
+            return handle.read(2000).decode("utf-8", errors="replace")
+    except OSError as err:
+        return f"(unreadable: {err.strerror})"

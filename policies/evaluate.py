@@ -9,8 +9,13 @@ from __future__ import annotations
 from typing import Any, Iterable, Mapping, Sequence
 
 from policies import catalog as catalog_mod
+from policies import shape
 from policies import waivers as waivers_mod
 from policies.model import Context, Finding, Rule, Scope, Subject
+
+#: What a rule raises when a manifest's fields have types it does not expect (a string where a list
+#: belongs, a null item): the object is then reported, never passed.
+SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
 
 
 def run_rule(rule: Rule, objects: Sequence[Mapping[str, Any]], ctx: Context,
@@ -22,8 +27,27 @@ def run_rule(rule: Rule, objects: Sequence[Mapping[str, Any]], ctx: Context,
         return Finding(rule.id, rule.enforcement, Subject.of(obj, source_of.get(id(obj))), path, message)
 
     if rule.scope is Scope.STACK:
-        return [finding(o, p, m) for o, p, m in rule.check(objects, ctx)]
-    return [finding(o, p, m) for o in objects if rule.applies_to(o) for p, m in rule.check(o, ctx)]
+        try:
+            return [finding(o, p, m) for o, p, m in rule.check(objects, ctx)]
+        except SHAPE_ERRORS as err:
+            bad = next((o for o in objects if rule.applies_to(o) and shape.problems(o)), objects[0] if objects else {})
+            return [finding(bad, *unjudged(bad, err))]
+    found = []
+    for o in objects:
+        if rule.applies_to(o):
+            try:
+                found += [finding(o, p, m) for p, m in rule.check(o, ctx)]
+            except SHAPE_ERRORS as err:
+                found.append(finding(o, *unjudged(o, err)))
+    return found
+
+
+def unjudged(obj: Mapping[str, Any], err: Exception) -> tuple[str, str]:
+    """The ``(path, message)`` of a finding for an object a rule could not judge: the first field
+    whose type departs from the Kubernetes API (`policies.shape`), else the rule's own complaint."""
+    problems = shape.problems(obj, most=1)
+    path, why = problems[0] if problems else ("", f"{type(err).__name__}: {err}")
+    return path, f"the rule cannot judge this object ({why}); fix the field so that the API server would accept it"
 
 
 def evaluate(objects: Sequence[Mapping[str, Any]], ctx: Context | None = None, *,

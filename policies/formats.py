@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Iterable, Sequence
 
+from cgkit.errors import printable
 from policies.model import Enforcement, Finding, Rule, Status
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -17,8 +18,8 @@ def status_label(f: Finding) -> str:
 
 def text(findings: Sequence[Finding], objects: int, files: int) -> str:
     """One line per finding (``file: Kind/ns/name: RULE [level] path: message``) and a summary line."""
-    lines = [f"{f.subject.source or '-'}: {f.subject}: {f.rule_id} [{status_label(f)}] {f.path}: {f.message}"
-             + (f" (waived: {f.waiver_reason})" if f.waiver_reason else "") for f in findings]
+    lines = [printable(f"{f.subject.source or '-'}: {f.subject}: {f.rule_id} [{status_label(f)}] {f.path}: {f.message}"
+                       + (f" (waived: {f.waiver_reason})" if f.waiver_reason else "")) for f in findings]
     blocking = sum(f.blocking for f in findings)
     lines.append(f"{len(findings)} finding(s), {blocking} blocking, in {objects} object(s) from {files} file(s)")
     return "\n".join(lines)

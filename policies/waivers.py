@@ -31,10 +31,17 @@ class Waiver:
 
     @classmethod
     def parse(cls, data: Mapping[str, Any]) -> "Waiver":
-        """Build a waiver from its YAML/JSON mapping; WaiverError if a field is missing or malformed."""
+        """Build a waiver from its YAML/JSON mapping; WaiverError if a field is missing or malformed
+        (rule, reason and approved_by are text; expires a date or YYYY-MM-DD text)."""
+        if not isinstance(data, Mapping):
+            raise WaiverError(f"a waiver must be a mapping with rule, reason, approved_by and expires, "
+                              f"not {type(data).__name__} {str(data)[:60]!r}")
         missing = [f for f in ("rule", "reason", "approved_by", "expires") if not data.get(f)]
         if missing:
-            raise WaiverError(f"waiver {dict(data)} is missing {', '.join(missing)}")
+            raise WaiverError(f"waiver {str(dict(data))[:200]} is missing {', '.join(missing)}")
+        wrong = [f for f in ("rule", "reason", "approved_by") if not isinstance(data[f], str)]
+        if wrong:
+            raise WaiverError(f"waiver for {str(data['rule'])[:60]}: {', '.join(wrong)} must be text")
         expires = data["expires"]
         if isinstance(expires, str):
             try:
@@ -43,6 +50,8 @@ class Waiver:
                 raise WaiverError(f"waiver for {data['rule']}: expires {expires!r} is not a date (YYYY-MM-DD)") from e
         if isinstance(expires, dt.datetime):
             expires = expires.date()
+        if not isinstance(expires, dt.date):
+            raise WaiverError(f"waiver for {data['rule']}: expires {expires!r} is not a date (YYYY-MM-DD)")
         return cls(str(data["rule"]), str(data["reason"]), str(data["approved_by"]), expires)
 
     def describe(self) -> str:
@@ -56,7 +65,10 @@ class Waiver:
 
 
 def parse_all(items: Iterable[Mapping[str, Any] | Waiver] | None) -> list[Waiver]:
-    """Parse a list of waiver mappings (Waiver objects pass through)."""
+    """Parse a list of waiver mappings (Waiver objects pass through); WaiverError when ``items`` is not
+    a list or an item is malformed."""
+    if items is not None and not isinstance(items, (list, tuple)):
+        raise WaiverError(f"waivers must be a list of mappings, not {type(items).__name__}")
     return [w if isinstance(w, Waiver) else Waiver.parse(w) for w in items or ()]
 
 

@@ -18,9 +18,24 @@ def project_root() -> Path:
 
 @pytest.fixture
 def scratch_root(tmp_path: Path) -> Path:
-    """A project root in tmp_path with the sandbox environment file and no municipality files."""
+    """A project root in tmp_path with the sandbox environment file and no municipality files.
+
+    The environment file has no ``waves:`` (its canary, GM0344, has no file here, which validate
+    reports); the `with_waves` fixture puts them back.
+    """
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     env = tmp_path / "environments" / "sandbox"
     (env / "municipalities").mkdir(parents=True)
-    shutil.copy(ROOT / "environments" / "sandbox" / "environment.yaml", env / "environment.yaml")
+    text = (ROOT / "environments" / "sandbox" / "environment.yaml").read_text()
+    (env / "environment.yaml").write_text(text[:text.index("\nwaves:")] + "\n")
     return tmp_path
+
+
+@pytest.fixture
+def with_waves(scratch_root: Path):
+    """A function that gives the scratch project the sandbox environment file as checked in, waves
+    included (call it once the municipalities the waves name have files)."""
+    def restore() -> None:
+        shutil.copy(ROOT / "environments" / "sandbox" / "environment.yaml",
+                    scratch_root / "environments" / "sandbox" / "environment.yaml")
+    return restore

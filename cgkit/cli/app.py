@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -57,8 +58,25 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(usage, "exit_code") and hasattr(usage, "show"):
             usage.show()
             return usage.exit_code
-        raise
+        return _unexpected(usage)
     return code if isinstance(code, int) else ExitStatus.OK
+
+
+def _unexpected(error: Exception) -> int:
+    """Report an error no command anticipated in one line, never a traceback (``CGKIT_DEBUG=1`` shows it).
+
+    An OSError names the file and the system's reason (a read-only checkout, a full disk); anything
+    else is a bug in cgkit and says so, with the way to see the details.
+    """
+    if os.environ.get("CGKIT_DEBUG"):
+        raise error
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        err.print(f"error: {where}{error.strerror or error}", markup=False, highlight=False, soft_wrap=True)
+        return ExitStatus.FAILED
+    err.print(f"internal error: {type(error).__name__}: {error}; this is a bug in cgkit, please report it "
+              "(CGKIT_DEBUG=1 shows the traceback)", markup=False, highlight=False, soft_wrap=True)
+    return ExitStatus.FAILED
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -35,8 +35,9 @@ def onboard(
         tally = onboard_all(root, env, province)
         out.print(f"wrote {len(tally.written)} municipality file(s), kept {len(tally.kept)} existing")
         return
-    path = write_municipality(root, env, code, domain, force)
-    out.print(f"wrote {path.relative_to(root)}")
+    path = write_municipality(root, env, code, domain, force,
+                              notify=lambda line: err.print(line, markup=False, highlight=False, soft_wrap=True))
+    out.print(f"wrote {path.relative_to(root)}", markup=False, highlight=False)
 
 
 def validate(
@@ -45,6 +46,10 @@ def validate(
     """Check every config file; print every problem as file:line: field: message; exit 1 if any."""
     root = find_root()
     names = env or loader.environments(root)
+    if not names:
+        err.print(f"nothing to validate: no environments/<env>/environment.yaml under {root}", markup=False,
+                  highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     issues = [issue for name in names
               for issue in loader.check_environment(root, name, rule_ids=_rule_ids(), extra=_capacity(root))]
     for issue in issues:

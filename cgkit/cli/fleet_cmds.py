@@ -21,6 +21,7 @@ from cgkit.cli.console import err, out
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.cli.stack_cmds import Env, NoPolicy, Yes, confirm
 from cgkit.config import loader
+from cgkit.errors import ConfigError
 from cgkit.fleet import report
 from cgkit.fleet.engine_runner import RunOptions, stack_runner
 from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
@@ -73,6 +74,9 @@ def _fleet(verb: str, env: str, codes: list[str] | None, province: str | None, w
            parallel: int, resume: str | None, yes: bool, options: RunOptions) -> None:
     root = find_root()
     environment = loader.load_environment(root, env)
+    unfiled = loader.wave_file_issues(root, env)  # a canary without a file would silently not run
+    if unfiled:
+        raise ConfigError(unfiled)
     if resume:
         codes = _resumed_codes(root, resume, env, codes)
     plans = plan_waves(environment.waves, select_codes(loader.municipality_codes(root, env), codes, province), wave)

@@ -16,7 +16,8 @@ import typer
 import yaml
 
 from cgkit.cli.exit_codes import ExitStatus
-from cgkit.errors import CgkitError
+from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
+from cgkit.errors import CgkitError, ConfigError, printable
 from cgkit.project import find_root
 from policies import catalog, formats, manifests, waivers
 from policies.config import any_section, context_from_config, section, waivers_from_config
@@ -45,17 +46,22 @@ policy_app = typer.Typer(help="Check manifests against cgkit's policy rules; wri
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
+    typer.echo("\n".join(printable(line) for line in f"error: {message}".split("\n")), err=True)
     return typer.Exit(ExitStatus.FAILED)
 
 
 def _read_mapping(path: Path, what: str) -> dict:
+    """Read a YAML (or JSON) mapping through cgkit's input boundary; exit 1 naming the file otherwise."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
-    except (OSError, yaml.YAMLError) as e:
-        raise _fail(f"{path}: cannot read {what}: {e}") from e
+        text = read_text(path, str(path))
+        check_bounds(text, str(path), CONFIG_LIMITS)
+        data = yaml.safe_load(text)  # JSON is YAML too
+    except ConfigError as e:
+        raise _fail(f"cannot read {what}: {e.render()}") from None
+    except (yaml.YAMLError, ValueError, TypeError) as e:
+        raise _fail(f"{path}: cannot read {what}: {e}") from None
     if not isinstance(data, dict):
-        raise _fail(f"{path}: {what} must be a mapping")
+        raise _fail(f"{path}: {what} must be a mapping (key: value), not {type(data).__name__}")
     return data
 
 
@@ -86,6 +92,12 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
     overrides = {"gemeenteCode": gemeente, "domain": domain, "allowedRegistries": registries or None,
                  "tenantNamespace": tenant_namespace}
     section = {**section, **{k: v for k, v in overrides.items() if v is not None}}
+    wrong = [key for key in ("gemeenteCode", "domain", "tenantNamespace") if not isinstance(section.get(key, ""), str)]
+    registries = section.get("allowedRegistries", [])
+    if not isinstance(registries, list) or not all(isinstance(r, str) for r in registries):
+        wrong.append("allowedRegistries")
+    if wrong:
+        raise _fail(f"{config}: {', '.join(wrong)}: expected text (allowedRegistries: a list of text)")
     return context_from_config(section), waivers_from_config(section)
 
 
@@ -123,6 +135,10 @@ def check(
     except CgkitError as e:
         typer.echo(e.render(), err=True)
         raise typer.Exit(ExitStatus.FAILED) from e
+    if not docs:
+        raise _fail(f"no Kubernetes objects in {', '.join(map(str, paths))} (files read: "
+                    f"{len(manifests.files(paths))}; only *.yaml, *.yml and *.json are read from folders); "
+                    "nothing was checked")
     findings = evaluate([d.obj for d in docs], ctx, sources=[d.source for d in docs], waivers=waiver_list)
     findings.sort(key=lambda f: (f.subject.source or "", str(f.subject), f.rule_id))
     n_files = len({d.source for d in docs})
@@ -159,15 +175,26 @@ def report(
     except CgkitError as e:
         typer.echo(e.render(), err=True)
         raise typer.Exit(ExitStatus.FAILED) from e
+    if not tenants:
+        typer.echo(f"error: no municipalities in environment {env}; the report covers the rules only", err=True)
     data = report_mod.build(env, tenants)
     text = {ReportFormat.MD: report_mod.markdown, ReportFormat.HTML: report_mod.html,
             ReportFormat.JSON: lambda d: json.dumps(d, indent=2)}[output](data)
     if out is None:
         typer.echo(text)
     else:
-        out.mkdir(parents=True, exist_ok=True)
         target = out / f"policy-report-{env}.{output.value}"
-        target.write_text(text, encoding="utf-8")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise _fail(f"{target}: cannot write the report: {e.strerror or e}") from None
         typer.echo(f"wrote {target}")
-    failing = data["summary"]["failing_cases"]
-    raise typer.Exit(ExitStatus.FAILED if failing else ExitStatus.OK)
+    summary = data["summary"]
+    short = [m["code"] + f" ({m['verdict']})" for m in data["municipalities"] if m["verdict"] != "compliant"]
+    if short:
+        typer.echo(f"not compliant: {len(short)} of {summary['municipalities']} municipalities: "
+                   f"{', '.join(short[:10])}{', ...' if len(short) > 10 else ''}", err=True)
+    if summary["failing_cases"]:
+        typer.echo(f"{summary['failing_cases']} fixture case(s) do not give the verdict their name promises", err=True)
+    raise typer.Exit(ExitStatus.FAILED if summary["failing_cases"] or short or not tenants else ExitStatus.OK)

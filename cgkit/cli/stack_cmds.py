@@ -69,17 +69,12 @@ def open_stack(env: str, target: str, destroying: bool = False, notify: Callable
         SecretNotSet: the stack lacks a secret someone must set by hand.
     """
     root = find_root()
-    _check_target(target)
-    environment = loader.load_environment(root, env)
+    environment, cfg = _load_target(root, env, target, destroying)
     name = stack_name(env, target)
-    offboarded = destroying and not loader.municipality_file(root, env, target).exists()
     provided: list[str] = []
-    if target.lower() == "platform" or offboarded:
+    if cfg is None:
         names, ctx, waivers = [], policy_context.platform_context(environment), []
     else:
-        cfg = loader.load_municipality(root, env, target)
-        if not destroying and (short := capacity.capacity_issues(root, cfg)):
-            raise ConfigError(short)
         names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
         provided = [] if destroying else provided_secret_names(cfg)
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
@@ -97,6 +92,25 @@ def open_stack(env: str, target: str, destroying: bool = False, notify: Callable
     if created:
         (notify or err.print)(f"generated {len(created)} secret(s) into the stack config (encrypted)")
     return settings, stack
+
+
+def _load_target(root: Path, env: str, target: str, destroying: bool = False):
+    """Validate ``target`` and its config; return the environment and the municipality config (None for
+    the platform, and for an offboarded municipality being destroyed).
+
+    Raises:
+        InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
+        ConfigError: the config is invalid, or (not destroying) the tenant does not fit its size.
+    """
+    _check_target(target)
+    environment = loader.load_environment(root, env)
+    offboarded = destroying and not loader.municipality_file(root, env, target).exists()
+    if target.lower() == "platform" or offboarded:
+        return environment, None
+    cfg = loader.load_municipality(root, env, target)
+    if not destroying and (short := capacity.capacity_issues(root, cfg)):
+        raise ConfigError(short)
+    return environment, cfg
 
 
 def shell_env(env: Env = "sandbox") -> None:
@@ -119,6 +133,7 @@ def preview(target: Target, env: Env, skip_policy: NoPolicy = False) -> None:
 
 def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False) -> None:
     """Create or update the stack's resources, after showing what will change."""
+    _load_target(find_root(), env, target)  # a bad target or config is named before any question
     _check_can_confirm(yes, "update")
     settings, stack = open_stack(env, target)
     op = engine.Operation(on_output=_stream, policies=not skip_policy)
@@ -144,6 +159,7 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
 
 def destroy(target: Target, env: Env, yes: Yes = False) -> None:
     """Delete every resource of the stack, after showing what will go."""
+    _load_target(find_root(), env, target, destroying=True)  # a bad target is named before any question
     _check_can_confirm(yes, "destroy")
     settings, stack = open_stack(env, target, destroying=True)
     if target.lower() == "platform":

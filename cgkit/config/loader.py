@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import datetime
 import difflib
+import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from cgkit.config import model
 from cgkit.config.model import EnvironmentFile, MunicipalityConfig, MunicipalityFile
 from cgkit.config.yamlsource import FieldPath, YamlSource, dotted, read_yaml
-from cgkit.errors import ConfigError, ConfigIssue
+from cgkit.errors import ConfigError, ConfigIssue, InvalidArgumentError
 from cgkit.gemeenten import all_gemeenten
 
 ENVIRONMENTS = "environments"
@@ -35,17 +37,43 @@ _PATTERN_HINTS = {
     "name": "lower-case letters, digits and hyphens, starting with a letter",
     "rule": "a policy rule id such as CGK-POD-001",
     "storage": "a size such as 10Gi",
+    "class_name": "a Kubernetes object name: lower-case letters, digits, '-' and '.', e.g. cgkit-sandbox",
+    "storage_class": "a Kubernetes object name: lower-case letters, digits, '-' and '.', e.g. cgkit-sandbox",
+    "tls_issuer": "a Kubernetes object name: lower-case letters, digits, '-' and '.', e.g. letsencrypt-prod",
+    "controller_namespace": "a namespace name: at most 63 lower-case letters, digits and '-', e.g. ingress-nginx",
+    "controller": "a controller name such as k8s.io/ingress-nginx",
+    "storage_provisioner": "a provisioner name such as kubernetes.io/no-provisioner or ebs.csi.aws.com",
 }
 
 
+#: Names of environment folders (the environment file's ``name`` has the same pattern).
+ENV_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+#: The one spelling of a municipality file name: the CBS code in lower case, ``.yaml``.
+MUNICIPALITY_FILE = re.compile(r"gm\d{4}\.yaml")
+
+
 def environment_file(root: Path, env: str) -> Path:
-    """Return the path of an environment's file: ``<root>/environments/<env>/environment.yaml``."""
+    """Return the path of an environment's file: ``<root>/environments/<env>/environment.yaml``.
+
+    Raises:
+        InvalidArgumentError: ``env`` is not an environment name (``../x`` would leave environments/).
+    """
+    if not ENV_NAME.fullmatch(env):
+        raise InvalidArgumentError(f"--env '{env}' is not an environment name",
+                                   hint="lower-case letters, digits and '-', starting with a letter, e.g. sandbox")
     return root / ENVIRONMENTS / env / "environment.yaml"
 
 
 def municipality_file(root: Path, env: str, code: str) -> Path:
-    """Return the path of a municipality's file: ``<root>/environments/<env>/municipalities/<code>.yaml``."""
-    return root / ENVIRONMENTS / env / "municipalities" / f"{code.lower()}.yaml"
+    """Return the path of a municipality's file: ``<root>/environments/<env>/municipalities/<code>.yaml``.
+
+    Raises:
+        InvalidArgumentError: ``env`` is not an environment name, or ``code`` is not shaped like a CBS
+            code (GM and four digits, any case).
+    """
+    if not re.fullmatch(r"gm\d{4}", code, re.IGNORECASE):
+        raise InvalidArgumentError(f"'{code}' is not a CBS municipality code", hint="GM and four digits, e.g. GM0344")
+    return environment_file(root, env).parent / "municipalities" / f"{code.lower()}.yaml"
 
 
 def known_apps() -> set[str]:
@@ -61,16 +89,25 @@ def load_environment(root: Path, env: str) -> EnvironmentFile:
     Raises:
         ConfigError: the file is missing or invalid (every problem listed).
     """
+    return load_environment_source(root, env)[0]
+
+
+def load_environment_source(root: Path, env: str) -> tuple[EnvironmentFile, YamlSource]:
+    """Load and check an environment file; return it with its source (for the line of each field).
+
+    Raises:
+        ConfigError: the file is missing or invalid (every problem listed).
+    """
     path = environment_file(root, env)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError([ConfigIssue(_display(root, path), None, "", f"no such file; environment "
                                        f"'{env}' needs one (known: {', '.join(environments(root)) or 'none'})")])
-    source = read_yaml(path, _display(root, path))
+    source = read_yaml(path, _display(root, path), root)
     parsed = _validate(EnvironmentFile, source)
     issues = _check_environment_semantics(parsed, source, env)
     if issues:
         raise ConfigError(issues)
-    return parsed
+    return parsed, source
 
 
 def load_municipality(root: Path, env: str, code: str, today: datetime.date | None = None) -> MunicipalityConfig:
@@ -87,15 +124,54 @@ def load_municipality(root: Path, env: str, code: str, today: datetime.date | No
     """
     environment = load_environment(root, env)
     path = municipality_file(root, env, code)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError([ConfigIssue(_display(root, path), None, "", f"no such file; create it with "
                                        f"`cgkit onboard {code.upper()} --env {env}`")])
-    source = read_yaml(path, _display(root, path))
+    config = merge(env, environment, read_municipality_file(root, path, today=today))
+    weak = _weak_tls(config, _display(root, path))
+    if weak:
+        raise ConfigError(weak)
+    return config
+
+
+#: libpq sslmodes that let the connection go without TLS (https://www.postgresql.org/docs/current/libpq-ssl.html).
+WEAK_SSLMODES = frozenset({"disable", "allow", "prefer"})
+#: The policy rule a waiver names to allow a weaker sslmode outside the sandbox.
+SSLMODE_RULE = "CGK-SEC-004"
+
+
+def _weak_tls(config: MunicipalityConfig, shown: Path) -> list[ConfigIssue]:
+    """An external database reached without required TLS, outside the sandbox and not waived."""
+    db = config.database
+    if (not isinstance(db, model.DatabaseExternal) or db.sslmode not in WEAK_SSLMODES
+            or config.environment.cluster.sandbox or any(w.rule == SSLMODE_RULE for w in config.waivers)):
+        return []
+    return [ConfigIssue(shown, None, "database.sslmode", f"sslmode '{db.sslmode}' lets the connection to "
+                        f"{db.host} go without TLS in environment {config.env}; use require, verify-ca or "
+                        f"verify-full, or add an approved waiver of {SSLMODE_RULE}")]
+
+
+def read_municipality_file(root: Path, path: Path, display: Path | None = None,
+                           today: datetime.date | None = None) -> MunicipalityFile:
+    """Read and check one municipality file on its own (no environment, no files around it).
+
+    Args:
+        root: the project root (a link out of it is refused).
+        path: the file to read.
+        display: the file's name in messages and the name its code must match (default: ``path``),
+            so a file about to be written can be checked under its final name.
+        today: the date waivers are checked against (default: today).
+
+    Raises:
+        ConfigError: every problem of the file, with lines.
+    """
+    shown = display or _display(root, path)
+    source = read_yaml(path, shown, root)
     parsed = _validate(MunicipalityFile, source)
-    issues = _check_municipality_semantics(parsed, source, path, today or datetime.date.today())
+    issues = _check_municipality_semantics(parsed, source, Path(shown), today or datetime.date.today())
     if issues:
         raise ConfigError(issues)
-    return merge(env, environment, parsed)
+    return parsed
 
 
 def merge(env: str, environment: EnvironmentFile, municipality: MunicipalityFile) -> MunicipalityConfig:
@@ -129,9 +205,30 @@ def environments(root: Path) -> list[str]:
 
 
 def municipality_codes(root: Path, env: str) -> list[str]:
-    """Return the CBS codes (upper case) of the municipality files of ``env``, sorted."""
-    folder = root / ENVIRONMENTS / env / "municipalities"
-    return sorted(p.stem.upper() for p in folder.glob("*.yaml")) if folder.is_dir() else []
+    """Return the CBS codes (upper case) of the municipality files of ``env``, sorted.
+
+    Only files named ``gm<4 digits>.yaml`` count; `stray_files` lists the others.
+    """
+    folder = environment_file(root, env).parent / "municipalities"
+    return sorted(p.stem.upper() for p in folder.iterdir() if MUNICIPALITY_FILE.fullmatch(p.name)) \
+        if folder.is_dir() else []
+
+
+def stray_files(root: Path, env: str) -> list[ConfigIssue]:
+    """Return an issue for every entry of ``environments/<env>/municipalities/`` that is not a
+    municipality file named ``gm<4 digits>.yaml`` (``GM0344.yaml``, ``gm0344.yml``, ``notes.txt``,
+    a folder): cgkit would otherwise ignore it silently.
+    """
+    folder = environment_file(root, env).parent / "municipalities"
+    issues = []
+    for entry in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if MUNICIPALITY_FILE.fullmatch(entry.name) or entry.name.startswith("."):
+            continue
+        code = re.match(r"(gm\d{4})(\.ya?ml)?$", entry.name, re.IGNORECASE)
+        fix = (f"rename it to {code.group(1).lower()}.yaml" if code else
+               "municipality files are named <code>.yaml, e.g. gm0344.yaml; move it elsewhere")
+        issues.append(ConfigIssue(_display(root, entry), None, "", f"not read: not a municipality file name; {fix}"))
+    return issues
 
 
 def check_environment(root: Path, env: str, today: datetime.date | None = None,
@@ -147,7 +244,7 @@ def check_environment(root: Path, env: str, today: datetime.date | None = None,
         load_environment(root, env)
     except ConfigError as err:
         return err.issues
-    issues: list[ConfigIssue] = []
+    issues: list[ConfigIssue] = stray_files(root, env) + wave_file_issues(root, env)
     domains: dict[str, Path] = {}
     known_rules = set(rule_ids) if rule_ids is not None else None
     for code in municipality_codes(root, env):
@@ -174,10 +271,11 @@ def check_environment(root: Path, env: str, today: datetime.date | None = None,
 
 
 def _display(root: Path, path: Path) -> Path:
-    """Return ``path`` relative to ``root`` when it is inside it (for messages)."""
+    """Return ``path`` relative to ``root`` when it is inside it (for messages); a symbolic link is
+    named as itself, not as its target."""
     try:
-        return path.resolve().relative_to(root.resolve())
-    except ValueError:
+        return path.parent.resolve().relative_to(root.resolve()) / path.name
+    except (ValueError, OSError, RuntimeError):
         return path
 
 
@@ -223,6 +321,8 @@ def _message(error: dict[str, Any], path: FieldPath) -> str:
     """Return a sentence for one pydantic error: what is wrong and what would be valid."""
     kind, value = error["type"], error.get("input")
     last = str(path[-1]) if path else ""
+    if kind == model.CHECK_ERROR:
+        return error["msg"]
     if kind == "extra_forbidden":
         return f"unknown field{_suggest(last, _all_field_names() - {last})}"
     if kind == "missing":
@@ -268,16 +368,61 @@ def _check_environment_semantics(parsed: EnvironmentFile, source: YamlSource, en
 
 
 def _check_waves(parsed: EnvironmentFile, source: YamlSource) -> list[ConfigIssue]:
+    """Waves must name each wave once, each CBS code once, and ``rest`` at most once (as the last
+    word on who is left); a listed wave may not be called ``rest`` (the name of that wave)."""
     issues = []
     codes = all_gemeenten()
+    names: dict[str, int] = {}
+    claimed: dict[str, str] = {}
+    rest_wave: str | None = None
+
+    def issue(path: FieldPath, message: str) -> None:
+        issues.append(ConfigIssue(source.file, source.line_of(path), dotted(path), message))
+
     for i, wave in enumerate(parsed.waves):
+        if wave.name in names:
+            issue(("waves", i, "name"), f"wave name '{wave.name}' is also the name of waves[{names[wave.name]}]; "
+                                        "each wave needs its own name (--wave selects by it)")
+        names.setdefault(wave.name, i)
         if wave.municipalities == "rest":
+            if rest_wave is not None:
+                issue(("waves", i, "municipalities"), f"'rest' is already the wave '{rest_wave}'; only one wave "
+                                                      "can take the municipalities left over")
+            rest_wave = rest_wave or wave.name
             continue
+        if wave.name == "rest":
+            issue(("waves", i, "name"), "the name 'rest' is kept for the wave of the municipalities left over "
+                                        "(municipalities: rest); give this wave another name")
         for j, code in enumerate(wave.municipalities):
+            path = ("waves", i, "municipalities", j)
             if code not in codes:
-                path = ("waves", i, "municipalities", j)
-                issues.append(ConfigIssue(source.file, source.line_of(path), dotted(path),
-                                          f"{code} is not in the CBS list of municipalities"))
+                issue(path, f"{code} is not in the CBS list of municipalities")
+            elif code in claimed:
+                issue(path, f"{code} is already in wave '{claimed[code]}'; a municipality is in one wave only")
+            claimed.setdefault(code, wave.name)
+    return issues
+
+
+def wave_file_issues(root: Path, env: str) -> list[ConfigIssue]:
+    """Return an issue for each CBS code that a wave of ``env`` names but that has no municipality file
+    (a canary wave would silently run without it). Empty when the environment file does not load.
+
+    Source of the codes with files: `municipality_codes`.
+    """
+    try:
+        parsed, source = load_environment_source(root, env)
+    except ConfigError:
+        return []
+    onboarded = set(municipality_codes(root, env))
+    issues = []
+    for i, wave in enumerate(parsed.waves):
+        for j, code in enumerate([] if wave.municipalities == "rest" else wave.municipalities):
+            if code not in onboarded:
+                where = ("waves", i, "municipalities", j)
+                issues.append(ConfigIssue(source.file, source.line_of(where), dotted(where),
+                                          f"{code} has no file {_display(root, municipality_file(root, env, code))}; "
+                                          f"onboard it (cgkit onboard {code} --env {env}) or take it out of "
+                                          f"wave '{wave.name}'"))
     return issues
 
 

@@ -13,18 +13,46 @@ models (``cgkit schema``).
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import re
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
-from cgkit.conventions import tenant_namespace
+from cgkit.conventions import is_builtin_identity, tenant_namespace
+
+#: The pydantic error type of cgkit's own field checks; its message is the whole sentence.
+CHECK_ERROR = "cgkit"
 
 Size = Literal["S", "M", "L", "XL"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 CbsCode = Annotated[str, StringConstraints(pattern=r"^GM\d{4}$")]
 AppKey = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
-GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")]
+
+
+def _not_builtin_identity(name: str) -> str:
+    """Refuse Kubernetes' own groups (``system:authenticated`` is every user of the cluster)."""
+    if is_builtin_identity(name):
+        raise PydanticCustomError(CHECK_ERROR, "'{name}' is a built-in Kubernetes identity (every user, every "
+                                  "anonymous request, every service account or the cluster admins); name the "
+                                  "municipality's own group from the identity provider, e.g. utrecht-platform-admins",
+                                  {"name": name})
+    return name
+
+
+GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"),
+                      AfterValidator(_not_builtin_identity)]
+#: Kubernetes object names (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/):
+#: an RFC 1123 label (namespaces) and an RFC 1123 subdomain (IngressClass, StorageClass, ClusterIssuer).
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+#: A controller or provisioner name: a DNS subdomain, optionally followed by /path (``k8s.io/ingress-nginx``,
+#: ``kubernetes.io/no-provisioner``, ``ebs.csi.aws.com``).
+QUALIFIED_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(/[A-Za-z0-9]([-A-Za-z0-9._/]*[A-Za-z0-9])?)?$"
+DnsLabel = Annotated[str, StringConstraints(pattern=DNS_LABEL_PATTERN)]
+DnsSubdomain = Annotated[str, StringConstraints(max_length=253, pattern=DNS_SUBDOMAIN_PATTERN)]
+QualifiedName = Annotated[str, StringConstraints(max_length=250, pattern=QUALIFIED_PATTERN)]
 #: A DNS domain of at least two labels, lower case; apps are served at ``<app>.<domain>``.
 DOMAIN_PATTERN = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$"
 Domain = Annotated[str, StringConstraints(max_length=200, pattern=DOMAIN_PATTERN)]
@@ -58,11 +86,11 @@ class ClusterSettings(_Strict):
 class IngressSettings(_Strict):
     """The shared ingress controller the tenants' Ingresses attach to (created by the platform stack)."""
 
-    class_name: str = Field(description="IngressClass name, e.g. 'cgkit-sandbox'.")
-    controller: str = Field(description="The IngressClass's controller, e.g. 'k8s.io/ingress-nginx'.")
-    controller_namespace: str = Field(description="Namespace of the ingress controller pods; "
-                                      "tenant NetworkPolicies admit web traffic from it.")
-    tls_issuer: str | None = Field(None, description="cert-manager ClusterIssuer for the apps' "
+    class_name: DnsSubdomain = Field(description="IngressClass name, e.g. 'cgkit-sandbox'.")
+    controller: QualifiedName = Field(description="The IngressClass's controller, e.g. 'k8s.io/ingress-nginx'.")
+    controller_namespace: DnsLabel = Field(description="Namespace of the ingress controller pods; "
+                                           "tenant NetworkPolicies admit web traffic from it.")
+    tls_issuer: DnsSubdomain | None = Field(None, description="cert-manager ClusterIssuer for the apps' "
                                    "certificates; None = no issuer annotation.")
 
 
@@ -86,18 +114,56 @@ class ResourceSettings(_Strict):
                                   "the sandbox's one real node has 2 cores, so it uses 0.1.")
 
 
+#: Binary multiples of the volume sizes: Mi, Gi, Ti -> bytes.
+_STORAGE_UNITS = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+STORAGE_BOUNDS = ("1Gi", "16Ti")
+
+
+def _storage_in_bounds(size: str) -> str:
+    """Refuse a volume smaller than 1Gi or larger than 16Ti (a typo such as 10000Ti, or 0Gi)."""
+    low, high = (_bytes(b) for b in STORAGE_BOUNDS)
+    if not low <= _bytes(size) <= high:
+        raise PydanticCustomError(CHECK_ERROR, "'{size}' is out of bounds; a volume is {low} to {high}",
+                                  {"size": size, "low": STORAGE_BOUNDS[0], "high": STORAGE_BOUNDS[1]})
+    return size
+
+
+def _bytes(size: str) -> int:
+    return int(size[:-2]) * _STORAGE_UNITS[size[-2:]]
+
+
+Storage = Annotated[str, StringConstraints(pattern=r"^\d{1,9}(Mi|Gi|Ti)$"), AfterValidator(_storage_in_bounds)]
+
+
 class DatabaseInCluster(_Strict):
     """PostgreSQL (PostGIS) runs inside the tenant namespace."""
 
     mode: Literal["in-cluster"]
-    storage: str = Field("10Gi", pattern=r"^\d+(Mi|Gi|Ti)$", description="Volume size, e.g. 10Gi.")
+    storage: Storage = Field("10Gi", description="Volume size, 1Gi to 16Ti, e.g. 10Gi.")
+
+
+def _host_name_or_ip(host: str) -> str:
+    """Accept a DNS name (RFC 1123, lower case) or an IPv4/IPv6 address; refuse anything else."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    if not is_valid_host(host):
+        raise PydanticCustomError(CHECK_ERROR, "'{host}' is neither a DNS name nor an IP address; write a "
+                                  "lower-case host name such as db.example.nl, or an address such as 10.0.0.5",
+                                  {"host": host})
+    return host
+
+
+DbHost = Annotated[str, AfterValidator(_host_name_or_ip)]
 
 
 class DatabaseExternal(_Strict):
     """PostgreSQL runs outside the cluster (a managed service); one database and role per app."""
 
     mode: Literal["external"]
-    host: str = Field(min_length=1, description="Host name or IP address of the server.")
+    host: DbHost = Field(description="DNS name or IP address of the server.")
     port: int = Field(5432, ge=1, le=65535)
     sslmode: SslMode = Field("require", description="libpq sslmode, passed as PGSSLMODE.")
 
@@ -130,8 +196,8 @@ class EnvironmentFile(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Must equal the folder name.")
     cluster: ClusterSettings = ClusterSettings()
     ingress: IngressSettings
-    storage_class: str = Field(description="StorageClass for app media (RWX) and database volumes.")
-    storage_provisioner: str = Field("kubernetes.io/no-provisioner",
+    storage_class: DnsSubdomain = Field(description="StorageClass for app media (RWX) and database volumes.")
+    storage_provisioner: QualifiedName = Field("kubernetes.io/no-provisioner",
                                      description="Provisioner of that StorageClass (platform stack).")
     images: ImageSettings
     resources: ResourceSettings = ResourceSettings()
@@ -160,8 +226,10 @@ class AppSettings(_Strict):
 class Access(_Strict):
     """Groups (from the cluster's OIDC provider) bound to the tenant's roles."""
 
-    admins: list[GroupName] = Field(default_factory=list, description="Bound to the tenant admin role.")
-    viewers: list[GroupName] = Field(default_factory=list, description="Bound to the read-only role.")
+    admins: list[GroupName] = Field(default_factory=list, max_length=50,
+                                    description="Bound to the tenant admin role (no system:* groups).")
+    viewers: list[GroupName] = Field(default_factory=list, max_length=50,
+                                     description="Bound to the read-only role (no system:* groups).")
 
 
 class Oidc(_Strict):
@@ -192,8 +260,8 @@ class Waiver(_Strict):
     """A documented exception to one policy rule for this municipality."""
 
     rule: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$", description="Policy rule id.")
-    reason: str = Field(min_length=10, description="Why the rule cannot be met, in a sentence.")
-    approved_by: str = Field(min_length=2, description="Who approved the exception.")
+    reason: str = Field(min_length=10, max_length=2000, description="Why the rule cannot be met, in a sentence.")
+    approved_by: str = Field(min_length=2, max_length=200, description="Who approved the exception.")
     expires: datetime.date = Field(description="Last day the waiver holds (YYYY-MM-DD).")
 
 
@@ -202,7 +270,7 @@ class MunicipalityFile(_Strict):
 
     code: CbsCode = Field(description="CBS municipality code, e.g. GM0344. Must match the file name.")
     domain: Domain = Field(description="Apps are served at <app>.<domain>.")
-    name: str | None = Field(None, min_length=1, description="Display name; default: the CBS name.")
+    name: str | None = Field(None, min_length=1, max_length=100, description="Display name; default: the CBS name.")
     size: Size | None = Field(None, description="S | M | L | XL: quota, limits and replicas.")
     apps: dict[AppKey, AppSettings] | None = Field(
         None, description="Overrides of the environment's default app set: add an app with {}, "
@@ -211,7 +279,7 @@ class MunicipalityFile(_Strict):
     database: Database | None = None
     access: Access = Access()
     auth: Auth = Auth()
-    waivers: list[Waiver] = Field(default_factory=list)
+    waivers: list[Waiver] = Field(default_factory=list, max_length=100)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,13 +18,15 @@ The logs hold the engine's output as it ran (secrets masked: the engine runs wit
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from cgkit.conventions import stack_name
-from cgkit.errors import CgkitError
+from cgkit.config.yamlsource import BULK_LIMITS, read_text
+from cgkit.errors import CgkitError, ConfigError
 from cgkit.fleet.scheduler import UNFINISHED, FleetRun, Status
 from cgkit.project import state_dir
 
@@ -121,11 +123,31 @@ def load_report(root: Path, run: str) -> dict:
         raise RunNotFoundError(f"no fleet run '{run}' with a {REPORT_FILE}",
                                hint=f"recent runs: {', '.join(latest) or 'none'} (in {runs_dir(root)})")
     try:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        report["stacks"]  # noqa: B018 - the one key resume needs
-    except (ValueError, KeyError) as bad:
-        raise RunNotFoundError(f"{path} is not a fleet report: {bad}") from bad
+        report = json.loads(read_text(path, path, None, BULK_LIMITS))
+    except ConfigError as bad:
+        raise RunNotFoundError(bad.render()) from None
+    except ValueError as bad:  # json.JSONDecodeError, or a number too long to convert
+        raise RunNotFoundError(f"{path} is not a fleet report: not JSON ({bad})") from None
+    problem = _report_problem(report)
+    if problem:
+        raise RunNotFoundError(f"{path} is not a fleet report: {problem}",
+                               hint="give the run id of a report cgkit wrote (cgkit fleet ... wrote it under .cgkit/runs)")
     return report
+
+
+def _report_problem(report: object) -> str | None:
+    """What makes ``report`` unusable for --resume (the fields resume reads), or None."""
+    if not isinstance(report, dict):
+        return "the top level is not an object"
+    if not isinstance(report.get("env"), str) or not isinstance(report.get("stacks"), list):
+        return "env (text) and stacks (a list) are required"
+    statuses = {status.value for status in Status}
+    for i, stack in enumerate(report["stacks"]):
+        if not isinstance(stack, dict) or not isinstance(stack.get("code"), str) \
+                or not re.fullmatch(r"GM\d{4}", stack["code"]) or stack.get("status") not in statuses:
+            return (f"stacks[{i}] needs a code (GM and four digits) and a status "
+                    f"({', '.join(sorted(statuses))})")
+    return None
 
 
 def unfinished_codes(report: dict) -> list[str]:

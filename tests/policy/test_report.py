@@ -102,15 +102,26 @@ def test_html_is_self_contained(data):
     assert all(f'id="{i.lower()}"' in page for i in rule_ids())
 
 
-def test_cli_report_writes_the_file_from_a_manifest_directory(tmp_path):
+def test_cli_report_writes_the_file_from_a_manifest_directory(tmp_path, project_root):
     manifests = tmp_path / "rendered"
     (manifests / "gm0344").mkdir(parents=True)
     (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text())
     result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "html", "--out",
-                                             str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(tmp_path)])
+                                             str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(project_root)])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "out" / "policy-report-sandbox.html").read_text()
     assert "GM0344" in page
+
+
+def test_cli_report_exits_1_for_a_municipality_that_is_not_compliant_but_still_writes_the_report(tmp_path):
+    manifests = tmp_path / "rendered"
+    (manifests / "gm0344").mkdir(parents=True)
+    (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text())
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "md", "--out",
+                                             str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(tmp_path)])
+    assert result.exit_code == 1  # no config for GM0344 under tmp_path: its verdict is "error"
+    assert "not compliant: 1 of 1 municipalities: GM0344 (error)" in result.output
+    assert "| GM0344 |" in (tmp_path / "out" / "policy-report-sandbox.md").read_text()
 
 
 def test_cli_report_without_a_renderer_or_manifests_says_what_to_do(tmp_path, monkeypatch):

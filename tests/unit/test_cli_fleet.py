@@ -18,10 +18,11 @@ CODES = ["GM0344", "GM0363", "GM0518"]
 
 
 @pytest.fixture(autouse=True)
-def fleet_root(scratch_root: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fleet_root(scratch_root: Path, with_waves, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CGKIT_PROJECT_DIR", str(scratch_root))
     for code in CODES:
         onboard(scratch_root, "sandbox", code)
+    with_waves()
     return scratch_root
 
 

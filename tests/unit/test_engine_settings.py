@@ -47,9 +47,19 @@ def test_a_passphrase_in_the_environment_wins_and_no_file_is_made(tmp_path: Path
 def test_changing_commands_refuse_without_a_terminal_or_yes(verb, scratch_root: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(scratch_root)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(["onboard", "GM0344", "--env", "sandbox"]) == ExitStatus.OK
     assert main([verb, "--env", "sandbox", "GM0344"]) == ExitStatus.FAILED
     assert "pass --yes" in capsys.readouterr().err
     assert not (scratch_root / ".cgkit").exists(), "nothing may be touched before refusing"
+
+
+@pytest.mark.parametrize("verb", ["up", "destroy"])
+def test_a_bad_target_is_named_before_the_confirmation_question(verb, scratch_root: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(scratch_root)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main([verb, "--env", "sandbox", "GM9999"]) == ExitStatus.FAILED
+    err = capsys.readouterr().err
+    assert "TARGET 'GM9999' is neither 'platform' nor a municipality" in err and "--yes" not in err
 
 
 def test_env_prints_exports_but_never_the_passphrase(scratch_root: Path, monkeypatch, capsys) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from cgkit.conventions import is_builtin_identity
 from policies.model import Enforcement, rule
 
 ROLE_KINDS = frozenset({"Role", "ClusterRole"})
@@ -46,3 +47,18 @@ def pod_exec(obj, ctx):
         verbs = set(r.get("verbs") or ())
         if granted and verbs & {"create", "get", "*"}:
             yield f"{path}.resources", f"the role grants {', '.join(sorted(granted))}; remove it or document the need"
+
+
+@rule("CGK-RBAC-004", title="Nothing is bound to Kubernetes' built-in users and groups", kinds=BINDING_KINDS,
+      controls=("BIO2:8.2", "BIO2:5.15", "Haven:rbac", "NSA:authz"),
+      rationale="""system:authenticated is every user of the cluster, system:unauthenticated every
+      anonymous request, system:serviceaccounts every pod's identity, and system:masters bypasses RBAC
+      altogether. A binding to one of them hands a municipality's role to everyone; tenant roles are
+      bound to the municipality's own named groups only.""")
+def builtin_subjects(obj, ctx):
+    role = (obj.get("roleRef") or {}).get("name", "its role")
+    for i, subject in enumerate(obj.get("subjects") or ()):
+        name = subject.get("name")
+        if subject.get("kind") in ("Group", "User") and isinstance(name, str) and is_builtin_identity(name):
+            yield (f"subjects[{i}].name", f"the binding grants {role} to the built-in {subject['kind'].lower()} "
+                   f"{name}; bind the municipality's own group instead")

@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from policies.model import rule
+from policies.model import Enforcement, rule
 from policies.podspec import POD_KINDS, containers
 
 #: Key names that say "this is a credential": DB_PASSWORD, SECRET_KEY, API_TOKEN, AWS_ACCESS_KEY_ID, ...
@@ -131,3 +131,20 @@ def django_secrets_outside_secrets(obj, ctx):
                 if _django_secret_name(name) and str(env.get("value") or "").strip():
                     yield (c.at(f"env[{i}]", "value"),
                            f"container '{c.name}' sets {name} literally; use valueFrom.secretKeyRef")
+
+
+#: libpq sslmodes that allow a connection without TLS.
+WEAK_SSLMODES = frozenset({"disable", "allow", "prefer"})
+
+
+@rule("CGK-SEC-004", title="Database connections require TLS (PGSSLMODE require or stricter)", kinds=POD_KINDS,
+      enforcement=Enforcement.ADVISORY, controls=("BIO2:8.24", "BIO2:8.21", "NSA:tls"),
+      rationale="""With PGSSLMODE disable, allow or prefer, libpq sends credentials and case data to an
+      external PostgreSQL server in clear text, or falls back to it when TLS fails. cgkit refuses such a
+      municipality file outside the sandbox unless this rule is waived; here it is reported for review.""")
+def database_tls(obj, ctx):
+    for c in containers(obj):
+        for i, env in enumerate(c.container.get("env") or ()):
+            if env.get("name") == "PGSSLMODE" and env.get("value") in WEAK_SSLMODES:
+                yield (c.at(f"env[{i}]", "value"),
+                       f"container '{c.name}' connects with PGSSLMODE={env['value']}; use require or verify-full")
