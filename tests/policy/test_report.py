@@ -105,7 +105,8 @@ def test_html_is_self_contained(data):
 def test_cli_report_writes_the_file_from_a_manifest_directory(tmp_path, project_root):
     manifests = tmp_path / "rendered"
     (manifests / "gm0344").mkdir(parents=True)
-    (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text())
+    # the sandbox allows only its own images (environments/sandbox: images.allowed_registries)
+    (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text().replace("docker.io/", "cgkit.sandbox/"))
     result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "html", "--out",
                                              str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(project_root)])
     assert result.exit_code == 0, result.output
@@ -116,7 +117,8 @@ def test_cli_report_writes_the_file_from_a_manifest_directory(tmp_path, project_
 def test_cli_report_exits_1_for_a_municipality_that_is_not_compliant_but_still_writes_the_report(tmp_path):
     manifests = tmp_path / "rendered"
     (manifests / "gm0344").mkdir(parents=True)
-    (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text())
+    # the sandbox allows only its own images (environments/sandbox: images.allowed_registries)
+    (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text().replace("docker.io/", "cgkit.sandbox/"))
     result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "md", "--out",
                                              str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(tmp_path)])
     assert result.exit_code == 1  # no config for GM0344 under tmp_path: its verdict is "error"
