@@ -14,12 +14,13 @@ for a sandbox environment, ``KUBECONFIG`` of the local sandbox.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets as token_source
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,35 +87,93 @@ def engine_env(settings: EngineSettings) -> dict[str, str]:
     return env
 
 
-def select_stack(settings: EngineSettings, stack_name: str) -> auto.Stack:
-    """Select (creating when absent) the stack ``stack_name`` of the project at ``settings.root``.
+class _Workspace(auto.LocalWorkspace):
+    """A LocalWorkspace that never changes which stack plain ``pulumi`` has selected.
 
+    The SDK's ``select_stack`` runs ``pulumi stack select`` and ``create_stack`` runs ``pulumi stack
+    init`` (which selects too); both rewrite the workspace file under ``PULUMI_HOME`` that a user's
+    later bare ``pulumi up``/``destroy`` reads (``cgkit env`` exports the same ``PULUMI_HOME``).
+    Every operation cgkit runs names its stack (``--stack``), so selecting is never needed: here
+    ``select_stack`` only checks that the stack exists (``pulumi stack --show-name --stack S``,
+    which fails with "no stack named" otherwise) and ``create_stack`` adds ``--no-select``.
+    """
+
+    def select_stack(self, stack_name: str) -> None:
+        """Check that ``stack_name`` exists (raises auto.StackNotFoundError when not); select nothing."""
+        self._run_pulumi_cmd_sync(["stack", "--show-name", "--stack", stack_name])
+
+    def create_stack(self, stack_name: str) -> None:
+        """Create ``stack_name`` (``pulumi stack init --no-select``) with this workspace's secrets provider."""
+        args = ["stack", "init", stack_name, "--no-select"]
+        if self.secrets_provider:
+            args += ["--secrets-provider", self.secrets_provider]
+        self._run_pulumi_cmd_sync(args)
+
+
+def select_stack(settings: EngineSettings, stack_name: str) -> auto.Stack:
+    """Return the stack ``stack_name`` of the project at ``settings.root``, creating it when absent.
+
+    Pulumi's selected stack is left as it was (``_Workspace``). Callers that may race other
+    processes creating the same stack hold ``stack_lock`` around this and ``ensure_secrets``.
     The CLI process's own PATH gets the toolchain bin dir first, so the Automation API finds the
     toolchain's ``pulumi``.
 
     Raises:
         EngineError: the Pulumi CLI is missing or refused the stack.
     """
-    env = engine_env(settings)
-    os.environ["PATH"] = env["PATH"]
+    return _stack(settings, stack_name, auto.Stack.create_or_select)
+
+
+def existing_stack(settings: EngineSettings, stack_name: str) -> auto.Stack | None:
+    """Return the stack ``stack_name`` when it exists, else None; never creates one.
+
+    Raises:
+        EngineError: the Pulumi CLI is missing or failed otherwise.
+    """
     try:
-        return auto.create_or_select_stack(
-            stack_name,
-            work_dir=str(settings.root),
-            opts=auto.LocalWorkspaceOptions(work_dir=str(settings.root), env_vars=env,
-                                            pulumi_home=env["PULUMI_HOME"], secrets_provider="passphrase"),
-        )
+        return _stack(settings, stack_name, auto.Stack.select)
+    except EngineError as failed:
+        if isinstance(failed.__cause__, auto.StackNotFoundError):
+            return None
+        raise
+
+
+def _stack(settings: EngineSettings, stack_name: str,
+           how: Callable[[str, auto.Workspace], auto.Stack]) -> auto.Stack:
+    try:
+        return how(stack_name, workspace(settings))
     except FileNotFoundError as missing:
         raise toolchain_missing() from missing
     except auto.CommandError as failed:
         raise _engine_error(f"could not select stack {stack_name}", failed) from failed
 
 
+@contextlib.contextmanager
+def stack_lock(root: Path, stack_name: str) -> Iterator[None]:
+    """Hold the project's lock on ``stack_name`` (``.cgkit/locks/<stack>.lock``, ``flock``) while the
+    block runs; wait while another process or thread holds it.
+
+    For creating a stack and generating its secrets: without it, two commands opening a new stack at
+    once both create it (one fails) and both generate its secrets (the second overwrites the first,
+    encrypted with a salt that may no longer match). The lock is advisory and local: it orders
+    cgkit processes sharing this checkout's ``.cgkit``, not users of a shared backend elsewhere.
+    """
+    locks = state_dir(root) / "locks"
+    locks.mkdir(exist_ok=True)
+    with open(locks / f"{stack_name}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def workspace(settings: EngineSettings) -> auto.LocalWorkspace:
-    """Return the project's workspace (no stack selected), for listing and removing stacks."""
+    """Return the project's workspace; it never selects a stack (``_Workspace``)."""
     env = engine_env(settings)
     os.environ["PATH"] = env["PATH"]
-    return auto.LocalWorkspace(work_dir=str(settings.root), env_vars=env, pulumi_home=env["PULUMI_HOME"])
+    return _Workspace(work_dir=str(settings.root), env_vars=env, pulumi_home=env["PULUMI_HOME"],
+                      secrets_provider="passphrase")
 
 
 def stacks_with_resources(settings: EngineSettings, prefix: str) -> list[str]:
@@ -154,13 +213,19 @@ def ensure_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
         present = stack.get_all_config()
     except auto.CommandError as failed:
         raise _engine_error(f"could not read the config of stack {stack.name}", failed) from failed
-    created = []
-    for name in names:
-        key = f"{CONFIG_NAMESPACE}:{name}"
-        if key not in present:
-            stack.set_config(key, auto.ConfigValue(token_source.token_urlsafe(SECRET_BYTES), secret=True))
-            created.append(name)
-    return created
+    created = {f"{CONFIG_NAMESPACE}:{name}": auto.ConfigValue(new_secret(), secret=True)
+               for name in names if f"{CONFIG_NAMESPACE}:{name}" not in present}
+    if created:
+        try:
+            stack.set_all_config(created)
+        except auto.CommandError as failed:
+            raise _engine_error(f"could not write the secrets of stack {stack.name}", failed) from failed
+    return [key.split(":", 1)[1] for key in created]
+
+
+def new_secret() -> str:
+    """Return a new random secret: URL-safe text of SECRET_BYTES random bytes (never printed)."""
+    return token_source.token_urlsafe(SECRET_BYTES)
 
 
 @dataclass
@@ -168,36 +233,93 @@ class Operation:
     """One engine operation's options.
 
     Attributes:
-        on_output: receives each line the engine prints (already free of secret values).
+        on_output: receives each line the engine prints (already free of secret values; Python
+            tracebacks of plugins stopped by a cancel are left out, see ``QuietTracebacks``).
         policies: apply the settings' policy packs (preview and up only).
         expect_no_changes: fail when the operation would change anything.
+        refresh: preview and up first read every object of the stack back from the cluster
+            (``pulumi up --refresh``), so an object changed or deleted by hand is put back.
     """
 
     on_output: Callable[[str], object] = print
     policies: bool = True
     expect_no_changes: bool = False
+    refresh: bool = False
 
 
-def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.PreviewResult:
-    """Run ``pulumi preview`` on ``stack``; return its result (``change_summary``: op -> count).
+#: The keys of ``Drift.counts``: objects found changed, objects found gone.
+DRIFT_KEYS = ("refresh-drifted", "refresh-gone")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What the refresh before a preview or update found, as ``Kind namespace/name`` texts.
+
+    Attributes:
+        drifted: objects whose live state differed from the stack's state (changed by hand or by
+            another field manager); the update sets them back.
+        gone: objects of the stack's state missing from the cluster; the update creates them again.
+    """
+
+    drifted: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """Return ``{"refresh-drifted": n, "refresh-gone": m}`` (DRIFT_KEYS), leaving out zero counts;
+        a fleet run adds these to a stack's change counts."""
+        return {key: len(items) for key, items in zip(DRIFT_KEYS, (self.drifted, self.gone)) if items}
+
+    def text(self, limit: int = 5) -> str:
+        """Return ``refresh found 1 gone (NetworkPolicy gm0344/default-deny)`` or ``refresh found no drift``;
+        at most ``limit`` objects are named per kind of finding."""
+        parts = [f"{len(items)} {word} ({_named(items, limit)})"
+                 for word, items in (("drifted", self.drifted), ("gone", self.gone)) if items]
+        return "refresh found " + (", ".join(parts) if parts else "no drift")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of a preview or an update.
+
+    Attributes:
+        changes: op -> count of the update (for a preview: of what it would do), refresh not counted.
+        drift: what the refresh before it found (empty without ``Operation.refresh``).
+        outputs: the stack's outputs after an update (empty for a preview).
+    """
+
+    changes: dict[str, int]
+    drift: Drift = Drift()
+    outputs: dict[str, auto.OutputValue] = field(default_factory=dict)
+
+
+def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
+    """Run ``pulumi preview`` on ``stack`` (with ``--refresh`` when ``op.refresh``; the refresh of a
+    preview writes nothing); return what it would change and the drift it found.
 
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
-    return _run(lambda: stack.preview(on_output=op.on_output, diff=False, color="never",
-                                      expect_no_changes=op.expect_no_changes or None,
-                                      **_policy_args(settings, op)), stack, "preview")
+    drift = _Watcher()
+    result = _run(lambda: stack.preview(on_output=drift.lines(op.on_output), on_event=drift, diff=False,
+                                        color="never", expect_no_changes=op.expect_no_changes or None,
+                                        refresh=op.refresh or None, **_policy_args(settings, op)),
+                  stack, "preview", drift)
+    return Outcome(dict(result.change_summary or {}), drift.found())
 
 
-def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.UpResult:
-    """Run ``pulumi up`` on ``stack`` (secrets hidden in the output); return its result.
+def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
+    """Run ``pulumi up`` on ``stack`` (secrets hidden in the output; ``--refresh`` when ``op.refresh``);
+    return its changes, the drift its refresh found and the stack's outputs.
 
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
-    return _run(lambda: stack.up(on_output=op.on_output, show_secrets=False, color="never",
-                                 expect_no_changes=op.expect_no_changes or None,
-                                 **_policy_args(settings, op)), stack, "up")
+    drift = _Watcher()
+    result = _run(lambda: stack.up(on_output=drift.lines(op.on_output), on_event=drift, show_secrets=False,
+                                   color="never", expect_no_changes=op.expect_no_changes or None,
+                                   refresh=op.refresh or None, **_policy_args(settings, op)),
+                  stack, "up", drift)
+    return Outcome(dict(result.summary.resource_changes or {}), drift.found(), dict(result.outputs))
 
 
 def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
@@ -206,8 +328,9 @@ def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
     Raises:
         EngineError: the engine failed.
     """
-    return _run(lambda: stack.refresh(on_output=op.on_output, show_secrets=False, color="never",
-                                      expect_no_changes=op.expect_no_changes or None), stack, "refresh")
+    quiet = _Watcher()
+    return _run(lambda: stack.refresh(on_output=quiet.lines(op.on_output), show_secrets=False, color="never",
+                                      expect_no_changes=op.expect_no_changes or None), stack, "refresh", quiet)
 
 
 def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
@@ -220,8 +343,9 @@ def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
     Raises:
         EngineError: the engine failed.
     """
-    return _run(lambda: stack.preview_refresh(on_output=op.on_output, show_secrets=False, color="never"),
-                stack, "refresh --preview-only")
+    quiet = _Watcher()
+    return _run(lambda: stack.preview_refresh(on_output=quiet.lines(op.on_output), show_secrets=False,
+                                              color="never"), stack, "refresh --preview-only", quiet)
 
 
 def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
@@ -230,8 +354,9 @@ def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
     Raises:
         EngineError: the engine failed.
     """
-    return _run(lambda: stack.destroy(on_output=op.on_output, show_secrets=False, color="never"),
-                stack, "destroy")
+    quiet = _Watcher()
+    return _run(lambda: stack.destroy(on_output=quiet.lines(op.on_output), show_secrets=False, color="never"),
+                stack, "destroy", quiet)
 
 
 def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]]:
@@ -243,7 +368,125 @@ def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]
     return args
 
 
-def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
+class _Watcher:
+    """Watches one engine operation: its output lines (through ``QuietTracebacks``) and its events.
+
+    The events give the refresh steps of a preview or update (``on_event``).
+    A refresh step (op ``refresh``) whose new state is missing is an object gone from the cluster;
+    one with changed keys (``diffs``) is an object that drifted. Also owns the operation's
+    ``QuietTracebacks`` output filter, flushed by ``_run`` when the operation ends.
+    """
+
+    def __init__(self) -> None:
+        self.drifted: list[str] = []
+        self.gone: list[str] = []
+        self.quiet: QuietTracebacks | None = None
+
+    def __call__(self, event: auto.EngineEvent) -> None:
+        outputs = event.res_outputs_event
+        if outputs is None or outputs.metadata.op != auto.OpType.REFRESH:
+            return
+        meta = outputs.metadata
+        if meta.new is None:
+            self.gone.append(_describe(meta))
+        elif meta.diffs or meta.detailed_diff:
+            self.drifted.append(_describe(meta))
+
+    def lines(self, on_output: Callable[[str], object]) -> Callable[[str], None]:
+        """Return ``on_output`` behind a new ``QuietTracebacks`` filter (flushed by ``found``/``_run``)."""
+        self.quiet = QuietTracebacks(on_output)
+        return self.quiet.feed
+
+    def found(self) -> Drift:
+        """Return the drift recorded so far, sorted."""
+        return Drift(tuple(sorted(self.drifted)), tuple(sorted(self.gone)))
+
+
+def _describe(meta: auto.events.StepEventMetadata) -> str:
+    """Return ``Kind namespace/name`` of a step's Kubernetes object (from its old state), or the URN's
+    type and name for anything else."""
+    kind = meta.type.rsplit(":", 1)[-1]
+    state = meta.old or meta.new
+    metadata = (state.outputs or {}).get("metadata") if state else None
+    if isinstance(metadata, dict) and metadata.get("name"):
+        where = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
+        return f"{kind} {where}{metadata['name']}"
+    return f"{kind} {meta.urn.rsplit('::', 1)[-1]}"
+
+
+def _named(items: tuple[str, ...], limit: int) -> str:
+    return ", ".join(items[:limit]) + (f", and {len(items) - limit} more" if len(items) > limit else "")
+
+
+class QuietTracebacks:
+    """An output filter that leaves out the Python tracebacks of plugins the engine stopped.
+
+    When an operation fails or is cancelled, the engine stops its plugins with SIGINT; the Python
+    ones (the policy pack, the program) then print a ``KeyboardInterrupt`` traceback of 50 lines
+    that says nothing about the failure. A traceback block (from ``Traceback (most recent call
+    last):`` to its exception line) is dropped when it ends in ``KeyboardInterrupt``, as is every
+    block chained to it (``During handling of the above exception ...``); one line says so instead.
+    Any other traceback (a bug in the program, say) passes through whole. At most ``MAX_HELD``
+    lines are held back; a longer block passes through.
+    """
+
+    MAX_HELD = 400
+    _START = re.compile(r"Traceback \(most recent call last\):")
+    _CHAIN = re.compile(r"During handling of the above exception|The above exception was the direct cause")
+    _FRAME = re.compile(r"^\s*(File \"|\^+\s*$|~+)")
+
+    def __init__(self, on_output: Callable[[str], object]):
+        self.on_output = on_output
+        self.held: list[str] = []
+        self.indent: int | None = None
+        self.in_interrupt_chain = False
+        self.dropped = 0
+
+    def feed(self, line: str) -> None:
+        """Take one line of the engine's output; pass it on unless it belongs to a dropped traceback."""
+        text = line.rstrip("\n")
+        if self.indent is None:
+            start = self._START.search(text)
+            if start:
+                self.indent = len(text) - len(text.lstrip())
+                self.held = [line]
+            elif self.in_interrupt_chain and (not text.strip() or self._CHAIN.search(text)):
+                self.dropped += 1
+            else:
+                self._note_dropped()
+                self.in_interrupt_chain = False
+                self.on_output(line)
+            return
+        self.held.append(line)
+        body = text[self.indent:] if len(text) - len(text.lstrip()) <= self.indent else ""
+        if body.strip() and not self._FRAME.match(text) and not body.startswith(" "):
+            self._end_block(body)
+        elif len(self.held) > self.MAX_HELD:
+            self.flush()
+
+    def _end_block(self, exception_line: str) -> None:
+        if exception_line.startswith("KeyboardInterrupt") or self.in_interrupt_chain:
+            self.dropped += len(self.held)
+            self.in_interrupt_chain = True
+            self.held, self.indent = [], None
+        else:
+            self.flush()
+
+    def flush(self) -> None:
+        """Pass on whatever is held back (at the end of the operation)."""
+        held, self.held, self.indent = self.held, [], None
+        self._note_dropped()
+        for line in held:
+            self.on_output(line)
+
+    def _note_dropped(self) -> None:
+        if self.dropped:
+            self.on_output(f"({self.dropped} lines of Python traceback left out: a plugin stopped by the "
+                           "engine's cancel (KeyboardInterrupt), not the cause of the failure)")
+            self.dropped = 0
+
+
+def _run(call: Callable[[], object], stack: auto.Stack, verb: str, recorder: _Watcher | None = None):
     """Run one engine operation; map its failures to EngineError.
 
     While it runs, SIGTERM is passed on to the engine as SIGINT (a terminal's Ctrl-C reaches it
@@ -269,6 +512,8 @@ def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
                               hint=f"run `cgkit refresh` for the stack, then `cgkit {verb}` again") from None
         raise _engine_error(f"{verb} of {stack.name} failed", failed) from failed
     finally:
+        if recorder is not None and recorder.quiet is not None:
+            recorder.quiet.flush()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -297,14 +542,22 @@ def _release_lock(stack: auto.Stack) -> str:
 def _why(text: str, count: int = 12) -> str:
     """Return the lines of an engine failure that say why: each distinct ``error:`` message (from
     the first ``error:`` on; not the closing "error: update failed") and each ``[mandatory]`` policy
-    finding, in order, at most ``count``; when there are none, the last ``count`` lines."""
-    reasons: list[str] = []
+    finding, in order, at most ``count``; when there are none, the last ``count`` lines. Follow-on
+    noise is left out: "context canceled" (the engine stopping the rest after the first error) unless
+    it is the only reason, and the tracebacks ``QuietTracebacks`` drops."""
+    kept: list[str] = []
+    quiet = QuietTracebacks(kept.append)
     for line in text.splitlines():
+        quiet.feed(line)
+    quiet.flush()
+    reasons: list[str] = []
+    for line in kept:
         found = _ERROR_MARK.search(line)
         reason = line.strip() if "[mandatory]" in line else line[found.start():].strip() if found else ""
         if reason and reason not in reasons and not _GENERIC_FAILURE.match(reason):
             reasons.append(reason)
-    return "\n".join(reasons[:count]) if reasons else _last_lines(text, count)
+    causes = [r for r in reasons if not _CANCELLED.search(r)] or reasons
+    return "\n".join(causes[:count]) if causes else _last_lines("\n".join(kept), count)
 
 
 def _last_lines(text: str, count: int = 12) -> str:
@@ -315,6 +568,8 @@ def _last_lines(text: str, count: int = 12) -> str:
 
 #: Where the engine's own message starts ("error:" as a word; not "RunError:" of a Python traceback).
 _ERROR_MARK = re.compile(r"(?<![A-Za-z])error:")
+#: A step or policy the engine stopped because something else failed first.
+_CANCELLED = re.compile(r"context canceled")
 #: The engine's closing line, which says only that it failed.
 _GENERIC_FAILURE = re.compile(r"error:\s*((update|preview|refresh|destroy) failed)?\s*$")
 
