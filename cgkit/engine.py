@@ -206,21 +206,33 @@ def toolchain_missing() -> CgkitError:
 def ensure_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
     """Generate every missing secret of ``names`` into the stack's config, encrypted; return the new names.
 
-    Existing values are never changed, so secrets stay stable across runs. Values are random
-    URL-safe text of SECRET_BYTES bytes and are never printed.
+    Existing values are never changed, so secrets stay stable across runs. Values are ``new_secret()``
+    and are never printed.
+
+    Raises:
+        EngineError: the Pulumi CLI could not read or write the stack's config.
     """
     try:
         present = stack.get_all_config()
     except auto.CommandError as failed:
         raise _engine_error(f"could not read the config of stack {stack.name}", failed) from failed
-    created = {f"{CONFIG_NAMESPACE}:{name}": auto.ConfigValue(new_secret(), secret=True)
-               for name in names if f"{CONFIG_NAMESPACE}:{name}" not in present}
-    if created:
+    return replace_secrets(stack, [name for name in names if f"{CONFIG_NAMESPACE}:{name}" not in present])
+
+
+def replace_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
+    """Write a fresh ``new_secret()`` for each of ``names`` into the stack's config (encrypted, one
+    config write); return the names written. For rotation, and for secrets that are missing.
+
+    Raises:
+        EngineError: the Pulumi CLI could not write the stack's config.
+    """
+    fresh = {f"{CONFIG_NAMESPACE}:{name}": auto.ConfigValue(new_secret(), secret=True) for name in names}
+    if fresh:
         try:
-            stack.set_all_config(created)
+            stack.set_all_config(fresh)
         except auto.CommandError as failed:
             raise _engine_error(f"could not write the secrets of stack {stack.name}", failed) from failed
-    return [key.split(":", 1)[1] for key in created]
+    return [key.split(":", 1)[1] for key in fresh]
 
 
 def new_secret() -> str:

@@ -15,6 +15,10 @@ Built from an :class:`~components.catalog.AppSpec`, one instance creates (object
   when web has two or more replicas, and a ReadWriteMany media PVC [``<app>-media``] where the
   catalog asks for one.
 
+Pod templates carry ``cgkit.io/config-checksum`` (of the ConfigMap data) and
+``cgkit.io/secret-digest`` (a digest of ``SECRET_KEY`` and ``DB_PASSWORD``, never the values), so a
+changed setting or a rotated secret (``cgkit secrets rotate``) rolls the pods.
+
 Every pod: ``runAsNonRoot``, UID/GID 1000 and ``fsGroup`` 1000 (charts' ``podSecurityContext``),
 ``seccompProfile: RuntimeDefault``, no privilege escalation, ALL capabilities dropped, requests and
 limits on every container, ``enableServiceLinks: false`` (service links inject e.g.
@@ -179,6 +183,7 @@ class CommonGroundApp(pulumi.ComponentResource):
 
         env_from = [{"config_map_ref": {"name": key}}, {"secret_ref": {"name": key}}]
         checksum = d.checksum(settings)
+        secret_digest = d.secret_digest_of([args.secret_key, args.db_password])  # rotation rolls the pods
         # Not the media claim: with a WaitForFirstConsumer storage class the claim binds only once a
         # pod uses it, so waiting for it before creating the Deployment would never finish.
         depends = [self.config_map, self.secret, self.service_account]
@@ -186,7 +191,8 @@ class CommonGroundApp(pulumi.ComponentResource):
         def pod(component: str, container: dict[str, Any]) -> dict[str, Any]:
             return {
                 "metadata": {"labels": d.labels(args.code, key, component),
-                             "annotations": {"cgkit.io/config-checksum": checksum}},
+                             "annotations": {"cgkit.io/config-checksum": checksum,
+                                             "cgkit.io/secret-digest": secret_digest}},
                 "spec": {
                     "service_account_name": key,
                     "automount_service_account_token": False,

@@ -4,9 +4,11 @@
 ``docker.io/postgis/postgis:17-3.5``, the version the Open Zaak and Objects API dev compose files
 use) as a single-replica StatefulSet behind a headless Service ``postgresql``, and a provisioning Job
 that creates one role and one database per enabled app (plus ``CREATE EXTENSION postgis`` where the
-app needs it). The Job is idempotent and named after a hash of what it provisions, so enabling an
-app later creates a new Job that adds the missing database; nothing is ever dropped. Passwords come
-from the Secret ``postgresql``, never from the script.
+app needs it) and sets each role's password. The Job is idempotent and named after a hash of what it
+provisions and of a digest of the passwords (never a password), so enabling an app later, or
+rotating a password (``cgkit secrets rotate``), creates a new Job that adds the missing database or
+sets the new password; nothing is ever dropped. Passwords come from the Secret ``postgresql``, never
+from the script.
 
 ``Redis`` runs ``docker.io/redis:8.0`` (the image the Maykin charts pin) as a single-replica
 StatefulSet with append-only persistence behind Service ``redis``. Auth is off as in the charts;
@@ -115,7 +117,7 @@ class Postgres(pulumi.ComponentResource):
         labels = d.labels(args.code, POSTGRES, POSTGRES)
         sel = d.selector(POSTGRES, POSTGRES)
 
-        def meta(obj: str, lab: dict[str, str] = labels) -> dict[str, Any]:
+        def meta(obj: pulumi.Input[str], lab: dict[str, str] = labels) -> dict[str, Any]:
             return {"name": obj, "namespace": ns, "labels": lab}
 
         secret_data: dict[str, pulumi.Input[str]] = {"POSTGRES_PASSWORD": args.admin_password}
@@ -187,7 +189,9 @@ class Postgres(pulumi.ComponentResource):
         self.provision_script = k8s.core.v1.ConfigMap(
             f"{name}-provision-script", metadata=meta(f"{POSTGRES}-provision", job_labels),
             data={"provision.sh": script}, opts=d.child(self))
-        digest = d.checksum({"script": script})[:8]
+        # A new Job when the script or a password changes (rotation): the role gets the new password.
+        digest = d.secret_digest_of([db.password for db in args.databases]).apply(
+            lambda passwords: d.checksum({"script": script, "passwords": passwords})[:8])
         env = [{"name": "PGHOST", "value": POSTGRES}, {"name": "PGUSER", "value": "postgres"},
                {"name": "PGPASSWORD",
                 "value_from": {"secret_key_ref": {"name": POSTGRES, "key": "POSTGRES_PASSWORD"}}}]
@@ -196,7 +200,7 @@ class Postgres(pulumi.ComponentResource):
                 for db in args.databases]
         self.provision_job = k8s.batch.v1.Job(
             f"{name}-provision",
-            metadata={**meta(f"{POSTGRES}-provision-{digest}", job_labels),
+            metadata={**meta(digest.apply(lambda h: f"{POSTGRES}-provision-{h}"), job_labels),
                       # Completion is not awaited: the apps' readiness already shows a database
                       # that is not there, and a fake-node sandbox never completes pods.
                       "annotations": {"pulumi.com/skipAwait": "true"}},

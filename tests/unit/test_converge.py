@@ -323,3 +323,56 @@ def test_the_fleet_runner_adds_what_the_refresh_found_to_the_changes(monkeypatch
                                      engine.Operation(on_output=lines.append, refresh=True), engine_runner.RunOptions())
     assert changes == {"update": 1, "same": 3, "refresh-drifted": 1}
     assert lines == ["refresh found 1 drifted (Ingress gm0344/openzaak)"]
+
+
+# --- rotation ----------------------------------------------------------------------------------------
+
+
+def test_rotation_names_by_app_and_kind() -> None:
+    from cgkit import secrets
+    from cgkit.errors import InvalidArgumentError
+    from tests.unit.components.rendered import make_cfg
+
+    cfg = make_cfg()  # openzaak and opennotificaties, database in the cluster
+    assert secrets.rotation_names(cfg) == ["opennotificaties-db-password", "opennotificaties-secret-key",
+                                           "openzaak-db-password", "openzaak-secret-key"]
+    assert secrets.rotation_names(cfg, "openzaak", "db-password") == ["openzaak-db-password"]
+    with pytest.raises(InvalidArgumentError, match="'objecten' is not an enabled app of GM0344") as no_app:
+        secrets.rotation_names(cfg, "objecten")
+    assert no_app.value.hint == "one of: opennotificaties, openzaak"
+    with pytest.raises(InvalidArgumentError, match="--what 'password' cannot be rotated"):
+        secrets.rotation_names(cfg, what="password")
+    external = make_cfg(database={"mode": "external", "host": "db.utrecht.nl", "port": 5432, "sslmode": "require"})
+    assert secrets.rotation_names(external, "openzaak") == ["openzaak-secret-key"]
+    with pytest.raises(InvalidArgumentError, match="external"):
+        secrets.rotation_names(external, "openzaak", "db-password")
+
+
+class ConfigStack(FakeStack):
+    """A stack whose config writes are recorded."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.written: dict[str, auto.ConfigValue] = {}
+
+    def set_all_config(self, values):
+        self.written.update(values)
+
+
+def test_rotate_writes_new_encrypted_values_and_prints_none(project: Path, monkeypatch, capsys) -> None:
+    stack = ConfigStack("sandbox.gm0344")
+    monkeypatch.setattr(engine, "existing_stack", lambda settings, name: stack if name == stack.name else None)
+    assert main(["secrets", "rotate", "--env", "sandbox", "gm0344", "--app", "openzaak"]) == ExitStatus.OK
+    assert sorted(stack.written) == ["cgkit:openzaak-db-password", "cgkit:openzaak-secret-key"]
+    assert all(v.secret and len(v.value) >= 40 for v in stack.written.values())
+    printed = capsys.readouterr().out
+    assert "rotated 2 secret(s) of sandbox.gm0344" in printed and "cgkit up --env sandbox GM0344" in printed
+    assert not [v for v in stack.written.values() if v.value in printed]
+
+
+def test_rotate_refuses_a_stack_never_deployed_and_the_platform(project: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(engine, "existing_stack", lambda settings, name: None)
+    assert main(["secrets", "rotate", "--env", "sandbox", "GM0344"]) == ExitStatus.FAILED
+    assert "sandbox.gm0344 does not exist: it has no secrets to rotate" in capsys.readouterr().err
+    assert main(["secrets", "rotate", "--env", "sandbox", "platform"]) == ExitStatus.FAILED
+    assert "the platform stack has no generated secrets" in capsys.readouterr().err
