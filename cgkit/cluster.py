@@ -19,7 +19,9 @@ from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from cgkit.config.model import EnvironmentFile
 from cgkit.errors import CgkitError
+from cgkit.sandbox import environment_kubeconfig
 
 #: Seconds to wait for the API server to accept the connection, then for its answer.
 CONNECT_TIMEOUT_S = 5.0
@@ -36,6 +38,19 @@ class ClusterUnauthorizedError(CgkitError):
     """The API server refused the kubeconfig's credentials (401) or their rights (403); nothing ran."""
 
     reference = "cluster-unauthorized"
+
+
+def check_environment(environment: EnvironmentFile, root: Path) -> Path | None:
+    """Probe the cluster of ``environment`` (``check_cluster`` with its kubeconfig and context);
+    return that kubeconfig (None = the ambient one).
+
+    Raises:
+        SandboxError: a sandbox environment while the sandbox does not exist.
+        ClusterUnreachableError, ClusterUnauthorizedError: as ``check_cluster``.
+    """
+    kubeconfig = environment_kubeconfig(environment, root)
+    check_cluster(kubeconfig, environment.cluster.context, sandbox=environment.cluster.sandbox)
+    return kubeconfig
 
 
 def check_cluster(kubeconfig: Path | None, context: str | None = None, sandbox: bool = False) -> str:

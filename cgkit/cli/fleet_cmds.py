@@ -20,6 +20,7 @@ import typer
 from cgkit.cli.console import err, out
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.cli.stack_cmds import Env, NoPolicy, NoRefresh, Yes, confirm
+from cgkit.cluster import check_environment
 from cgkit.config import loader
 from cgkit.fleet import report
 from cgkit.fleet.engine_runner import RunOptions, stack_runner
@@ -80,6 +81,8 @@ def _fleet(verb: str, env: str, codes: list[str] | None, province: str | None, w
     if resume:
         codes = _resumed_codes(root, resume, env, codes)
     plans = plan_waves(environment.waves, select_codes(loader.municipality_codes(root, env), codes, province), wave)
+    # Once up front: a cluster that is down fails the run here, not every stack one by one.
+    check_environment(environment, root)
     confirm(yes, verb, lambda: out.print(f"fleet {verb} of {env}: {_plan_text(plans)}, {parallel} at a time"))
     info, run_dir = report.new_run(root, verb, env, parallel, resumed_from=resume and _run_id(resume),
                                    options={"preview_only": options.preview_only, "skip_policy": options.skip_policy,

@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from cgkit import capacity, engine, policy_context
-from cgkit.cluster import check_cluster
+from cgkit.cluster import check_environment
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
@@ -99,8 +99,7 @@ def open_stack(env: str, target: str, purpose: str = "up", notify: Callable[[str
         names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
     packs = _policy_packs(root)
-    kubeconfig = environment_kubeconfig(environment, root)
-    check_cluster(kubeconfig, environment.cluster.context, sandbox=environment.cluster.sandbox)
+    kubeconfig = check_environment(environment, root)
     settings = engine.EngineSettings(root=root, kubeconfig=kubeconfig, policy_packs=packs,
                                      policy_pack_configs=[pack_config] if packs else [])
     say = notify or err.print

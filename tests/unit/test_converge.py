@@ -185,7 +185,7 @@ class FakeEngine:
 
     def install(self, monkeypatch, cluster_up: bool = True) -> None:
         if cluster_up:
-            monkeypatch.setattr(stack_cmds, "check_cluster", lambda *args, **kw: "https://sandbox")
+            monkeypatch.setattr(stack_cmds, "check_environment", lambda *args: None)
         monkeypatch.setattr(engine, "existing_stack", lambda s, name: FakeStack(name) if name in self.existing else None)
         monkeypatch.setattr(engine, "select_stack", self.create)
         monkeypatch.setattr(engine, "ensure_secrets", self.ensure)
@@ -304,6 +304,7 @@ def test_fleet_up_refreshes_by_default_and_lists_the_drift_it_put_back(project: 
         return lambda code: {"create": 1, "same": 9, **({"refresh-gone": 1} if code == "GM0344" else {})}
 
     monkeypatch.setattr(fleet_cmds, "stack_runner", stack_runner)
+    monkeypatch.setattr(fleet_cmds, "check_environment", lambda *args: None)
     assert main(["fleet", "up", "--env", "sandbox", "--yes"]) == ExitStatus.OK
     printed = capsys.readouterr()
     assert "refresh found drift in 1 stack(s)\n  sandbox.gm0344: 1 gone; up put it back" in printed.out
@@ -376,3 +377,17 @@ def test_rotate_refuses_a_stack_never_deployed_and_the_platform(project: Path, m
     assert "sandbox.gm0344 does not exist: it has no secrets to rotate" in capsys.readouterr().err
     assert main(["secrets", "rotate", "--env", "sandbox", "platform"]) == ExitStatus.FAILED
     assert "the platform stack has no generated secrets" in capsys.readouterr().err
+
+
+def test_fleet_up_with_the_cluster_down_fails_once_before_any_stack(project: Path, monkeypatch, capsys) -> None:
+    from cgkit.cli import fleet_cmds
+
+    calls: list[str] = []
+    monkeypatch.setattr(fleet_cmds, "stack_runner", lambda *args: calls.append)
+    (project / "sandbox" / "kubeconfig").write_text(
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "current-context: x\n")
+    assert main(["fleet", "up", "--env", "sandbox", "--yes"]) == ExitStatus.FAILED
+    assert "the cluster at http://127.0.0.1:1 did not answer" in capsys.readouterr().err
+    assert calls == [] and not (project / ".cgkit" / "runs").exists()
