@@ -23,7 +23,7 @@ from cgkit.cli.stack_cmds import Env, NoPolicy, NoRefresh, Yes, confirm
 from cgkit.cluster import check_environment
 from cgkit.config import loader
 from cgkit.fleet import report
-from cgkit.fleet.engine_runner import RunOptions, stack_runner
+from cgkit.fleet.engine_runner import STACK_CREATED, RunOptions, stack_runner
 from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
 from cgkit.fleet.selection import SelectionError, WavePlan, plan_waves, select_codes
 from cgkit.fleet.view import LiveView, change_text, drift_text, summary_table
@@ -130,6 +130,11 @@ def _print_summary(run: FleetRun, env: str, verb: str, options: RunOptions) -> N
             + ("; up put it back" if verb == "up" and drifted else ""), highlight=False)
     elif verb in ("preview", "up"):
         out.print("refresh skipped (--no-refresh): objects changed or deleted by hand were not looked for")
+    created = [r.code for r in run.results if r.changes.get(STACK_CREATED)]
+    if created:
+        out.print(f"{len(created)} stack(s) never deployed were created (empty, with their generated secrets) "
+                  f"so the program could be previewed: {', '.join(created[:10])}{', ...' if len(created) > 10 else ''}",
+                  highlight=False, soft_wrap=True)
 
 
 def _plan_text(plans: list[WavePlan]) -> str:

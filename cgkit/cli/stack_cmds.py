@@ -54,6 +54,11 @@ class ConfirmationNeeded(CgkitError):
 PURPOSES = ("up", "preview", "refresh", "destroy")
 
 
+#: What ``open_stack`` says (after the stack's name) when a preview creates a stack never deployed.
+PREVIEW_CREATED = ("was never deployed: created it (empty) so the program can be previewed with its secrets; "
+                   "`cgkit up` will use the same ones")
+
+
 class StackNotDeployed(CgkitError):
     """A command that reads a stack's state found no such stack (never deployed); nothing was created."""
 
@@ -111,8 +116,7 @@ def open_stack(env: str, target: str, purpose: str = "up", notify: Callable[[str
         if stack is None:
             stack = engine.select_stack(settings, name)
             if purpose == "preview":
-                say(f"stack {name} was never deployed: created it (empty) so the program can be previewed "
-                    "with its secrets; `cgkit up` will use the same ones")
+                say(f"stack {name} {PREVIEW_CREATED}")
         created = engine.ensure_secrets(stack, names) if runs_program else []
     if created:
         say(f"generated {len(created)} secret(s) into the stack config (encrypted)"

@@ -16,12 +16,14 @@ from pathlib import Path
 from typing import TextIO
 
 from cgkit import engine
-from cgkit.cli.stack_cmds import StackNotDeployed, open_stack
+from cgkit.cli.stack_cmds import PREVIEW_CREATED, StackNotDeployed, open_stack
 from cgkit.errors import CgkitError
 from cgkit.fleet import report
 from cgkit.fleet.scheduler import StackRunner
 
 VERBS = ("preview", "up", "refresh", "destroy")
+#: The key a preview adds to a stack's changes when it had to create the stack (never deployed).
+STACK_CREATED = "stack-created"
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,8 @@ def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOp
     with ``options.refresh`` also what the refresh found, ``engine.DRIFT_KEYS``) and raises ConfigError
     (invalid config, nothing ran), ClusterUnreachableError, StackNotDeployed (refresh of a stack never
     deployed), PolicyViolationError, StackLockedError or EngineError. Destroying a stack that does not
-    exist succeeds with no changes.
+    exist succeeds with no changes. A preview that had to create the stack (never deployed; the
+    program needs its secrets) adds ``STACK_CREATED: 1``.
 
     Raises:
         ValueError: ``verb`` is not one of VERBS.
@@ -52,10 +55,18 @@ def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOp
     def run(code: str) -> dict[str, int]:
         with report.log_file(run_dir, env, code).open("w", encoding="utf-8") as log:
             write = _line_writer(log)
+            notes: list[str] = []
+
+            def note(line: str) -> None:
+                notes.append(line)
+                write(line)
+
             try:
-                settings, stack = open_stack(env, code, verb, notify=write)
-                return _operate(verb, stack, settings, engine.Operation(
+                settings, stack = open_stack(env, code, verb, notify=note)
+                changes = _operate(verb, stack, settings, engine.Operation(
                     on_output=write, policies=not options.skip_policy, refresh=options.refresh), options)
+                created = any(PREVIEW_CREATED in note for note in notes)
+                return {**changes, STACK_CREATED: 1} if created else changes
             except StackNotDeployed as absent:
                 if verb != "destroy":
                     write(absent.render())

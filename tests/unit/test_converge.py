@@ -4,6 +4,7 @@ per-stack lock, and which commands may create a stack."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -391,3 +392,20 @@ def test_fleet_up_with_the_cluster_down_fails_once_before_any_stack(project: Pat
     assert main(["fleet", "up", "--env", "sandbox", "--yes"]) == ExitStatus.FAILED
     assert "the cluster at http://127.0.0.1:1 did not answer" in capsys.readouterr().err
     assert calls == [] and not (project / ".cgkit" / "runs").exists()
+
+
+def test_a_fleet_preview_says_which_stacks_it_had_to_create(project: Path, monkeypatch, capsys) -> None:
+    from cgkit.cli import fleet_cmds
+    from cgkit.fleet import engine_runner
+
+    onboard(project, "sandbox", "GM0363")
+    FakeEngine(existing={"sandbox.gm0344"}).install(monkeypatch)
+    monkeypatch.setattr(fleet_cmds, "check_environment", lambda *args: None)
+    monkeypatch.setattr(engine, "preview", lambda stack, settings, op: engine.Outcome({"create": 40}))
+    assert main(["fleet", "preview", "--env", "sandbox", "--no-refresh"]) == ExitStatus.OK
+    printed = capsys.readouterr().out
+    assert "1 stack(s) never deployed were created (empty, with their generated secrets)" in printed
+    assert "so the program could be previewed: GM0363" in printed
+    report = json.loads(sorted((project / ".cgkit" / "runs").glob("*/report.json"))[-1].read_text())
+    assert {s["code"]: s["changes"].get(engine_runner.STACK_CREATED) for s in report["stacks"]} == {
+        "GM0344": None, "GM0363": 1}
