@@ -11,7 +11,7 @@ Built from an :class:`~components.catalog.AppSpec`, one instance creates (object
 * Celery Deployments [``<app>-worker``, ``<app>-beat``] where the catalog has those roles; beat is
   always one replica with the ``Recreate`` strategy so two schedulers never overlap;
 * Service [``<app>``] ClusterIP 80 -> 8000, Ingress [``<app>``] for ``https://<app>.<domain>`` with TLS
-  (certificate by the cert-manager cluster issuer), PodDisruptionBudget [``<app>``] (minAvailable 1)
+  (certificate by the cert-manager cluster issuer; not awaited, see the comment at the Ingress), PodDisruptionBudget [``<app>``] (minAvailable 1)
   when web has two or more replicas, and a ReadWriteMany media PVC [``<app>-media``] where the
   catalog asks for one.
 
@@ -263,7 +263,12 @@ class CommonGroundApp(pulumi.ComponentResource):
                   "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
             opts=d.child(self))
 
-        annotations = {"cert-manager.io/cluster-issuer": args.tls_issuer} if args.tls_issuer else {}
+        # Not awaited: after an update, provider 4.25's Ingress awaiter may take the pre-update object
+        # from its informer cache (it already has a load-balancer address) as "ready", and the engine
+        # then records that old object as the state (issue 10). Without the await the state is the
+        # object the API server returned for the update. Readiness is the Deployments' await.
+        annotations = {"pulumi.com/skipAwait": "true",
+                       **({"cert-manager.io/cluster-issuer": args.tls_issuer} if args.tls_issuer else {})}
         self.ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress", metadata=meta(key, "web", annotations=annotations),
             spec={
