@@ -311,12 +311,12 @@ def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outco
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
-    drift = _Watcher()
-    result = _run(lambda: stack.preview(on_output=drift.lines(op.on_output), on_event=drift, diff=False,
+    watch = _Watcher()
+    result = _run(lambda: stack.preview(on_output=watch.lines(op.on_output), on_event=watch, diff=False,
                                         color="never", expect_no_changes=op.expect_no_changes or None,
                                         refresh=op.refresh or None, **_policy_args(settings, op)),
-                  stack, "preview", drift)
-    return Outcome(dict(result.change_summary or {}), drift.found())
+                  stack, "preview", watch)
+    return Outcome(dict(result.change_summary or {}), watch.found())
 
 
 def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
@@ -326,12 +326,12 @@ def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
-    drift = _Watcher()
-    result = _run(lambda: stack.up(on_output=drift.lines(op.on_output), on_event=drift, show_secrets=False,
+    watch = _Watcher()
+    result = _run(lambda: stack.up(on_output=watch.lines(op.on_output), on_event=watch, show_secrets=False,
                                    color="never", expect_no_changes=op.expect_no_changes or None,
                                    refresh=op.refresh or None, **_policy_args(settings, op)),
-                  stack, "up", drift)
-    return Outcome(dict(result.summary.resource_changes or {}), drift.found(), dict(result.outputs))
+                  stack, "up", watch)
+    return Outcome(dict(result.summary.resource_changes or {}), watch.found(), dict(result.outputs))
 
 
 def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
@@ -340,9 +340,9 @@ def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
     Raises:
         EngineError: the engine failed.
     """
-    quiet = _Watcher()
-    return _run(lambda: stack.refresh(on_output=quiet.lines(op.on_output), show_secrets=False, color="never",
-                                      expect_no_changes=op.expect_no_changes or None), stack, "refresh", quiet)
+    watch = _Watcher()
+    return _run(lambda: stack.refresh(on_output=watch.lines(op.on_output), show_secrets=False, color="never",
+                                      expect_no_changes=op.expect_no_changes or None), stack, "refresh", watch)
 
 
 def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
@@ -355,9 +355,9 @@ def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
     Raises:
         EngineError: the engine failed.
     """
-    quiet = _Watcher()
-    return _run(lambda: stack.preview_refresh(on_output=quiet.lines(op.on_output), show_secrets=False,
-                                              color="never"), stack, "refresh --preview-only", quiet)
+    watch = _Watcher()
+    return _run(lambda: stack.preview_refresh(on_output=watch.lines(op.on_output), show_secrets=False,
+                                              color="never"), stack, "refresh --preview-only", watch)
 
 
 def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
@@ -366,9 +366,9 @@ def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
     Raises:
         EngineError: the engine failed.
     """
-    quiet = _Watcher()
-    return _run(lambda: stack.destroy(on_output=quiet.lines(op.on_output), show_secrets=False, color="never"),
-                stack, "destroy", quiet)
+    watch = _Watcher()
+    return _run(lambda: stack.destroy(on_output=watch.lines(op.on_output), show_secrets=False, color="never"),
+                stack, "destroy", watch)
 
 
 def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]]:
@@ -405,7 +405,7 @@ class _Watcher:
             self.drifted.append(_describe(meta))
 
     def lines(self, on_output: Callable[[str], object]) -> Callable[[str], None]:
-        """Return ``on_output`` behind a new ``QuietTracebacks`` filter (flushed by ``found``/``_run``)."""
+        """Return ``on_output`` behind a new ``QuietTracebacks`` filter (``_run`` flushes it at the end)."""
         self.quiet = QuietTracebacks(on_output)
         return self.quiet.feed
 
@@ -498,7 +498,7 @@ class QuietTracebacks:
             self.dropped = 0
 
 
-def _run(call: Callable[[], object], stack: auto.Stack, verb: str, recorder: _Watcher | None = None):
+def _run(call: Callable[[], object], stack: auto.Stack, verb: str, watch: _Watcher | None = None):
     """Run one engine operation; map its failures to EngineError.
 
     While it runs, SIGTERM is passed on to the engine as SIGINT (a terminal's Ctrl-C reaches it
@@ -524,8 +524,8 @@ def _run(call: Callable[[], object], stack: auto.Stack, verb: str, recorder: _Wa
                               hint=f"run `cgkit refresh` for the stack, then `cgkit {verb}` again") from None
         raise _engine_error(f"{verb} of {stack.name} failed", failed) from failed
     finally:
-        if recorder is not None and recorder.quiet is not None:
-            recorder.quiet.flush()
+        if watch is not None and watch.quiet is not None:
+            watch.quiet.flush()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
