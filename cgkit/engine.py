@@ -250,7 +250,8 @@ class Operation:
         policies: apply the settings' policy packs (preview and up only).
         expect_no_changes: fail when the operation would change anything.
         refresh: preview and up first read every object of the stack back from the cluster
-            (``pulumi up --refresh``), so an object changed or deleted by hand is put back.
+            (``pulumi up --refresh``), so an object changed or deleted by hand is put back (fields
+            another manager took are taken back once the stack is deployed: ``_take_over_drift``).
     """
 
     on_output: Callable[[str], object] = print
@@ -311,6 +312,7 @@ def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outco
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
+    _take_over_drift(stack, op)
     watch = _Watcher()
     result = _run(lambda: stack.preview(on_output=watch.lines(op.on_output), on_event=watch, diff=False,
                                         color="never", expect_no_changes=op.expect_no_changes or None,
@@ -326,6 +328,7 @@ def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
+    _take_over_drift(stack, op)
     watch = _Watcher()
     result = _run(lambda: stack.up(on_output=watch.lines(op.on_output), on_event=watch, show_secrets=False,
                                    color="never", expect_no_changes=op.expect_no_changes or None,
@@ -369,6 +372,33 @@ def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
     watch = _Watcher()
     return _run(lambda: stack.destroy(on_output=watch.lines(op.on_output), show_secrets=False, color="never"),
                 stack, "destroy", watch)
+
+
+#: The Kubernetes provider's switch for server-side apply with ``force``: take over fields that another
+#: field manager (``kubectl edit``, a client library) changed.
+PATCH_FORCE = "PULUMI_K8S_ENABLE_PATCH_FORCE"
+
+
+def _take_over_drift(stack: auto.Stack, op: Operation) -> None:
+    """With ``op.refresh``, let the update take back fields changed by another field manager, once
+    the stack manages Kubernetes objects (sets PATCH_FORCE for this stack's engine runs).
+
+    A field changed by hand (a Pod Security label set to ``privileged`` with kubectl) belongs to
+    that manager afterwards, and a plain server-side apply of cgkit's value then fails with a field
+    conflict: the drift would stay. The first deployment of a stack is never forced, so an object
+    someone else made under the same name (a namespace made by hand) is a conflict, not taken over.
+
+    Raises:
+        EngineError: the stack's state could not be read.
+    """
+    if not op.refresh:
+        return
+    try:
+        resources = stack.export_stack().deployment.get("resources") or []
+    except auto.CommandError as failed:
+        raise _engine_error(f"could not read the state of stack {stack.name}", failed) from failed
+    if any(str(r.get("type", "")).startswith("kubernetes:") for r in resources):
+        stack.workspace.env_vars[PATCH_FORCE] = "true"
 
 
 def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]]:
@@ -434,12 +464,13 @@ class QuietTracebacks:
     """An output filter that leaves out the Python tracebacks of plugins the engine stopped.
 
     When an operation fails or is cancelled, the engine stops its plugins with SIGINT; the Python
-    ones (the policy pack, the program) then print a ``KeyboardInterrupt`` traceback of 50 lines
-    that says nothing about the failure. A traceback block (from ``Traceback (most recent call
-    last):`` to its exception line) is dropped when it ends in ``KeyboardInterrupt``, as is every
-    block chained to it (``During handling of the above exception ...``); one line says so instead.
-    Any other traceback (a bug in the program, say) passes through whole. At most ``MAX_HELD``
-    lines are held back; a longer block passes through.
+    ones (the policy pack, the program) then print a traceback chain of some 50 lines ending in
+    ``KeyboardInterrupt`` (often after "Resource monitor has terminated" errors) that says nothing
+    about the failure. A chain of traceback blocks (``Traceback (most recent call last):`` to its
+    exception line, blocks joined by "During handling of the above exception ...") is held back
+    until it ends and dropped when any of its blocks ends in ``KeyboardInterrupt``; one line says so
+    instead. Any other traceback (a bug in the program, say) passes through whole. At most
+    ``MAX_HELD`` lines are held back; a longer chain passes through.
     """
 
     MAX_HELD = 400
@@ -450,52 +481,45 @@ class QuietTracebacks:
     def __init__(self, on_output: Callable[[str], object]):
         self.on_output = on_output
         self.held: list[str] = []
-        self.indent: int | None = None
-        self.in_interrupt_chain = False
-        self.dropped = 0
+        self.indent: int | None = None  #: of the chain's first "Traceback" line; None = not in a chain
+        self.in_block = False
+        self.interrupted = False
 
     def feed(self, line: str) -> None:
         """Take one line of the engine's output; pass it on unless it belongs to a dropped traceback."""
         text = line.rstrip("\n")
+        if self.indent is not None and not self.in_block:
+            deeper = len(text) - len(text.lstrip()) > self.indent or text.strip().startswith(">")
+            if not text.strip() or deeper or self._CHAIN.search(text) or self._START.search(text):
+                self.held.append(line)  # the exception's message goes on, or the chain does
+                self.in_block = bool(self._START.search(text))
+                return
+            self.flush()
         if self.indent is None:
-            start = self._START.search(text)
-            if start:
-                self.indent = len(text) - len(text.lstrip())
-                self.held = [line]
-            elif self.in_interrupt_chain and (not text.strip() or self._CHAIN.search(text)):
-                self.dropped += 1
-            else:
-                self._note_dropped()
-                self.in_interrupt_chain = False
+            if not self._START.search(text):
                 self.on_output(line)
+                return
+            self.indent, self.in_block, self.held = len(text) - len(text.lstrip()), True, [line]
             return
         self.held.append(line)
         body = text[self.indent:] if len(text) - len(text.lstrip()) <= self.indent else ""
-        if body.strip() and not self._FRAME.match(text) and not body.startswith(" "):
-            self._end_block(body)
+        if body.strip() and not self._FRAME.match(text) and not body.startswith(" ") and not self._START.search(text):
+            self.in_block = False
+            self.interrupted = self.interrupted or body.startswith("KeyboardInterrupt")
         elif len(self.held) > self.MAX_HELD:
-            self.flush()
-
-    def _end_block(self, exception_line: str) -> None:
-        if exception_line.startswith("KeyboardInterrupt") or self.in_interrupt_chain:
-            self.dropped += len(self.held)
-            self.in_interrupt_chain = True
-            self.held, self.indent = [], None
-        else:
+            self.interrupted = False
             self.flush()
 
     def flush(self) -> None:
-        """Pass on whatever is held back (at the end of the operation)."""
-        held, self.held, self.indent = self.held, [], None
-        self._note_dropped()
+        """End the chain held back: drop it (with a note) when it was an interrupt, else pass it on."""
+        held, interrupted = self.held, self.interrupted
+        self.held, self.indent, self.in_block, self.interrupted = [], None, False, False
+        if interrupted:
+            self.on_output(f"({len(held)} lines of Python traceback left out: a plugin stopped by the engine "
+                           "after the failure (KeyboardInterrupt), not its cause)")
+            return
         for line in held:
             self.on_output(line)
-
-    def _note_dropped(self) -> None:
-        if self.dropped:
-            self.on_output(f"({self.dropped} lines of Python traceback left out: a plugin stopped by the "
-                           "engine's cancel (KeyboardInterrupt), not the cause of the failure)")
-            self.dropped = 0
 
 
 def _run(call: Callable[[], object], stack: auto.Stack, verb: str, watch: _Watcher | None = None):

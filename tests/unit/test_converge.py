@@ -74,6 +74,50 @@ INTERRUPTED_PLUGIN = """\
     KeyboardInterrupt
 after the traceback"""
 
+#: As the engine printed it when an up failed on a field conflict (sandbox, 2026-12-02): the program's
+#: chain of RunErrors after the engine shut down, ending in the KeyboardInterrupt of its stop.
+CANCELLED_PROGRAM = """\
+    Traceback (most recent call last):
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/resource.py", line 1340, in do_rpc_call
+        return monitor.RegisterResource(req)
+               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/grpc/_channel.py", line 1168, in __call__
+        return _end_unary_response_blocking(state, call, False, None)
+               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/grpc/_channel.py", line 999, in _end_unary_response_blocking
+        raise _InactiveRpcError(state)  # pytype: disable=not-instantiable
+        ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+    grpc._channel._InactiveRpcError: <_InactiveRpcError of RPC that terminated with:
+    	status = StatusCode.UNAVAILABLE
+    	details = "resource monitor shut down while waiting on step's done channel"
+    	debug_error_string = "UNAVAILABLE:resource monitor shut down while waiting on step's done channel"
+    >
+    During handling of the above exception, another exception occurred:
+    Traceback (most recent call last):
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/resource.py", line 1344, in do_register
+        resp = await asyncio.get_running_loop().run_in_executor(
+               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      File "/root/.pyenv/versions/3.11.7/lib/python3.11/concurrent/futures/thread.py", line 58, in run
+        result = self.fn(*self.args, **self.kwargs)
+                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/_context.py", line 39, in wrapper
+        return python_ctx.run(run, *args, **kwargs)
+               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/_context.py", line 34, in run
+        return fn(*args, **kwargs)
+               ^^^^^^^^^^^^^^^^^^^
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/resource.py", line 1342, in do_rpc_call
+        handle_grpc_error(exn)
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/settings.py", line 352, in handle_grpc_error
+        raise grpc_error_to_exception(exn)
+    pulumi.errors.RunError: Resource monitor has terminated, shutting down
+    During handling of the above exception, another exception occurred:
+    Traceback (most recent call last):
+      File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/stack.py", line 142, in run_in_stack
+        await run_pulumi_func(run)
+    KeyboardInterrupt
+Resources:"""
+
 PROGRAM_BUG = """\
 Traceback (most recent call last):
   File "/work/stacks/__main__.py", line 3, in <module>
@@ -96,6 +140,11 @@ def test_a_stopped_plugins_keyboardinterrupt_traceback_is_left_out_with_a_note()
     assert lines[0] == "    error: failed to run policy: context canceled"
     assert "14 lines of Python traceback left out" in lines[1] and "KeyboardInterrupt" in lines[1]
     assert lines[2:] == ["after the traceback"]
+
+
+def test_a_chain_that_ends_in_keyboardinterrupt_is_left_out_whole() -> None:
+    lines = filtered(CANCELLED_PROGRAM)
+    assert len(lines) == 2 and "lines of Python traceback left out" in lines[0] and lines[1] == "Resources:", lines
 
 
 def test_any_other_traceback_passes_whole() -> None:
@@ -409,3 +458,26 @@ def test_a_fleet_preview_says_which_stacks_it_had_to_create(project: Path, monke
     report = json.loads(sorted((project / ".cgkit" / "runs").glob("*/report.json"))[-1].read_text())
     assert {s["code"]: s["changes"].get(engine_runner.STACK_CREATED) for s in report["stacks"]} == {
         "GM0344": None, "GM0363": 1}
+
+
+class StateStack(FakeStack):
+    """A stack with a state of the given resource types and a workspace environment."""
+
+    def __init__(self, types: list[str]):
+        super().__init__("sandbox.gm0344")
+        self.types = types
+        self.workspace = type("Ws", (), {"env_vars": {}})()
+
+    def export_stack(self):
+        return auto.Deployment(version=3, deployment={"resources": [{"type": t} for t in self.types]})
+
+
+@pytest.mark.parametrize(("types", "refresh", "forced"), [
+    (["pulumi:pulumi:Stack", "kubernetes:core/v1:Namespace"], True, True),
+    (["pulumi:pulumi:Stack", "pulumi:providers:kubernetes"], True, False),  # never deployed: conflicts stay errors
+    (["kubernetes:core/v1:Namespace"], False, False),  # --no-refresh: nothing taken back
+])
+def test_a_deployed_stack_takes_back_fields_another_manager_changed(types, refresh, forced) -> None:
+    stack = StateStack(types)
+    engine._take_over_drift(stack, engine.Operation(refresh=refresh))
+    assert (stack.workspace.env_vars.get(engine.PATCH_FORCE) == "true") is forced
