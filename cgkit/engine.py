@@ -469,13 +469,20 @@ class QuietTracebacks:
     about the failure. A chain of traceback blocks (``Traceback (most recent call last):`` to its
     exception line, blocks joined by "During handling of the above exception ...") is held back
     until it ends and dropped when any of its blocks ends in ``KeyboardInterrupt``; one line says so
-    instead. Any other traceback (a bug in the program, say) passes through whole. At most
-    ``MAX_HELD`` lines are held back; a longer chain passes through.
+    instead; so is an "Exception ignored in:" traceback that follows it (the program's shutdown).
+    Lines are judged without the engine's progress prefix (`` +  pulumi:pulumi:Stack s creating (1s) ``).
+    Any other traceback (a bug in the program, say) passes through whole. At most ``MAX_HELD``
+    lines are held back; a longer chain passes through.
     """
 
     MAX_HELD = 400
     _START = re.compile(r"Traceback \(most recent call last\):")
-    _CHAIN = re.compile(r"During handling of the above exception|The above exception was the direct cause")
+    _CHAIN = re.compile(r"During handling of the above exception|The above exception was the direct cause"
+                        r"|^Exception ignored in: ")
+    #: The engine's progress prefix on a resource's lines (`` +  pulumi:pulumi:Stack s creating (1s) ``),
+    #: and its ticker line (``@ updating....``).
+    _PROGRESS = re.compile(r"^\s*[-+~]*\s+\S+ \S+ [a-z* ]+\(\d+s\) ")
+    _TICKER = re.compile(r"^@ \w+\.*\s*$")
     _FRAME = re.compile(r"^\s*(File \"|\^+\s*$|~+)")
 
     def __init__(self, on_output: Callable[[str], object]):
@@ -484,10 +491,17 @@ class QuietTracebacks:
         self.indent: int | None = None  #: of the chain's first "Traceback" line; None = not in a chain
         self.in_block = False
         self.interrupted = False
+        self.prefixed = False  #: the chain is in the engine's progress lines
 
     def feed(self, line: str) -> None:
         """Take one line of the engine's output; pass it on unless it belongs to a dropped traceback."""
-        text = line.rstrip("\n")
+        raw = line.rstrip("\n")
+        text = self._PROGRESS.sub("", raw)
+        if self.indent is not None and self._TICKER.match(text):
+            self.held.append(line)
+            return
+        if self.indent is not None and self.prefixed and text == raw:
+            self.flush()  # a chain in progress lines ends at the first line without that prefix
         if self.indent is not None and not self.in_block:
             deeper = len(text) - len(text.lstrip()) > self.indent or text.strip().startswith(">")
             if not text.strip() or deeper or self._CHAIN.search(text) or self._START.search(text):
@@ -500,6 +514,7 @@ class QuietTracebacks:
                 self.on_output(line)
                 return
             self.indent, self.in_block, self.held = len(text) - len(text.lstrip()), True, [line]
+            self.prefixed = text != raw
             return
         self.held.append(line)
         body = text[self.indent:] if len(text) - len(text.lstrip()) <= self.indent else ""

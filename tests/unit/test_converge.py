@@ -118,6 +118,33 @@ CANCELLED_PROGRAM = """\
     KeyboardInterrupt
 Resources:"""
 
+#: The same in the engine's progress lines (cluster lost mid-up, sandbox, 2026-12-02), then the
+#: program's "Exception ignored in" traceback of its shutdown.
+PROGRESS_LINES = """\
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s) Traceback (most recent call last):
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)   File "/root/.cache/cgkit/toolchain/8fd1a8cc524d/libexec/pulumi-language-python-exec", line 197, in <module>
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)     loop.run_until_complete(coro)
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)   File "/root/.pyenv/versions/3.11.7/lib/python3.11/asyncio/base_events.py", line 640, in run_until_complete
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)     self.run_forever()
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)   File "/root/.pyenv/versions/3.11.7/lib/python3.11/asyncio/base_events.py", line 607, in run_forever
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)     self._run_once()
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)   File "/root/.pyenv/versions/3.11.7/lib/python3.11/asyncio/base_events.py", line 1884, in _run_once
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)     event_list = self._selector.select(timeout)
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)                  ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)   File "/root/.pyenv/versions/3.11.7/lib/python3.11/selectors.py", line 468, in select
+@ updating....
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)     fd_event_list = self._selector.poll(timeout, max_ev)
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s)                     ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (1s) KeyboardInterrupt
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (2s) Exception ignored in: <coroutine object run_in_stack at 0x7fb215384110>
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (2s) Traceback (most recent call last):
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (2s)   File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/stack.py", line 254, in run_in_stack
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (2s)   File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/stack.py", line 145, in run_pulumi_func
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (2s)   File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/settings.py", line 285, in _shutdown_callbacks
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (2s)   File "/work/wt-converge/.venv/lib/python3.11/site-packages/pulumi/runtime/_callbacks.py", line 110, in shutdown
+ +  pulumi:pulumi:Stack cgkit-sandbox.gm0307 creating (2s) RuntimeError: no running event loop
+    kubernetes:networking.k8s.io/v1:NetworkPolicy gm0307-netpol-allow-dns **failed** 1 error"""
+
 PROGRAM_BUG = """\
 Traceback (most recent call last):
   File "/work/stacks/__main__.py", line 3, in <module>
@@ -145,6 +172,13 @@ def test_a_stopped_plugins_keyboardinterrupt_traceback_is_left_out_with_a_note()
 def test_a_chain_that_ends_in_keyboardinterrupt_is_left_out_whole() -> None:
     lines = filtered(CANCELLED_PROGRAM)
     assert len(lines) == 2 and "lines of Python traceback left out" in lines[0] and lines[1] == "Resources:", lines
+
+
+def test_tracebacks_in_progress_lines_are_left_out_too() -> None:
+    lines = filtered(PROGRESS_LINES)
+    assert not [line for line in lines if "Traceback" in line or "RuntimeError" in line], lines
+    assert "lines of Python traceback left out" in lines[0]
+    assert lines[-1].strip().startswith("kubernetes:networking.k8s.io/v1:NetworkPolicy gm0307-netpol-allow-dns")
 
 
 def test_any_other_traceback_passes_whole() -> None:
