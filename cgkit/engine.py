@@ -312,13 +312,8 @@ def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outco
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
-    _take_over_drift(stack, op)
-    watch = _Watcher()
-    result = _run(lambda: stack.preview(on_output=watch.lines(op.on_output), on_event=watch, diff=False,
-                                        color="never", expect_no_changes=op.expect_no_changes or None,
-                                        refresh=op.refresh or None, **_policy_args(settings, op)),
-                  stack, "preview", watch)
-    return Outcome(dict(result.change_summary or {}), watch.found())
+    result, drift = _converging(stack, settings, op, "preview", lambda **args: stack.preview(diff=False, **args))
+    return Outcome(dict(result.change_summary or {}), drift)
 
 
 def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
@@ -328,13 +323,20 @@ def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
+    result, drift = _converging(stack, settings, op, "up", lambda **args: stack.up(show_secrets=False, **args))
+    return Outcome(dict(result.summary.resource_changes or {}), drift, dict(result.outputs))
+
+
+def _converging(stack: auto.Stack, settings: EngineSettings, op: Operation, verb: str,
+                call: Callable[..., object]) -> tuple[object, Drift]:
+    """Run a preview or up ``call`` with the arguments both take (output through the watcher, its
+    events, refresh, policy packs); return its result and the drift its refresh found."""
     _take_over_drift(stack, op)
     watch = _Watcher()
-    result = _run(lambda: stack.up(on_output=watch.lines(op.on_output), on_event=watch, show_secrets=False,
-                                   color="never", expect_no_changes=op.expect_no_changes or None,
-                                   refresh=op.refresh or None, **_policy_args(settings, op)),
-                  stack, "up", watch)
-    return Outcome(dict(result.summary.resource_changes or {}), watch.found(), dict(result.outputs))
+    result = _run(lambda: call(on_output=watch.lines(op.on_output), on_event=watch, color="never",
+                               expect_no_changes=op.expect_no_changes or None, refresh=op.refresh or None,
+                               **_policy_args(settings, op)), stack, verb, watch)
+    return result, watch.found()
 
 
 def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
