@@ -14,12 +14,13 @@ for a sandbox environment, ``KUBECONFIG`` of the local sandbox.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import secrets as token_source
 import signal
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,35 +87,93 @@ def engine_env(settings: EngineSettings) -> dict[str, str]:
     return env
 
 
-def select_stack(settings: EngineSettings, stack_name: str) -> auto.Stack:
-    """Select (creating when absent) the stack ``stack_name`` of the project at ``settings.root``.
+class _Workspace(auto.LocalWorkspace):
+    """A LocalWorkspace that never changes which stack plain ``pulumi`` has selected.
 
+    The SDK's ``select_stack`` runs ``pulumi stack select`` and ``create_stack`` runs ``pulumi stack
+    init`` (which selects too); both rewrite the workspace file under ``PULUMI_HOME`` that a user's
+    later bare ``pulumi up``/``destroy`` reads (``cgkit env`` exports the same ``PULUMI_HOME``).
+    Every operation cgkit runs names its stack (``--stack``), so selecting is never needed: here
+    ``select_stack`` only checks that the stack exists (``pulumi stack --show-name --stack S``,
+    which fails with "no stack named" otherwise) and ``create_stack`` adds ``--no-select``.
+    """
+
+    def select_stack(self, stack_name: str) -> None:
+        """Check that ``stack_name`` exists (raises auto.StackNotFoundError when not); select nothing."""
+        self._run_pulumi_cmd_sync(["stack", "--show-name", "--stack", stack_name])
+
+    def create_stack(self, stack_name: str) -> None:
+        """Create ``stack_name`` (``pulumi stack init --no-select``) with this workspace's secrets provider."""
+        args = ["stack", "init", stack_name, "--no-select"]
+        if self.secrets_provider:
+            args += ["--secrets-provider", self.secrets_provider]
+        self._run_pulumi_cmd_sync(args)
+
+
+def select_stack(settings: EngineSettings, stack_name: str) -> auto.Stack:
+    """Return the stack ``stack_name`` of the project at ``settings.root``, creating it when absent.
+
+    Pulumi's selected stack is left as it was (``_Workspace``). Callers that may race other
+    processes creating the same stack hold ``stack_lock`` around this and ``ensure_secrets``.
     The CLI process's own PATH gets the toolchain bin dir first, so the Automation API finds the
     toolchain's ``pulumi``.
 
     Raises:
         EngineError: the Pulumi CLI is missing or refused the stack.
     """
-    env = engine_env(settings)
-    os.environ["PATH"] = env["PATH"]
+    return _stack(settings, stack_name, auto.Stack.create_or_select)
+
+
+def existing_stack(settings: EngineSettings, stack_name: str) -> auto.Stack | None:
+    """Return the stack ``stack_name`` when it exists, else None; never creates one.
+
+    Raises:
+        EngineError: the Pulumi CLI is missing or failed otherwise.
+    """
     try:
-        return auto.create_or_select_stack(
-            stack_name,
-            work_dir=str(settings.root),
-            opts=auto.LocalWorkspaceOptions(work_dir=str(settings.root), env_vars=env,
-                                            pulumi_home=env["PULUMI_HOME"], secrets_provider="passphrase"),
-        )
+        return _stack(settings, stack_name, auto.Stack.select)
+    except EngineError as failed:
+        if isinstance(failed.__cause__, auto.StackNotFoundError):
+            return None
+        raise
+
+
+def _stack(settings: EngineSettings, stack_name: str,
+           how: Callable[[str, auto.Workspace], auto.Stack]) -> auto.Stack:
+    try:
+        return how(stack_name, workspace(settings))
     except FileNotFoundError as missing:
         raise toolchain_missing() from missing
     except auto.CommandError as failed:
         raise _engine_error(f"could not select stack {stack_name}", failed) from failed
 
 
+@contextlib.contextmanager
+def stack_lock(root: Path, stack_name: str) -> Iterator[None]:
+    """Hold the project's lock on ``stack_name`` (``.cgkit/locks/<stack>.lock``, ``flock``) while the
+    block runs; wait while another process or thread holds it.
+
+    For creating a stack and generating its secrets: without it, two commands opening a new stack at
+    once both create it (one fails) and both generate its secrets (the second overwrites the first,
+    encrypted with a salt that may no longer match). The lock is advisory and local: it orders
+    cgkit processes sharing this checkout's ``.cgkit``, not users of a shared backend elsewhere.
+    """
+    locks = state_dir(root) / "locks"
+    locks.mkdir(exist_ok=True)
+    with open(locks / f"{stack_name}.lock", "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def workspace(settings: EngineSettings) -> auto.LocalWorkspace:
-    """Return the project's workspace (no stack selected), for listing and removing stacks."""
+    """Return the project's workspace; it never selects a stack (``_Workspace``)."""
     env = engine_env(settings)
     os.environ["PATH"] = env["PATH"]
-    return auto.LocalWorkspace(work_dir=str(settings.root), env_vars=env, pulumi_home=env["PULUMI_HOME"])
+    return _Workspace(work_dir=str(settings.root), env_vars=env, pulumi_home=env["PULUMI_HOME"],
+                      secrets_provider="passphrase")
 
 
 def stacks_with_resources(settings: EngineSettings, prefix: str) -> list[str]:
@@ -147,20 +206,38 @@ def toolchain_missing() -> CgkitError:
 def ensure_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
     """Generate every missing secret of ``names`` into the stack's config, encrypted; return the new names.
 
-    Existing values are never changed, so secrets stay stable across runs. Values are random
-    URL-safe text of SECRET_BYTES bytes and are never printed.
+    Existing values are never changed, so secrets stay stable across runs. Values are ``new_secret()``
+    and are never printed.
+
+    Raises:
+        EngineError: the Pulumi CLI could not read or write the stack's config.
     """
     try:
         present = stack.get_all_config()
     except auto.CommandError as failed:
         raise _engine_error(f"could not read the config of stack {stack.name}", failed) from failed
-    created = []
-    for name in names:
-        key = f"{CONFIG_NAMESPACE}:{name}"
-        if key not in present:
-            stack.set_config(key, auto.ConfigValue(token_source.token_urlsafe(SECRET_BYTES), secret=True))
-            created.append(name)
-    return created
+    return replace_secrets(stack, [name for name in names if f"{CONFIG_NAMESPACE}:{name}" not in present])
+
+
+def replace_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
+    """Write a fresh ``new_secret()`` for each of ``names`` into the stack's config (encrypted, one
+    config write); return the names written. For rotation, and for secrets that are missing.
+
+    Raises:
+        EngineError: the Pulumi CLI could not write the stack's config.
+    """
+    fresh = {f"{CONFIG_NAMESPACE}:{name}": auto.ConfigValue(new_secret(), secret=True) for name in names}
+    if fresh:
+        try:
+            stack.set_all_config(fresh)
+        except auto.CommandError as failed:
+            raise _engine_error(f"could not write the secrets of stack {stack.name}", failed) from failed
+    return [key.split(":", 1)[1] for key in fresh]
+
+
+def new_secret() -> str:
+    """Return a new random secret: URL-safe text of SECRET_BYTES random bytes (never printed)."""
+    return token_source.token_urlsafe(SECRET_BYTES)
 
 
 def missing_config(stack: auto.Stack, names: Iterable[str]) -> list[str]:
@@ -181,36 +258,98 @@ class Operation:
     """One engine operation's options.
 
     Attributes:
-        on_output: receives each line the engine prints (already free of secret values).
+        on_output: receives each line the engine prints (already free of secret values; Python
+            tracebacks of plugins stopped by a cancel are left out, see ``QuietTracebacks``).
         policies: apply the settings' policy packs (preview and up only).
         expect_no_changes: fail when the operation would change anything.
+        refresh: preview and up first read every object of the stack back from the cluster
+            (``pulumi up --refresh``), so an object changed or deleted by hand is put back (fields
+            another manager took are taken back once the stack is deployed: ``_take_over_drift``).
     """
 
     on_output: Callable[[str], object] = print
     policies: bool = True
     expect_no_changes: bool = False
+    refresh: bool = False
 
 
-def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.PreviewResult:
-    """Run ``pulumi preview`` on ``stack``; return its result (``change_summary``: op -> count).
+#: The keys of ``Drift.counts``: objects found changed, objects found gone.
+DRIFT_KEYS = ("refresh-drifted", "refresh-gone")
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What the refresh before a preview or update found, as ``Kind namespace/name`` texts.
+
+    Attributes:
+        drifted: objects whose live state differed from the stack's state (changed by hand or by
+            another field manager); the update sets them back.
+        gone: objects of the stack's state missing from the cluster; the update creates them again.
+    """
+
+    drifted: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+
+    def counts(self) -> dict[str, int]:
+        """Return ``{"refresh-drifted": n, "refresh-gone": m}`` (DRIFT_KEYS), leaving out zero counts;
+        a fleet run adds these to a stack's change counts."""
+        return {key: len(items) for key, items in zip(DRIFT_KEYS, (self.drifted, self.gone)) if items}
+
+    def text(self, limit: int = 5) -> str:
+        """Return ``refresh found 1 gone (NetworkPolicy gm0344/default-deny)`` or ``refresh found no drift``;
+        at most ``limit`` objects are named per kind of finding."""
+        parts = [f"{len(items)} {word} ({_named(items, limit)})"
+                 for word, items in (("drifted", self.drifted), ("gone", self.gone)) if items]
+        return "refresh found " + (", ".join(parts) if parts else "no drift")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of a preview or an update.
+
+    Attributes:
+        changes: op -> count of the update (for a preview: of what it would do), refresh not counted.
+        drift: what the refresh before it found (empty without ``Operation.refresh``).
+        outputs: the stack's outputs after an update (empty for a preview).
+    """
+
+    changes: dict[str, int]
+    drift: Drift = Drift()
+    outputs: dict[str, auto.OutputValue] = field(default_factory=dict)
+
+
+def preview(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
+    """Run ``pulumi preview`` on ``stack`` (with ``--refresh`` when ``op.refresh``; the refresh of a
+    preview writes nothing); return what it would change and the drift it found.
 
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
-    return _run(lambda: stack.preview(on_output=op.on_output, diff=False, color="never",
-                                      expect_no_changes=op.expect_no_changes or None,
-                                      **_policy_args(settings, op)), stack, "preview")
+    result, drift = _converging(stack, settings, op, "preview", lambda **args: stack.preview(diff=False, **args))
+    return Outcome(dict(result.change_summary or {}), drift)
 
 
-def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> auto.UpResult:
-    """Run ``pulumi up`` on ``stack`` (secrets hidden in the output); return its result.
+def up(stack: auto.Stack, settings: EngineSettings, op: Operation) -> Outcome:
+    """Run ``pulumi up`` on ``stack`` (secrets hidden in the output; ``--refresh`` when ``op.refresh``);
+    return its changes, the drift its refresh found and the stack's outputs.
 
     Raises:
         EngineError: the engine failed, or a mandatory policy was violated.
     """
-    return _run(lambda: stack.up(on_output=op.on_output, show_secrets=False, color="never",
-                                 expect_no_changes=op.expect_no_changes or None,
-                                 **_policy_args(settings, op)), stack, "up")
+    result, drift = _converging(stack, settings, op, "up", lambda **args: stack.up(show_secrets=False, **args))
+    return Outcome(dict(result.summary.resource_changes or {}), drift, dict(result.outputs))
+
+
+def _converging(stack: auto.Stack, settings: EngineSettings, op: Operation, verb: str,
+                call: Callable[..., object]) -> tuple[object, Drift]:
+    """Run a preview or up ``call`` with the arguments both take (output through the watcher, its
+    events, refresh, policy packs); return its result and the drift its refresh found."""
+    _take_over_drift(stack, op)
+    watch = _Watcher()
+    result = _run(lambda: call(on_output=watch.lines(op.on_output), on_event=watch, color="never",
+                               expect_no_changes=op.expect_no_changes or None, refresh=op.refresh or None,
+                               **_policy_args(settings, op)), stack, verb, watch)
+    return result, watch.found()
 
 
 def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
@@ -219,8 +358,9 @@ def refresh(stack: auto.Stack, op: Operation) -> auto.RefreshResult:
     Raises:
         EngineError: the engine failed.
     """
-    return _run(lambda: stack.refresh(on_output=op.on_output, show_secrets=False, color="never",
-                                      expect_no_changes=op.expect_no_changes or None), stack, "refresh")
+    watch = _Watcher()
+    return _run(lambda: stack.refresh(on_output=watch.lines(op.on_output), show_secrets=False, color="never",
+                                      expect_no_changes=op.expect_no_changes or None), stack, "refresh", watch)
 
 
 def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
@@ -233,8 +373,9 @@ def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
     Raises:
         EngineError: the engine failed.
     """
-    return _run(lambda: stack.preview_refresh(on_output=op.on_output, show_secrets=False, color="never"),
-                stack, "refresh --preview-only")
+    watch = _Watcher()
+    return _run(lambda: stack.preview_refresh(on_output=watch.lines(op.on_output), show_secrets=False,
+                                              color="never"), stack, "refresh --preview-only", watch)
 
 
 def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
@@ -243,8 +384,36 @@ def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
     Raises:
         EngineError: the engine failed.
     """
-    return _run(lambda: stack.destroy(on_output=op.on_output, show_secrets=False, color="never"),
-                stack, "destroy")
+    watch = _Watcher()
+    return _run(lambda: stack.destroy(on_output=watch.lines(op.on_output), show_secrets=False, color="never"),
+                stack, "destroy", watch)
+
+
+#: The Kubernetes provider's switch for server-side apply with ``force``: take over fields that another
+#: field manager (``kubectl edit``, a client library) changed.
+PATCH_FORCE = "PULUMI_K8S_ENABLE_PATCH_FORCE"
+
+
+def _take_over_drift(stack: auto.Stack, op: Operation) -> None:
+    """With ``op.refresh``, let the update take back fields changed by another field manager, once
+    the stack manages Kubernetes objects (sets PATCH_FORCE for this stack's engine runs).
+
+    A field changed by hand (a Pod Security label set to ``privileged`` with kubectl) belongs to
+    that manager afterwards, and a plain server-side apply of cgkit's value then fails with a field
+    conflict: the drift would stay. The first deployment of a stack is never forced, so an object
+    someone else made under the same name (a namespace made by hand) is a conflict, not taken over.
+
+    Raises:
+        EngineError: the stack's state could not be read.
+    """
+    if not op.refresh:
+        return
+    try:
+        resources = stack.export_stack().deployment.get("resources") or []
+    except auto.CommandError as failed:
+        raise _engine_error(f"could not read the state of stack {stack.name}", failed) from failed
+    if any(str(r.get("type", "")).startswith("kubernetes:") for r in resources):
+        stack.workspace.env_vars[PATCH_FORCE] = "true"
 
 
 def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]]:
@@ -256,7 +425,134 @@ def _policy_args(settings: EngineSettings, op: Operation) -> dict[str, list[str]
     return args
 
 
-def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
+class _Watcher:
+    """Watches one engine operation: its output lines (through ``QuietTracebacks``) and its events.
+
+    The events give the refresh steps of a preview or update (``on_event``).
+    A refresh step (op ``refresh``) whose new state is missing is an object gone from the cluster;
+    one with changed keys (``diffs``) is an object that drifted. Also owns the operation's
+    ``QuietTracebacks`` output filter, flushed by ``_run`` when the operation ends.
+    """
+
+    def __init__(self) -> None:
+        self.drifted: list[str] = []
+        self.gone: list[str] = []
+        self.quiet: QuietTracebacks | None = None
+
+    def __call__(self, event: auto.EngineEvent) -> None:
+        outputs = event.res_outputs_event
+        if outputs is None or outputs.metadata.op != auto.OpType.REFRESH:
+            return
+        meta = outputs.metadata
+        if meta.new is None:
+            self.gone.append(_describe(meta))
+        elif meta.diffs or meta.detailed_diff:
+            self.drifted.append(_describe(meta))
+
+    def lines(self, on_output: Callable[[str], object]) -> Callable[[str], None]:
+        """Return ``on_output`` behind a new ``QuietTracebacks`` filter (``_run`` flushes it at the end)."""
+        self.quiet = QuietTracebacks(on_output)
+        return self.quiet.feed
+
+    def found(self) -> Drift:
+        """Return the drift recorded so far, sorted."""
+        return Drift(tuple(sorted(self.drifted)), tuple(sorted(self.gone)))
+
+
+def _describe(meta: auto.events.StepEventMetadata) -> str:
+    """Return ``Kind namespace/name`` of a step's Kubernetes object (from its old state), or the URN's
+    type and name for anything else."""
+    kind = meta.type.rsplit(":", 1)[-1]
+    state = meta.old or meta.new
+    metadata = (state.outputs or {}).get("metadata") if state else None
+    if isinstance(metadata, dict) and metadata.get("name"):
+        where = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
+        return f"{kind} {where}{metadata['name']}"
+    return f"{kind} {meta.urn.rsplit('::', 1)[-1]}"
+
+
+def _named(items: tuple[str, ...], limit: int) -> str:
+    return ", ".join(items[:limit]) + (f", and {len(items) - limit} more" if len(items) > limit else "")
+
+
+class QuietTracebacks:
+    """An output filter that leaves out the Python tracebacks of plugins the engine stopped.
+
+    When an operation fails or is cancelled, the engine stops its plugins with SIGINT; the Python
+    ones (the policy pack, the program) then print a traceback chain of some 50 lines ending in
+    ``KeyboardInterrupt`` (often after "Resource monitor has terminated" errors) that says nothing
+    about the failure. A chain of traceback blocks (``Traceback (most recent call last):`` to its
+    exception line, blocks joined by "During handling of the above exception ...") is held back
+    until it ends and dropped when any of its blocks ends in ``KeyboardInterrupt``; one line says so
+    instead; so is an "Exception ignored in:" traceback that follows it (the program's shutdown).
+    Lines are judged without the engine's progress prefix (`` +  pulumi:pulumi:Stack s creating (1s) ``).
+    Any other traceback (a bug in the program, say) passes through whole. At most ``MAX_HELD``
+    lines are held back; a longer chain passes through.
+    """
+
+    MAX_HELD = 400
+    _START = re.compile(r"Traceback \(most recent call last\):")
+    _CHAIN = re.compile(r"During handling of the above exception|The above exception was the direct cause"
+                        r"|^Exception ignored in: ")
+    #: The engine's progress prefix on a resource's lines (`` +  pulumi:pulumi:Stack s creating (1s) ``),
+    #: and its ticker line (``@ updating....``).
+    _PROGRESS = re.compile(r"^\s*[-+~]*\s+\S+ \S+ [a-z* ]+\(\d+s\) ")
+    _TICKER = re.compile(r"^@ \w+\.*\s*$")
+    _FRAME = re.compile(r"^\s*(File \"|\^+\s*$|~+)")
+
+    def __init__(self, on_output: Callable[[str], object]):
+        self.on_output = on_output
+        self.held: list[str] = []
+        self.indent: int | None = None  #: of the chain's first "Traceback" line; None = not in a chain
+        self.in_block = False
+        self.interrupted = False
+        self.prefixed = False  #: the chain is in the engine's progress lines
+
+    def feed(self, line: str) -> None:
+        """Take one line of the engine's output; pass it on unless it belongs to a dropped traceback."""
+        raw = line.rstrip("\n")
+        text = self._PROGRESS.sub("", raw)
+        if self.indent is not None and self._TICKER.match(text):
+            self.held.append(line)
+            return
+        if self.indent is not None and self.prefixed and text == raw:
+            self.flush()  # a chain in progress lines ends at the first line without that prefix
+        if self.indent is not None and not self.in_block:
+            deeper = len(text) - len(text.lstrip()) > self.indent or text.strip().startswith(">")
+            if not text.strip() or deeper or self._CHAIN.search(text) or self._START.search(text):
+                self.held.append(line)  # the exception's message goes on, or the chain does
+                self.in_block = bool(self._START.search(text))
+                return
+            self.flush()
+        if self.indent is None:
+            if not self._START.search(text):
+                self.on_output(line)
+                return
+            self.indent, self.in_block, self.held = len(text) - len(text.lstrip()), True, [line]
+            self.prefixed = text != raw
+            return
+        self.held.append(line)
+        body = text[self.indent:] if len(text) - len(text.lstrip()) <= self.indent else ""
+        if body.strip() and not self._FRAME.match(text) and not body.startswith(" ") and not self._START.search(text):
+            self.in_block = False
+            self.interrupted = self.interrupted or body.startswith("KeyboardInterrupt")
+        elif len(self.held) > self.MAX_HELD:
+            self.interrupted = False
+            self.flush()
+
+    def flush(self) -> None:
+        """End the chain held back: drop it (with a note) when it was an interrupt, else pass it on."""
+        held, interrupted = self.held, self.interrupted
+        self.held, self.indent, self.in_block, self.interrupted = [], None, False, False
+        if interrupted:
+            self.on_output(f"({len(held)} lines of Python traceback left out: a plugin stopped by the engine "
+                           "after the failure (KeyboardInterrupt), not its cause)")
+            return
+        for line in held:
+            self.on_output(line)
+
+
+def _run(call: Callable[[], object], stack: auto.Stack, verb: str, watch: _Watcher | None = None):
     """Run one engine operation; map its failures to EngineError.
 
     While it runs, SIGTERM is passed on to the engine as SIGINT (a terminal's Ctrl-C reaches it
@@ -282,6 +578,8 @@ def _run(call: Callable[[], object], stack: auto.Stack, verb: str):
                               hint=f"run `cgkit refresh` for the stack, then `cgkit {verb}` again") from None
         raise _engine_error(f"{verb} of {stack.name} failed", failed) from failed
     finally:
+        if watch is not None and watch.quiet is not None:
+            watch.quiet.flush()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
@@ -310,14 +608,22 @@ def _release_lock(stack: auto.Stack) -> str:
 def _why(text: str, count: int = 12) -> str:
     """Return the lines of an engine failure that say why: each distinct ``error:`` message (from
     the first ``error:`` on; not the closing "error: update failed") and each ``[mandatory]`` policy
-    finding, in order, at most ``count``; when there are none, the last ``count`` lines."""
-    reasons: list[str] = []
+    finding, in order, at most ``count``; when there are none, the last ``count`` lines. Follow-on
+    noise is left out: "context canceled" (the engine stopping the rest after the first error) unless
+    it is the only reason, and the tracebacks ``QuietTracebacks`` drops."""
+    kept: list[str] = []
+    quiet = QuietTracebacks(kept.append)
     for line in text.splitlines():
+        quiet.feed(line)
+    quiet.flush()
+    reasons: list[str] = []
+    for line in kept:
         found = _ERROR_MARK.search(line)
         reason = line.strip() if "[mandatory]" in line else line[found.start():].strip() if found else ""
         if reason and reason not in reasons and not _GENERIC_FAILURE.match(reason):
             reasons.append(reason)
-    return "\n".join(reasons[:count]) if reasons else _last_lines(text, count)
+    causes = [r for r in reasons if not _CANCELLED.search(r)] or reasons
+    return "\n".join(causes[:count]) if causes else _last_lines("\n".join(kept), count)
 
 
 def _last_lines(text: str, count: int = 12) -> str:
@@ -328,6 +634,8 @@ def _last_lines(text: str, count: int = 12) -> str:
 
 #: Where the engine's own message starts ("error:" as a word; not "RunError:" of a Python traceback).
 _ERROR_MARK = re.compile(r"(?<![A-Za-z])error:")
+#: A step or policy the engine stopped because something else failed first.
+_CANCELLED = re.compile(r"context canceled")
 #: The engine's closing line, which says only that it failed.
 _GENERIC_FAILURE = re.compile(r"error:\s*((update|preview|refresh|destroy) failed)?\s*$")
 

@@ -176,10 +176,12 @@ def fake_secrets(cfg: Any) -> dict[str, str]:
     return {f"{secrets.CONFIG_NAMESPACE}:{name}": f"fake-{name}" for name in names}
 
 
-def run_municipality(cfg: Any) -> Rendered:
-    """Run the municipality program of ``cfg`` under mocks (fake secrets); resources and exports."""
+def run_municipality(cfg: Any, secret_values: dict[str, str] | None = None) -> Rendered:
+    """Run the municipality program of ``cfg`` under mocks (fake secrets, or ``secret_values``: secret
+    name -> value, for the names given); resources and exports."""
     program = _municipality_program()
     conf = fake_secrets(cfg)
+    conf.update({f"{secrets.CONFIG_NAMESPACE}:{name}": value for name, value in (secret_values or {}).items()})
 
     def deploy() -> None:
         # A provider without cluster settings: under mocks it is never contacted, and rendering

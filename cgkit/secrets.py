@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cgkit.errors import InvalidArgumentError
+
 #: Pulumi config namespace of every cgkit secret.
 CONFIG_NAMESPACE = "cgkit"
 POSTGRES_ADMIN_PASSWORD = "postgres-admin-password"
@@ -60,3 +62,36 @@ def provided_secret_names(cfg: Any) -> list[str]:
     ``oidc-client-secret`` when the municipality file has ``auth.oidc``.
     """
     return [OIDC_CLIENT_SECRET] if cfg.auth.oidc is not None else []
+
+
+#: What ``cgkit secrets rotate --what`` can rotate: kind -> the secret name of an app.
+ROTATABLE = {"db-password": db_password_name, "secret-key": secret_key_name}
+
+
+def rotation_names(cfg: Any, app: str | None = None, what: str | None = None) -> list[str]:
+    """The stack-config secret names a rotation of ``cfg``'s tenant replaces, sorted.
+
+    Args:
+        cfg: the merged municipality config (its enabled ``apps`` and ``database.mode``).
+        app: one enabled app's catalog key; None = every enabled app.
+        what: a key of ROTATABLE; None = all of them.
+
+    Raises:
+        InvalidArgumentError: ``app`` is not enabled for the municipality, ``what`` is unknown, or
+            a database password is asked for while the database is external (cgkit does not set the
+            role's password there, so a new one would lock the app out).
+    """
+    apps = sorted(cfg.apps)
+    if app is not None and app not in cfg.apps:
+        raise InvalidArgumentError(f"--app '{app}' is not an enabled app of {cfg.code}",
+                                   hint=f"one of: {', '.join(apps)}")
+    if what is not None and what not in ROTATABLE:
+        raise InvalidArgumentError(f"--what '{what}' cannot be rotated", hint=f"one of: {', '.join(ROTATABLE)}")
+    kinds = [what] if what else list(ROTATABLE)
+    if "db-password" in kinds and cfg.database.mode != "in-cluster":
+        if what == "db-password":
+            raise InvalidArgumentError(
+                f"{cfg.code}'s database is external ({cfg.database.host}): cgkit does not set its roles' passwords",
+                hint="change the role's password on that server; rotate --what secret-key here")
+        kinds.remove("db-password")
+    return sorted(ROTATABLE[kind](key) for kind in kinds for key in ([app] if app else apps))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -105,6 +105,18 @@ def resources(res: Resources, multiplier: float = 1.0, requests_scale: float = 1
 def checksum(data: Mapping[str, Any]) -> str:
     """A short stable hash of plain data; put on pod templates so a config change rolls the pods."""
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def secret_digest(values: Sequence[str]) -> str:
+    """A short digest of secret values (never the values): put on a pod template (or in a Job's name)
+    so that rotating a secret the pods read rolls them. The values are 256-bit random
+    (``cgkit.engine.new_secret``), so 64 bits of their SHA-256 reveal nothing usable."""
+    return hashlib.sha256("\0".join(values).encode()).hexdigest()[:16]
+
+
+def secret_digest_of(values: Sequence[pulumi.Input[str]]) -> pulumi.Output[str]:
+    """``secret_digest`` of secret Outputs, as a plain (not secret) Output: the digest is safe to show."""
+    return pulumi.Output.unsecret(pulumi.Output.all(*values).apply(secret_digest))
 
 
 def require_provider(component: str, name: str, opts: pulumi.ResourceOptions | None) -> None:

@@ -11,7 +11,7 @@ Built from an :class:`~components.catalog.AppSpec`, one instance creates (object
 * Celery Deployments [``<app>-worker``, ``<app>-beat``] where the catalog has those roles; beat is
   always one replica with the ``Recreate`` strategy so two schedulers never overlap;
 * Service [``<app>``] ClusterIP 80 -> 8000, Ingress [``<app>``] for ``https://<app>.<domain>`` with TLS
-  (certificate by the cert-manager cluster issuer), PodDisruptionBudget [``<app>``] (minAvailable 1)
+  (certificate by the cert-manager cluster issuer; not awaited, see the comment at the Ingress), PodDisruptionBudget [``<app>``] (minAvailable 1)
   when web has two or more replicas, and a ReadWriteMany media PVC [``<app>-media``] where the
   catalog asks for one;
 * migration Job [``<app>-migrate-<hash>``] running the catalog's ``jobs.migrate`` once per release
@@ -22,6 +22,10 @@ Built from an :class:`~components.catalog.AppSpec`, one instance creates (object
   running ``jobs.setup`` (``manage.py setup_configuration``) after the migration Job; the
   Deployments wait for it too. A failed Job is replaced on the next ``up``
   (``pulumi.com/replaceUnready``).
+
+Pod templates carry ``cgkit.io/config-checksum`` (of the ConfigMap data) and
+``cgkit.io/secret-digest`` (a digest of ``SECRET_KEY`` and ``DB_PASSWORD``, never the values), so a
+changed setting or a rotated secret (``cgkit secrets rotate``) rolls the pods.
 
 Every pod: ``runAsNonRoot``, UID/GID 1000 and ``fsGroup`` 1000 (charts' ``podSecurityContext``),
 ``seccompProfile: RuntimeDefault``, no privilege escalation, ALL capabilities dropped, requests and
@@ -204,6 +208,7 @@ class CommonGroundApp(pulumi.ComponentResource):
 
         env_from = [{"config_map_ref": {"name": key}}, {"secret_ref": {"name": key}}]
         checksum = d.checksum(settings)
+        secret_digest = d.secret_digest_of([args.secret_key, args.db_password])  # rotation rolls the pods
         # Not the media claim: with a WaitForFirstConsumer storage class the claim binds only once a
         # pod uses it, so waiting for it before creating the Deployment would never finish.
         depends = [self.config_map, self.secret, self.service_account]
@@ -211,7 +216,8 @@ class CommonGroundApp(pulumi.ComponentResource):
         def pod(component: str, container: dict[str, Any]) -> dict[str, Any]:
             return {
                 "metadata": {"labels": d.labels(args.code, key, component),
-                             "annotations": {"cgkit.io/config-checksum": checksum}},
+                             "annotations": {"cgkit.io/config-checksum": checksum,
+                                             "cgkit.io/secret-digest": secret_digest}},
                 "spec": d.pod_spec(key, _UID, [{
                     "image": spec.image.ref,
                     "image_pull_policy": "IfNotPresent",
@@ -299,7 +305,12 @@ class CommonGroundApp(pulumi.ComponentResource):
                   "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
             opts=d.child(self))
 
-        annotations = {"cert-manager.io/cluster-issuer": args.tls_issuer} if args.tls_issuer else {}
+        # Not awaited: after an update, provider 4.25's Ingress awaiter may take the pre-update object
+        # from its informer cache (it already has a load-balancer address) as "ready", and the engine
+        # then records that old object as the state (issue 10). Without the await the state is the
+        # object the API server returned for the update. Readiness is the Deployments' await.
+        annotations = {"pulumi.com/skipAwait": "true",
+                       **({"cert-manager.io/cluster-issuer": args.tls_issuer} if args.tls_issuer else {})}
         self.ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress", metadata=meta(key, "web", annotations=annotations),
             spec={

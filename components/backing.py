@@ -4,9 +4,11 @@
 ``docker.io/postgis/postgis:17-3.5``, the version the Open Zaak and Objects API dev compose files
 use) as a single-replica StatefulSet behind a headless Service ``postgresql``, and a provisioning Job
 that creates one role and one database per enabled app (plus ``CREATE EXTENSION postgis`` where the
-app needs it). The Job is idempotent and named after a hash of what it provisions, so enabling an
-app later creates a new Job that adds the missing database; nothing is ever dropped. Passwords come
-from the Secret ``postgresql``, never from the script.
+app needs it) and sets each role's password. The Job is idempotent and named after a hash of what it
+provisions and of a digest of the passwords (never a password), so enabling an app later, or
+rotating a password (``cgkit secrets rotate``), creates a new Job that adds the missing database or
+sets the new password; nothing is ever dropped. Passwords come from the Secret ``postgresql``, never
+from the script.
 
 ``Redis`` runs ``docker.io/redis:8.0`` (the image the Maykin charts pin) as a single-replica
 StatefulSet with append-only persistence behind Service ``redis``. Auth is off as in the charts;
@@ -118,7 +120,7 @@ class Postgres(pulumi.ComponentResource):
         labels = d.labels(args.code, POSTGRES, POSTGRES)
         sel = d.selector(POSTGRES, POSTGRES)
 
-        def meta(obj: str, lab: dict[str, str] = labels) -> dict[str, Any]:
+        def meta(obj: pulumi.Input[str], lab: dict[str, str] = labels) -> dict[str, Any]:
             return {"name": obj, "namespace": ns, "labels": lab}
 
         secret_data: dict[str, pulumi.Input[str]] = {"POSTGRES_PASSWORD": args.admin_password}
@@ -182,7 +184,9 @@ class Postgres(pulumi.ComponentResource):
         self.provision_script = k8s.core.v1.ConfigMap(
             f"{name}-provision-script", metadata=meta(f"{POSTGRES}-provision", job_labels),
             data={"provision.sh": script}, opts=d.child(self))
-        digest = d.checksum({"script": script})[:8]
+        # A new Job when the script or a password changes (rotation): the role gets the new password.
+        digest = d.secret_digest_of([db.password for db in args.databases]).apply(
+            lambda passwords: d.checksum({"script": script, "passwords": passwords})[:8])
         env = [{"name": "PGHOST", "value": POSTGRES}, {"name": "PGUSER", "value": "postgres"},
                {"name": "PGPASSWORD",
                 "value_from": {"secret_key_ref": {"name": POSTGRES, "key": "POSTGRES_PASSWORD"}}}]
@@ -193,7 +197,7 @@ class Postgres(pulumi.ComponentResource):
             f"{name}-provision",
             # The engine awaits the Job's completion: a database that could not be provisioned
             # fails the update here, naming this Job, instead of as unready apps later.
-            metadata=meta(f"{POSTGRES}-provision-{digest}", job_labels),
+            metadata=meta(digest.apply(lambda h: f"{POSTGRES}-provision-{h}"), job_labels),
             spec={
                 "backoff_limit": 20,
                 "template": {

@@ -22,7 +22,7 @@ def main(stack: str) -> None:
     if not sep or not env or not target:
         raise SystemExit(
             f"cgkit: stack name {stack!r} is not '<env>.platform' or '<env>.<gm-code>' "
-            "(e.g. 'sandbox.platform', 'sandbox.gm0344'); select a stack with `pulumi stack select`."
+            "(e.g. 'sandbox.platform', 'sandbox.gm0344'); name the stack with `pulumi ... -s <env>.<target>`."
         )
     if target == "platform":
         from stacks import platform

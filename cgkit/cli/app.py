@@ -9,6 +9,7 @@ import sys
 import typer
 
 from cgkit.cli import config_cmds, doctor, render_cmds, sandbox, stack_cmds
+from cgkit.cli.secrets_cmds import secrets_app
 from cgkit.cli.fleet_cmds import fleet_app
 from cgkit.cli.policy import policy_app
 from cgkit.cli.console import err
@@ -35,6 +36,7 @@ for _verb in ("preview", "up", "refresh", "destroy"):
     app.command(_verb)(getattr(stack_cmds, _verb))
 app.add_typer(policy_app, name="policy")
 app.add_typer(fleet_app, name="fleet")
+app.add_typer(secrets_app, name="secrets")
 
 
 def main(argv: list[str] | None = None) -> int:

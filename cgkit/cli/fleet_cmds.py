@@ -19,14 +19,15 @@ import typer
 
 from cgkit.cli.console import err, out
 from cgkit.cli.exit_codes import ExitStatus
-from cgkit.cli.stack_cmds import Env, NoPolicy, Yes, confirm
+from cgkit.cli.stack_cmds import Env, NoPolicy, NoRefresh, Yes, confirm
+from cgkit.cluster import check_environment
 from cgkit.config import loader
 from cgkit.errors import ConfigError
 from cgkit.fleet import report
-from cgkit.fleet.engine_runner import RunOptions, stack_runner
+from cgkit.fleet.engine_runner import STACK_CREATED, RunOptions, stack_runner
 from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
 from cgkit.fleet.selection import SelectionError, WavePlan, plan_waves, select_codes
-from cgkit.fleet.view import LiveView, change_text, summary_table
+from cgkit.fleet.view import LiveView, change_text, drift_text, summary_table
 from cgkit.project import find_root
 
 fleet_app = typer.Typer(help="Preview, update, refresh or destroy many municipality stacks: waves, a "
@@ -43,16 +44,20 @@ Resume = Annotated[str | None, typer.Option(help="Rerun only what failed or did 
 
 @fleet_app.command("preview")
 def preview(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
-            parallel: Parallel = 4, resume: Resume = None, skip_policy: NoPolicy = False) -> None:
-    """Show what `up` would change in each stack, with the policy pack applied."""
-    _fleet("preview", env, codes, province, wave, parallel, resume, True, RunOptions(skip_policy=skip_policy))
+            parallel: Parallel = 4, resume: Resume = None, skip_policy: NoPolicy = False,
+            no_refresh: NoRefresh = False) -> None:
+    """Show what `up` would change in each stack (live objects read back first), with the policy pack applied."""
+    _fleet("preview", env, codes, province, wave, parallel, resume, True,
+           RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
 
 
 @fleet_app.command("up")
 def up(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None, parallel: Parallel = 4,
-       resume: Resume = None, yes: Yes = False, skip_policy: NoPolicy = False) -> None:
-    """Create or update each stack's resources, wave after wave."""
-    _fleet("up", env, codes, province, wave, parallel, resume, yes, RunOptions(skip_policy=skip_policy))
+       resume: Resume = None, yes: Yes = False, skip_policy: NoPolicy = False, no_refresh: NoRefresh = False) -> None:
+    """Create or update each stack's resources, wave after wave; live objects are read back first, so
+    whatever changed or went by hand is put back."""
+    _fleet("up", env, codes, province, wave, parallel, resume, yes,
+           RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
 
 
 @fleet_app.command("refresh")
@@ -80,9 +85,12 @@ def _fleet(verb: str, env: str, codes: list[str] | None, province: str | None, w
     if resume:
         codes = _resumed_codes(root, resume, env, codes)
     plans = plan_waves(environment.waves, select_codes(loader.municipality_codes(root, env), codes, province), wave)
+    # Once up front: a cluster that is down fails the run here, not every stack one by one.
+    check_environment(environment, root)
     confirm(yes, verb, lambda: out.print(f"fleet {verb} of {env}: {_plan_text(plans)}, {parallel} at a time"))
     info, run_dir = report.new_run(root, verb, env, parallel, resumed_from=resume and _run_id(resume),
-                                   options={"preview_only": options.preview_only, "skip_policy": options.skip_policy})
+                                   options={"preview_only": options.preview_only, "skip_policy": options.skip_policy,
+                                            "refresh": options.refresh})
     err.print(f"run {info.run_id}: {_plan_text(plans)}, {parallel} at a time", highlight=False)
     start = time.monotonic()
     with LiveView(err, verb, env, sum(len(p.codes) for p in plans)) as view:
@@ -119,6 +127,18 @@ def _print_summary(run: FleetRun, env: str, verb: str, options: RunOptions) -> N
         drifted = [r for r in run.results if r.status == Status.SUCCEEDED and r.changed]
         out.print(f"drift in {len(drifted)} stack(s)" + "".join(
             f"\n  {env}.{r.code.lower()}: {change_text(r.changes)}" for r in drifted), highlight=False)
+    elif verb in ("preview", "up") and options.refresh:
+        drifted = [r for r in run.results if drift_text(r.changes)]
+        out.print(f"refresh found drift in {len(drifted)} stack(s)" + "".join(
+            f"\n  {env}.{r.code.lower()}: {drift_text(r.changes)}" for r in drifted)
+            + ("; up put it back" if verb == "up" and drifted else ""), highlight=False)
+    elif verb in ("preview", "up"):
+        out.print("refresh skipped (--no-refresh): objects changed or deleted by hand were not looked for")
+    created = [r.code for r in run.results if r.changes.get(STACK_CREATED)]
+    if created:
+        out.print(f"{len(created)} stack(s) never deployed were created (empty, with their generated secrets) "
+                  f"so the program could be previewed: {', '.join(created[:10])}{', ...' if len(created) > 10 else ''}",
+                  highlight=False, soft_wrap=True)
 
 
 def _plan_text(plans: list[WavePlan]) -> str:

@@ -17,6 +17,7 @@ from typing import Annotated
 import typer
 
 from cgkit import capacity, engine, policy_context
+from cgkit.cluster import check_environment
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
@@ -30,6 +31,9 @@ Target = Annotated[str, typer.Argument(help="A CBS code (GM0344) or 'platform'."
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Proceed without asking.")]
 NoPolicy = Annotated[bool, typer.Option("--skip-policy", help="Do not run the policy pack (not recommended).")]
+NoRefresh = Annotated[bool, typer.Option(
+    "--no-refresh", help="Do not read the live objects back first (faster; an object changed or deleted by "
+    "hand then stays as it is, and the preview does not show it).")]
 
 
 class TenantsRemain(CgkitError):
@@ -50,65 +54,103 @@ class ConfirmationNeeded(CgkitError):
     reference = "confirmation-needed"
 
 
-def open_stack(env: str, target: str, destroying: bool = False, notify: Callable[[str], object] | None = None,
+#: What a command opens a stack for: whether it may create the stack (and its secrets), and whether
+#: the program runs (and so needs the secrets). Read-only commands never create a stack, except
+#: ``preview``, which says so (the program cannot run without the stack's secrets).
+PURPOSES = ("up", "preview", "refresh", "destroy")
+
+
+#: What ``open_stack`` says (after the stack's name) when a preview creates a stack never deployed.
+PREVIEW_CREATED = ("was never deployed: created it (empty) so the program can be previewed with its secrets; "
+                   "`cgkit up` will use the same ones")
+
+
+class StackNotDeployed(CgkitError):
+    """A command that reads a stack's state found no such stack (never deployed); nothing was created."""
+
+    reference = "stack-not-deployed"
+
+
+def open_stack(env: str, target: str, purpose: str = "up", notify: Callable[[str], object] | None = None,
                ) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
-    """Validate ``target``'s config, then select its stack and ensure its secrets.
+    """Validate ``target``'s config, probe its cluster, then open its stack for ``purpose``.
 
-    Generated secrets are created when missing; secrets only a person can provide
-    (``secrets.provided_secret_names``, an OIDC client secret) must be there already.
-
-    The policy pack gets a per-stack config (the municipality's domain, registries, waivers) in
-    ``.cgkit/policy/<stack>.json``. ``destroying``: a municipality whose file is gone can still be
-    destroyed (offboarding works from the stack's state). ``notify`` receives the one-line notes
-    (secrets generated); default: printed on stderr.
+    ``purpose`` is one of PURPOSES. ``up`` creates the stack when it is new and generates its
+    missing secrets; ``preview`` does the same (the program reads the secrets) and says so through
+    ``notify`` when it creates a stack that was never deployed. ``refresh`` and ``destroy`` open
+    only an existing stack and generate nothing; a municipality whose file is gone can still be
+    destroyed (offboarding works from the stack's state). Secrets only a person can provide
+    (``secrets.provided_secret_names``, an OIDC client secret) must be there already for ``up`` and
+    ``preview``. The stack is created and its secrets generated under ``engine.stack_lock``, so
+    commands opening one new stack at once create it and its secrets once. The policy pack gets a
+    per-stack config (the municipality's domain, registries, waivers) in
+    ``.cgkit/policy/<stack>.json``. ``notify`` receives one-line notes (secrets generated);
+    default: printed on stderr.
 
     Raises:
         InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
         ConfigError: the config is invalid (before any engine call).
-        EngineError: the engine could not select the stack.
+        ClusterUnreachableError, ClusterUnauthorizedError: the environment's API server did not answer
+            or refused us (before any engine call).
+        StackNotDeployed: ``refresh`` or ``destroy`` of a stack that does not exist.
         SecretNotSet: the stack lacks a secret someone must set by hand.
+        EngineError: the engine could not select or create the stack.
     """
+    if purpose not in PURPOSES:
+        raise ValueError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
+    runs_program = purpose in ("up", "preview")
     root = find_root()
-    environment, cfg = _load_target(root, env, target, destroying)
+    environment, cfg = _load_target(root, env, target, runs_program)
     name = stack_name(env, target)
     provided: list[str] = []
     if cfg is None:
         names, ctx, waivers = [], policy_context.platform_context(environment), []
     else:
         names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
-        provided = [] if destroying else provided_secret_names(cfg)
+        provided = provided_secret_names(cfg) if runs_program else []
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
     packs = _policy_packs(root)
-    settings = engine.EngineSettings(root=root, kubeconfig=environment_kubeconfig(environment, root), policy_packs=packs,
+    kubeconfig = check_environment(environment, root)
+    settings = engine.EngineSettings(root=root, kubeconfig=kubeconfig, policy_packs=packs,
                                      policy_pack_configs=[pack_config] if packs else [])
-    stack = engine.select_stack(settings, name)
-    missing = engine.missing_config(stack, provided)
-    if missing:
-        raise SecretNotSet(f"stack {name} has no {', '.join(missing)}: the municipality file asks for OIDC login "
-                           "and the provider's client secret is set by hand",
-                           hint=" ; ".join(f"eval \"$(cgkit env --env {env})\" && pulumi config set --secret "
-                                           f"cgkit:{m} <value> -s {name}" for m in missing))
-    created = engine.ensure_secrets(stack, names)
+    say = notify or err.print
+    with engine.stack_lock(root, name):
+        stack = engine.existing_stack(settings, name)
+        if stack is None and not runs_program:
+            raise StackNotDeployed(f"stack {name} does not exist: it was never deployed (or was forgotten); "
+                                   f"there is nothing to {purpose}", hint=f"deploy it first: cgkit up --env {env} {target}")
+        if stack is None:
+            stack = engine.select_stack(settings, name)
+            if purpose == "preview":
+                say(f"stack {name} {PREVIEW_CREATED}")
+        missing = engine.missing_config(stack, provided)
+        if missing:
+            raise SecretNotSet(f"stack {name} has no {', '.join(missing)}: the municipality file asks for OIDC "
+                               "login and the provider's client secret is set by hand",
+                               hint=" ; ".join(f"eval \"$(cgkit env --env {env})\" && pulumi config set --secret "
+                                               f"cgkit:{m} <value> -s {name}" for m in missing))
+        created = engine.ensure_secrets(stack, names) if runs_program else []
     if created:
-        (notify or err.print)(f"generated {len(created)} secret(s) into the stack config (encrypted)")
+        say(f"generated {len(created)} secret(s) into the stack config (encrypted)"
+            + (" because the program reads them" if purpose == "preview" else ""))
     return settings, stack
 
 
-def _load_target(root: Path, env: str, target: str, destroying: bool = False):
+def _load_target(root: Path, env: str, target: str, runs_program: bool = True):
     """Validate ``target`` and its config; return the environment and the municipality config (None for
-    the platform, and for an offboarded municipality being destroyed).
+    the platform, and for an offboarded municipality whose stack is read or destroyed).
 
     Raises:
         InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
-        ConfigError: the config is invalid, or (not destroying) the tenant does not fit its size.
+        ConfigError: the config is invalid, or (``runs_program``) the tenant does not fit its size.
     """
     _check_target(target)
     environment = loader.load_environment(root, env)
-    offboarded = destroying and not loader.municipality_file(root, env, target).exists()
+    offboarded = not runs_program and not loader.municipality_file(root, env, target).exists()
     if target.lower() == "platform" or offboarded:
         return environment, None
     cfg = loader.load_municipality(root, env, target)
-    if not destroying and (short := capacity.capacity_issues(root, cfg)):
+    if runs_program and (short := capacity.capacity_issues(root, cfg)):
         raise ConfigError(short)
     return environment, cfg
 
@@ -124,30 +166,37 @@ def shell_env(env: Env = "sandbox") -> None:
         out.print(f"export {key}={shlex.quote(value)}", markup=False, highlight=False, soft_wrap=True)
 
 
-def preview(target: Target, env: Env, skip_policy: NoPolicy = False) -> None:
-    """Show what `up` would change, with the policy pack applied."""
-    settings, stack = open_stack(env, target)
-    result = engine.preview(stack, settings, engine.Operation(on_output=_stream, policies=not skip_policy))
-    out.print(f"preview of {stack.name}: {_summary(result.change_summary, done=False)}")
+def preview(target: Target, env: Env, skip_policy: NoPolicy = False, no_refresh: NoRefresh = False) -> None:
+    """Show what `up` would change (live objects read back first), with the policy pack applied."""
+    settings, stack = open_stack(env, target, "preview")
+    outcome = engine.preview(stack, settings, engine.Operation(on_output=_stream, policies=not skip_policy,
+                                                               refresh=not no_refresh))
+    out.print(f"preview of {stack.name}: {_summary(outcome.changes, done=False)}{_drift(outcome, no_refresh)}",
+              highlight=False, soft_wrap=True)
 
 
-def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False) -> None:
-    """Create or update the stack's resources, after showing what will change."""
+def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False, no_refresh: NoRefresh = False,
+       ) -> None:
+    """Create or update the stack's resources, after showing what will change.
+
+    First the live objects are read back (refresh), so whatever changed or went by hand is put back.
+    """
     _load_target(find_root(), env, target)  # a bad target or config is named before any question
     _check_can_confirm(yes, "update")
-    settings, stack = open_stack(env, target)
-    op = engine.Operation(on_output=_stream, policies=not skip_policy)
+    settings, stack = open_stack(env, target, "up")
+    op = engine.Operation(on_output=_stream, policies=not skip_policy, refresh=not no_refresh)
     confirm(yes, "update", lambda: engine.preview(stack, settings, op))
-    result = engine.up(stack, settings, op)
-    out.print(f"up of {stack.name}: {_summary(result.summary.resource_changes or {})}")
-    for name, value in sorted(result.outputs.items()):
+    outcome = engine.up(stack, settings, op)
+    out.print(f"up of {stack.name}: {_summary(outcome.changes)}{_drift(outcome, no_refresh)}", highlight=False,
+              soft_wrap=True)
+    for name, value in sorted(outcome.outputs.items()):
         _print_output(name, "[secret]" if value.secret else value.value)
 
 
 def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option(
         "--preview-only", help="Only show drift; do not write state.")] = False) -> None:
     """Read the live objects back into the stack's state (or only show the drift)."""
-    _, stack = open_stack(env, target)
+    _, stack = open_stack(env, target, "refresh")
     op = engine.Operation(on_output=_stream)
     if preview_only:
         drift = engine.preview_refresh(stack, op).change_summary
@@ -159,9 +208,13 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
 
 def destroy(target: Target, env: Env, yes: Yes = False) -> None:
     """Delete every resource of the stack, after showing what will go."""
-    _load_target(find_root(), env, target, destroying=True)  # a bad target is named before any question
+    _load_target(find_root(), env, target, runs_program=False)  # a bad target is named before any question
     _check_can_confirm(yes, "destroy")
-    settings, stack = open_stack(env, target, destroying=True)
+    try:
+        settings, stack = open_stack(env, target, "destroy")
+    except StackNotDeployed:
+        out.print(f"stack {stack_name(env, target)} does not exist: nothing to destroy")
+        return
     if target.lower() == "platform":
         tenants = engine.stacks_with_resources(settings, f"{env}.gm")
         if tenants:
@@ -236,6 +289,11 @@ def _summary(changes: dict[str, int], done: bool = True) -> str:
     shown = {op: count for op, count in changes.items() if count and op != "same"}
     words = (f"{count} {_DONE.get(op, op)}" if done else f"{count} to {op}" for op, count in sorted(shown.items()))
     return ", ".join(words) or "no changes"
+
+
+def _drift(outcome: engine.Outcome, skipped: bool) -> str:
+    """The summary's second half: what the refresh found, or that there was none."""
+    return "; refresh skipped (--no-refresh)" if skipped else f"; {outcome.drift.text()}"
 
 
 def _policy_packs(root: Path) -> list[Path]:

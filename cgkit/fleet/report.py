@@ -12,7 +12,10 @@
                  "changes": {"create": 3, "same": 40}, "changed": true, "duration_s": 12.3,
                  "error": null, "error_kind": null, "started_at": "...", "log": "sandbox.gm0344.log"}, ...]}
 
-The logs hold the engine's output as it ran (secrets masked: the engine runs without show-secrets).
+A stack's ``changes`` are the engine's op counts; for preview and up they also hold what the refresh
+before them found (``refresh-drifted``, ``refresh-gone``: objects changed or deleted outside cgkit,
+which the up put back). The logs hold the engine's output as it ran (secrets masked: the engine
+runs without show-secrets).
 """
 
 from __future__ import annotations

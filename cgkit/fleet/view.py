@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from cgkit.conventions import stack_name
+from cgkit.engine import DRIFT_KEYS
 from cgkit.fleet.scheduler import FleetRun, StackResult, Status
 
 _STYLE = {Status.SUCCEEDED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow", Status.NOT_STARTED: "yellow"}
@@ -60,7 +61,9 @@ def _finished_line(env: str, result: StackResult) -> str:
     name = escape(stack_name(env, result.code))
     if result.status == Status.FAILED:
         return f"[red]✗[/] {name} failed after {result.duration_s:.1f}s: {escape(result.error or '')}"
-    return f"[green]✓[/] {name} {escape(change_text(result.changes))} ({result.duration_s:.1f}s)"
+    drift = drift_text(result.changes)
+    found = f", refresh found {drift}" if drift else ""
+    return f"[green]✓[/] {name} {escape(change_text(result.changes))} ({result.duration_s:.1f}s{found})"
 
 
 def change_counts(changes: dict[str, int]) -> tuple[int, int, int]:
@@ -75,18 +78,27 @@ def change_text(changes: dict[str, int]) -> str:
     return f"+{creates} ~{updates} -{deletes}" if creates or updates or deletes else "no changes"
 
 
+def drift_text(changes: dict[str, int]) -> str:
+    """Return what a refresh before the operation found (``1 drifted, 2 gone``), or "" for nothing."""
+    drifted, gone = (changes.get(key, 0) for key in DRIFT_KEYS)
+    return ", ".join(f"{count} {word}" for count, word in ((drifted, "drifted"), (gone, "gone")) if count)
+
+
 def summary_table(run: FleetRun, env: str, verb: str) -> Table:
-    """Return the table of every stack: result, creates/updates/deletes, duration, first error line."""
+    """Return the table of every stack: result, creates/updates/deletes, what the refresh found,
+    duration, first error line."""
     table = Table(title=f"fleet {verb} of {env}: {run.count(Status.SUCCEEDED)} succeeded, "
                   f"{run.count(Status.FAILED)} failed, {run.count(Status.SKIPPED)} skipped, "
                   f"{run.count(Status.NOT_STARTED)} not started", title_justify="left")
     for column, justify in (("stack", "left"), ("wave", "left"), ("result", "left"), ("create", "right"),
-                            ("update", "right"), ("delete", "right"), ("time", "right"), ("error", "left")):
+                            ("update", "right"), ("delete", "right"), ("drift", "left"), ("time", "right"),
+                            ("error", "left")):
         table.add_column(column, justify=justify, overflow="fold", no_wrap=column != "error")
     for result in run.results:
         creates, updates, deletes = change_counts(result.changes)
         table.add_row(stack_name(env, result.code), result.wave,
                       f"[{_STYLE.get(result.status, 'white')}]{result.status.value}[/]",
-                      str(creates), str(updates), str(deletes), f"{result.duration_s:.1f}s",
+                      str(creates), str(updates), str(deletes), drift_text(result.changes),
+                      f"{result.duration_s:.1f}s",
                       escape(result.error or ""))
     return table

@@ -14,6 +14,7 @@ import yaml
 
 from cgkit.config.loader import environment_file
 from cgkit.onboard import onboard
+from components.catalog import load_catalog
 
 ENV = "sandbox"
 
@@ -31,3 +32,14 @@ def make_small_fleet(root: Path, codes: list[str], apps: tuple[str, ...] = ("obj
     path.write_text(yaml.safe_dump(environment, sort_keys=False))
     for code in codes:
         onboard(root, ENV, code, force=True)
+
+
+def small_tenant(root: Path, code: str, domain: str | None = None) -> Path:
+    """Write ``code``'s municipality file in ``root``'s sandbox environment (overwriting any) with
+    objecttypen as its only app, size S, whatever the environment's defaults; return the file."""
+    path = onboard(root, ENV, code, domain=domain, force=True)
+    data = yaml.safe_load(path.read_text())
+    data["size"] = "S"
+    data["apps"] = {key: ({} if key == "objecttypen" else {"enabled": False}) for key in load_catalog()}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

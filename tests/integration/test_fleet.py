@@ -146,9 +146,9 @@ def test_refresh_preview_only_lists_the_drifted_stack(fleet_project: Path, api: 
     rep = latest_report(fleet_project)
     assert [(s["code"], s["changes"].get("delete")) for s in rep["stacks"] if s["changed"]] == [(DRIFTED, 1)]
     assert f"drift in 1 stack(s)\n  sandbox.{DRIFTED.lower()}: +0 ~0 -1" in capsys.readouterr().out
-    assert fleet("refresh", DRIFTED) == 0  # the state learns the policy is gone
-    assert fleet("up", DRIFTED, "--yes") == 0  # and up puts it back
-    assert by_code(latest_report(fleet_project))[DRIFTED]["changes"].get("create") == 1
+    assert fleet("up", DRIFTED, "--yes") == 0  # up refreshes first: finds the policy gone and puts it back
+    changes = by_code(latest_report(fleet_project))[DRIFTED]["changes"]
+    assert changes.get("create") == 1 and changes.get("refresh-gone") == 1, changes
     client.NetworkingV1Api(api).read_namespaced_network_policy("default-deny", DRIFTED.lower())
 
 

@@ -104,7 +104,7 @@ def test_tenant_admins_reach_their_own_namespace_only(deployed: Path, api: clien
 def test_second_up_changes_nothing(deployed: Path) -> None:
     settings, stack = _stack(deployed)
     result = engine.preview(stack, settings, engine.Operation(on_output=lambda _: None))
-    assert set(result.change_summary) == {"same"}, result.change_summary
+    assert set(result.changes) == {"same"}, result.changes
 
 
 def test_state_holds_no_generated_secret_in_plaintext(deployed: Path) -> None:
@@ -127,8 +127,8 @@ def test_changing_one_apps_replicas_previews_exactly_one_update(deployed: Path) 
         result = engine.preview(stack, settings, engine.Operation(on_output=lambda _: None))
     finally:
         path.write_text(original)
-    assert result.change_summary.get("update") == 1, result.change_summary
-    assert set(result.change_summary) == {"same", "update"}, result.change_summary
+    assert result.changes.get("update") == 1, result.changes
+    assert set(result.changes) == {"same", "update"}, result.changes
 
 
 def test_zz_destroy_removes_the_tenant_completely(deployed: Path, api: client.ApiClient) -> None:

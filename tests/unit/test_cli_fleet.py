@@ -39,6 +39,7 @@ def fake_engine(monkeypatch: pytest.MonkeyPatch, failing: set[str]) -> list[tupl
         return run
 
     monkeypatch.setattr(fleet_cmds, "stack_runner", stack_runner)
+    monkeypatch.setattr(fleet_cmds, "check_environment", lambda *args: None)
     return calls
 
 

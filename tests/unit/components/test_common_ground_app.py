@@ -125,7 +125,8 @@ def test_service_and_ingress(all_on):
     assert svc["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     assert svc["selector"] == {cv.LABEL_NAME: "openzaak", cv.LABEL_COMPONENT: "web"}
     ing = all_on.get("Ingress", "openzaak")
-    assert ing["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "test-ca"}
+    # not awaited: provider 4.25's Ingress await can record the pre-update object as state (issue 10)
+    assert ing["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "test-ca", "pulumi.com/skipAwait": "true"}
     spec = ing["spec"]
     assert spec["ingressClassName"] == "cgkit-test"
     assert spec["tls"] == [{"hosts": ["openzaak.utrecht.test.cgkit.nl"], "secretName": "openzaak-tls"}]
@@ -134,10 +135,10 @@ def test_service_and_ingress(all_on):
     assert rule["http"]["paths"][0]["backend"] == {"service": {"name": "openzaak", "port": {"number": 80}}}
 
 
-def test_no_issuer_means_no_annotation():
+def test_no_issuer_means_no_issuer_annotation():
     env = {"ingress": {"class_name": "c", "controller": "k8s.io/ingress-nginx", "controller_namespace": "i"}}
     ing = render(make_cfg(environment=env)).get("Ingress", "openzaak")
-    assert "annotations" not in ing["metadata"] or not ing["metadata"]["annotations"]
+    assert ing["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
     assert ing["spec"]["tls"][0]["secretName"] == "openzaak-tls"
 
 

@@ -1,0 +1,121 @@
+"""Is the environment's cluster there, and does it let us in? Asked before any engine run.
+
+Without this, a stack whose cluster is unreachable previews as "no changes": the engine compares
+the program with the stack's state and, when nothing changed, never calls the cluster. So every
+stack command first asks the API server itself, with the kubeconfig and context the environment's
+provider uses (``sandbox.environment_kubeconfig``; None = the ambient kubeconfig, as kubectl finds
+it): one ``list namespaces`` (limit 1), which needs the address, valid credentials and the
+cluster-wide read every tenant stack needs anyway (it creates its Namespace).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import urllib3
+from kubernetes import client
+from kubernetes import config as kube_config
+from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from cgkit.config.model import EnvironmentFile
+from cgkit.errors import CgkitError
+from cgkit.sandbox import environment_kubeconfig
+
+#: Seconds to wait for the API server to accept the connection, then for its answer.
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 10.0
+
+
+class ClusterUnreachableError(CgkitError):
+    """The environment's API server did not answer (down, wrong address, network); nothing ran."""
+
+    reference = "cluster-unreachable"
+
+
+class ClusterUnauthorizedError(CgkitError):
+    """The API server refused the kubeconfig's credentials (401) or their rights (403); nothing ran."""
+
+    reference = "cluster-unauthorized"
+
+
+def check_environment(environment: EnvironmentFile, root: Path) -> Path | None:
+    """Probe the cluster of ``environment`` (``check_cluster`` with its kubeconfig and context);
+    return that kubeconfig (None = the ambient one).
+
+    Raises:
+        SandboxError: a sandbox environment while the sandbox does not exist.
+        ClusterUnreachableError, ClusterUnauthorizedError: as ``check_cluster``.
+    """
+    kubeconfig = environment_kubeconfig(environment, root)
+    check_cluster(kubeconfig, environment.cluster.context, sandbox=environment.cluster.sandbox)
+    return kubeconfig
+
+
+def check_cluster(kubeconfig: Path | None, context: str | None = None, sandbox: bool = False) -> str:
+    """Return the API server's address once it answered an authenticated, authorised request.
+
+    Args:
+        kubeconfig: the kubeconfig file of the environment, or None for the ambient one
+            (``$KUBECONFIG``, else ``~/.kube/config``).
+        context: the context in it to use; None = its current context.
+        sandbox: the environment is the local sandbox (the hints then name `cgkit sandbox up`).
+
+    Raises:
+        ClusterUnreachableError: no kubeconfig to read, or the API server did not answer in time.
+        ClusterUnauthorizedError: the API server answered 401 (credentials rejected) or 403 (no
+            right to list namespaces).
+    """
+    configuration = _configuration(kubeconfig, context, sandbox)
+    server = configuration.host
+    start = "start it: cgkit sandbox up" if sandbox else "check the address, the VPN or the cluster's status"
+    try:
+        with client.ApiClient(configuration) as api:
+            client.CoreV1Api(api).list_namespace(limit=1, _request_timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
+    except ApiException as refused:
+        if refused.status == 401:
+            raise ClusterUnauthorizedError(
+                f"the cluster at {server} rejected the credentials of {_source(kubeconfig)} (401 Unauthorized)",
+                hint=("the sandbox's credentials changed: cgkit sandbox up writes them anew" if sandbox else
+                      "renew the token or certificate in that kubeconfig (or log in again)")) from None
+        if refused.status == 403:
+            raise ClusterUnauthorizedError(
+                f"the cluster at {server} lets {_source(kubeconfig)} in but not list namespaces (403 Forbidden)",
+                hint="deploying tenants needs cluster-wide rights: use the platform team's kubeconfig") from None
+        raise ClusterUnreachableError(f"the cluster at {server} answered {refused.status} {refused.reason}",
+                                      hint=start) from None
+    except (urllib3.exceptions.HTTPError, OSError) as down:
+        raise ClusterUnreachableError(f"the cluster at {server} did not answer: {_reason(down)}",
+                                      hint=start) from None
+    return server
+
+
+def _configuration(kubeconfig: Path | None, context: str | None, sandbox: bool) -> client.Configuration:
+    """Load the client configuration from the kubeconfig (no retries: one failed try is the answer)."""
+    configuration = client.Configuration()
+    if kubeconfig is not None and not Path(kubeconfig).is_file():
+        raise ClusterUnreachableError(f"the kubeconfig {kubeconfig} does not exist",
+                                      hint="start the sandbox: cgkit sandbox up" if sandbox else
+                                      "fix cluster.kubeconfig in the environment file")
+    try:
+        kube_config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, context=context,
+                                     client_configuration=configuration, persist_config=False)
+    except (ConfigException, OSError, TypeError, ValueError) as unreadable:
+        if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+            kube_config.load_incluster_config(client_configuration=configuration)
+        else:
+            raise ClusterUnreachableError(f"no usable kubeconfig in {_source(kubeconfig)}: {unreadable}",
+                                          hint="set cluster.kubeconfig (and cluster.context) in the environment "
+                                          "file, or KUBECONFIG") from None
+    configuration.retries = False
+    return configuration
+
+
+def _source(kubeconfig: Path | None) -> str:
+    return str(kubeconfig) if kubeconfig else f"the ambient kubeconfig ({os.environ.get('KUBECONFIG', '~/.kube/config')})"
+
+
+def _reason(error: BaseException) -> str:
+    """The cause of a connection failure as one line, without urllib3's ``<... object at 0x...>:`` prefix."""
+    return str(getattr(error, "reason", None) or error).split(">: ", 1)[-1]
