@@ -102,9 +102,32 @@ def _run(cmd: list[str], *, check: bool = True, timeout: float = 120, **kw) -> s
     return out
 
 
-def preflight() -> None:
-    """Check what the node needs of the host; NodeError listing everything missing, with the fix."""
+def _other_nodes(p: NodePaths) -> list[str]:
+    """Command lines of real-node kubelets on this host that belong to another sandbox dir."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if Path(args[0].decode(errors="replace")).name == "kubelet" \
+                and f"--hostname-override={nm.NODE_NAME}".encode() in args and str(p.root).encode() not in b" ".join(args):
+            found.append(next((a.decode() for a in args if a.startswith(b"--root-dir=")), entry.name))
+    return found
+
+
+def preflight(p: NodePaths) -> None:
+    """Check what the node needs of the host; NodeError listing everything missing, with the fix.
+
+    One real node per machine (its bridge, ports and iptables chains are host-wide): a kubelet of
+    another sandbox is an error naming its directory."""
     problems = []
+    others = _other_nodes(p)
+    if others:
+        problems.append(f"another sandbox's real node runs on this machine ({', '.join(others)}); there can be "
+                        "only one: run `cgkit sandbox down` with that sandbox's CGKIT_SANDBOX_DIR first")
     if os.geteuid() != 0:
         problems.append("cgkit must run as root to start a real node (kubelet, containerd, iptables)")
     missing = [t for t in HOST_TOOLS if shutil.which(t) is None]
@@ -292,7 +315,7 @@ def up(p: NodePaths, pki: Path, admin_kubeconfig: Path, api, progress: Progress 
         NodeError: the host lacks something (preflight), a daemon did not come up (with its
             log's tail), or the node or CoreDNS did not become Ready in time.
     """
-    preflight()
+    preflight(p)
     prepare_network()
     _write_configs(p, pki, admin_kubeconfig)
     progress("starting containerd")

@@ -367,7 +367,7 @@ def up(
     p = paths(root)
     bins = _bins()
     if real_node:
-        node.preflight()
+        node.preflight(p.node)
         node.prepare_network()
     gone = sorted(CONTROL_PLANE - {name for _pid, name in processes(root)}) if p.cluster_dir.exists() else []
     if gone:
