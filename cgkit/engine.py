@@ -246,6 +246,9 @@ def missing_config(stack: auto.Stack, names: Iterable[str]) -> list[str]:
     Raises:
         EngineError: the config could not be read.
     """
+    names = list(names)
+    if not names:
+        return []
     try:
         present = stack.get_all_config()
     except auto.CommandError as failed:

@@ -366,5 +366,9 @@ class CommonGroundApp(pulumi.ComponentResource):
             metadata=meta(f"{key}-{task}-{digest}", task,
                           annotations={"pulumi.com/timeoutSeconds": str(JOB_TIMEOUT_SECONDS),
                                        "pulumi.com/replaceUnready": "true"}),
-            spec={"backoff_limit": 2, "template": template},
+            # Kubernetes' default of 6 retries (10 s, 20 s, 40 s ... apart, about 5 minutes): a new
+            # pod is admitted by the NetworkPolicy enforcer only once it has synced it (seen on the
+            # real node: refused connections for tens of seconds at start), and the database may
+            # be restarting; a migration that fails for its own reasons fails 6 times the same.
+            spec={"backoff_limit": 6, "template": template},
             opts=d.child(self, depends_on=depends_on, delete_before_replace=True))

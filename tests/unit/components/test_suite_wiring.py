@@ -103,7 +103,7 @@ def test_credentials_are_one_per_edge_and_per_tenant():
 
 
 class _FakeStack:
-    """The two calls engine.ensure_secrets makes on a Pulumi stack."""
+    """The calls engine.ensure_secrets and engine.missing_config make on a Pulumi stack."""
 
     def __init__(self) -> None:
         self.config: dict[str, str] = {}
@@ -114,6 +114,9 @@ class _FakeStack:
 
     def set_config(self, key, value) -> None:
         self.config[key] = value.value
+
+    def set_all_config(self, values) -> None:
+        self.config.update({key: value.value for key, value in values.items()})
 
 
 def test_edge_secrets_are_generated_once_and_differ_between_edges_and_tenants():
@@ -316,7 +319,6 @@ def test_a_stack_without_the_oidc_client_secret_is_refused_before_the_engine_run
 
 
 def test_cli_refuses_a_stack_without_the_oidc_client_secret(scratch_root, monkeypatch, capsys):
-    from types import SimpleNamespace
 
     from cgkit.cli import stack_cmds
     from cgkit.cli.app import main
@@ -328,7 +330,8 @@ def test_cli_refuses_a_stack_without_the_oidc_client_secret(scratch_root, monkey
     monkeypatch.chdir(scratch_root)
     monkeypatch.delenv("CGKIT_PROJECT_DIR", raising=False)
     stack = _FakeStack()
-    monkeypatch.setattr(stack_cmds, "environment_kubeconfig", lambda environment, root: None)  # no cluster
+    monkeypatch.setattr(stack_cmds, "check_environment", lambda environment, root: None)  # no cluster
+    monkeypatch.setattr(engine, "existing_stack", lambda settings, name: None)
     monkeypatch.setattr(engine, "select_stack", lambda settings, name: stack)
     monkeypatch.setattr(engine, "preview", lambda *a, **k: pytest.fail("the engine ran without the secret"))
     assert main(["preview", "--env", "sandbox", "GM0344"]) == ExitStatus.FAILED
@@ -336,6 +339,6 @@ def test_cli_refuses_a_stack_without_the_oidc_client_secret(scratch_root, monkey
     assert "oidc-client-secret" in err and "pulumi config set --secret cgkit:oidc-client-secret" in err
     assert stack.config == {}  # refused before generating anything
     stack.config["cgkit:oidc-client-secret"] = "set-by-the-platform-team"
-    monkeypatch.setattr(engine, "preview", lambda *a, **k: SimpleNamespace(change_summary={"create": 1}))
+    monkeypatch.setattr(engine, "preview", lambda *a, **k: engine.Outcome({"create": 1}))
     assert main(["preview", "--env", "sandbox", "GM0344"]) == ExitStatus.OK
     assert "cgkit:openzaak-to-opennotificaties-secret" in stack.config  # the generated ones followed
