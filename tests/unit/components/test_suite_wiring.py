@@ -319,7 +319,6 @@ def test_a_stack_without_the_oidc_client_secret_is_refused_before_the_engine_run
 
 
 def test_cli_refuses_a_stack_without_the_oidc_client_secret(scratch_root, monkeypatch, capsys):
-
     from cgkit.cli import stack_cmds
     from cgkit.cli.app import main
     from cgkit.cli.exit_codes import ExitStatus
