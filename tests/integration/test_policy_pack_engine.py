@@ -172,8 +172,9 @@ CASES = ROOT / "policies" / "rules" / "pod_security" / "cases" / "CGK-POD-001"
 
 
 def test_preview_with_the_pack_blocks_a_privileged_pod_and_passes_without_it(tmp_path):
-    compliant = yaml.safe_load((CASES / "pass-pod.yaml").read_text())
-    privileged = yaml.safe_load((CASES / "fail-pod.yaml").read_text())
+    # the sandbox environment allows only its own images (images.allowed_registries: [cgkit.sandbox])
+    compliant = yaml.safe_load((CASES / "pass-pod.yaml").read_text().replace("docker.io/", "cgkit.sandbox/"))
+    privileged = yaml.safe_load((CASES / "fail-pod.yaml").read_text().replace("docker.io/", "cgkit.sandbox/"))
 
     passed, output = preview_with_pack(tmp_path, compliant)
     assert passed, output
