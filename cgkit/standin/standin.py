@@ -96,9 +96,25 @@ def check_redis(url_env: str) -> str | None:
     return None
 
 
+def _wait_for_db(timeout_s: float = 180.0):
+    """Connect to the app's database, retrying every 2 s for up to ``timeout_s`` seconds (as the
+    charts' ``wait_for_db`` step does before ``migrate``): a NetworkPolicy enforcer admits a new pod
+    only once it has synced it, which on the sandbox's node takes longer than a Job pod lives.
+    Raises the last connection error after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return _db_connect()
+        except Exception as exc:  # noqa: BLE001 - psycopg2.OperationalError and friends
+            if time.monotonic() > deadline:
+                raise
+            print(f"waiting for the database ({type(exc).__name__})", flush=True)
+            time.sleep(2)
+
+
 def migrate() -> int:
     """``manage.py migrate``: create ``django_migrations`` and record this image's run (idempotent)."""
-    with _db_connect() as conn, conn.cursor() as cur:
+    with _wait_for_db() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS django_migrations (id serial PRIMARY KEY, "
                     "app varchar(255) NOT NULL, name varchar(255) NOT NULL, applied timestamptz NOT NULL)")
         cur.execute("INSERT INTO django_migrations (app, name, applied) SELECT 'cgkit_standin', "
@@ -120,7 +136,7 @@ def setup_configuration(args: list[str]) -> int:
     if not isinstance(data, dict):
         print(f"setup_configuration: {path} is not a mapping", file=sys.stderr)
         return 1
-    with _db_connect() as conn, conn.cursor() as cur:
+    with _wait_for_db() as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE IF NOT EXISTS cgkit_setup_configuration "
                     "(step varchar(255) PRIMARY KEY, applied timestamptz NOT NULL)")
         for step in sorted(k for k in data if k.endswith("_enable") and data[k]):
