@@ -11,7 +11,7 @@ Built from an :class:`~components.catalog.AppSpec`, one instance creates (object
 * Celery Deployments [``<app>-worker``, ``<app>-beat``] where the catalog has those roles; beat is
   always one replica with the ``Recreate`` strategy so two schedulers never overlap;
 * Service [``<app>``] ClusterIP 80 -> 8000, Ingress [``<app>``] for ``https://<app>.<domain>`` with TLS
-  (certificate by the cert-manager cluster issuer; not awaited, see the comment at the Ingress), PodDisruptionBudget [``<app>``] (minAvailable 1)
+  (certificate by the cert-manager cluster issuer; awaited until it has an address), PodDisruptionBudget [``<app>``] (minAvailable 1)
   when web has two or more replicas, and a ReadWriteMany media PVC [``<app>-media``] where the
   catalog asks for one;
 * migration Job [``<app>-migrate-<hash>``] running the catalog's ``jobs.migrate`` once per release
@@ -305,12 +305,12 @@ class CommonGroundApp(pulumi.ComponentResource):
                   "ports": [{"name": "http", "port": SERVICE_PORT, "target_port": "http", "protocol": "TCP"}]},
             opts=d.child(self))
 
-        # Not awaited: after an update, provider 4.25's Ingress awaiter may take the pre-update object
-        # from its informer cache (it already has a load-balancer address) as "ready", and the engine
-        # then records that old object as the state (issue 10). Without the await the state is the
-        # object the API server returned for the update. Readiness is the Deployments' await.
-        annotations = {"pulumi.com/skipAwait": "true",
-                       **({"cert-manager.io/cluster-issuer": args.tls_issuer} if args.tls_issuer else {})}
+        # Awaited, as every resource of the product: the Ingress is ready once the controller gave it
+        # an address. Provider 4.25's Ingress awaiter may, after an update, take the pre-update object
+        # from its informer cache as "ready" and record it as state (read in its await code, never
+        # reproduced here: tests/integration/test_converge.py flips a domain three times); the
+        # refresh before every up puts such a state right.
+        annotations = {"cert-manager.io/cluster-issuer": args.tls_issuer} if args.tls_issuer else {}
         self.ingress = k8s.networking.v1.Ingress(
             f"{name}-ingress", metadata=meta(key, "web", annotations=annotations),
             spec={

@@ -125,8 +125,8 @@ def test_service_and_ingress(all_on):
     assert svc["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     assert svc["selector"] == {cv.LABEL_NAME: "openzaak", cv.LABEL_COMPONENT: "web"}
     ing = all_on.get("Ingress", "openzaak")
-    # not awaited: provider 4.25's Ingress await can record the pre-update object as state (issue 10)
-    assert ing["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "test-ca", "pulumi.com/skipAwait": "true"}
+    # awaited like everything else: no skipAwait annotation
+    assert ing["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "test-ca"}
     spec = ing["spec"]
     assert spec["ingressClassName"] == "cgkit-test"
     assert spec["tls"] == [{"hosts": ["openzaak.utrecht.test.cgkit.nl"], "secretName": "openzaak-tls"}]
@@ -138,7 +138,7 @@ def test_service_and_ingress(all_on):
 def test_no_issuer_means_no_issuer_annotation():
     env = {"ingress": {"class_name": "c", "controller": "k8s.io/ingress-nginx", "controller_namespace": "i"}}
     ing = render(make_cfg(environment=env)).get("Ingress", "openzaak")
-    assert ing["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+    assert not ing["metadata"].get("annotations")
     assert ing["spec"]["tls"][0]["secretName"] == "openzaak-tls"
 
 
