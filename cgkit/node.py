@@ -32,7 +32,7 @@ import tomli_w
 import yaml
 
 from cgkit import node_manifests as nm
-from cgkit import sandbox_images, toolchain
+from cgkit import procs, sandbox_images, toolchain
 from cgkit.errors import CgkitError
 
 Progress = Callable[[str], None]
@@ -104,18 +104,10 @@ def _run(cmd: list[str], *, check: bool = True, timeout: float = 120, **kw) -> s
 
 def _other_nodes(p: NodePaths) -> list[str]:
     """Command lines of real-node kubelets on this host that belong to another sandbox dir."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            args = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if Path(args[0].decode(errors="replace")).name == "kubelet" \
-                and f"--hostname-override={nm.NODE_NAME}".encode() in args and str(p.root).encode() not in b" ".join(args):
-            found.append(next((a.decode() for a in args if a.startswith(b"--root-dir=")), entry.name))
-    return found
+    ours, node_flag = str(p.root).encode(), f"--hostname-override={nm.NODE_NAME}".encode()
+    return [next((a.decode() for a in argv if a.startswith(b"--root-dir=")), str(pid))
+            for pid, argv in procs.command_lines()
+            if procs.name(argv) == "kubelet" and node_flag in argv and not any(ours in a for a in argv)]
 
 
 def preflight(p: NodePaths) -> None:
@@ -174,17 +166,7 @@ def processes(p: NodePaths) -> list[tuple[int, str]]:
     (each names a path under the node's root on its command line). Container processes are
     children of the shims and go with them."""
     marker = str(p.root).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if marker in cmdline:
-            found.append((int(entry.name), Path(cmdline.split(b"\0")[0].decode(errors="replace")).name))
-    return sorted(found)
+    return sorted((pid, procs.name(argv)) for pid, argv in procs.command_lines() if any(marker in a for a in argv))
 
 
 def _start(p: NodePaths, daemon: str) -> None:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import yaml
 
-from cgkit import node
+from cgkit import node, procs
 from cgkit import sandbox_manifests as manifests
 from cgkit import toolchain
 from cgkit.config.model import EnvironmentFile
@@ -214,20 +214,9 @@ def _api(p: SandboxPaths):
 def processes(root: Path | None = None) -> list[tuple[int, str]]:
     """Return (pid, name) of live toolchain processes (etcd, kube-*, kwok, kwokctl, kubectl)
     whose command line mentions the sandbox state dir: the sandbox's own processes."""
-    p = paths(root)
-    marker = str(p.root).encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        name = Path(cmdline.split(b"\0")[0].decode(errors="replace")).name
-        if marker in cmdline and name in PROCESS_NAMES:
-            found.append((int(entry.name), name))
-    return sorted(found)
+    marker = str(paths(root).root).encode()
+    return sorted((pid, procs.name(argv)) for pid, argv in procs.command_lines()
+                  if procs.name(argv) in PROCESS_NAMES and any(marker in a for a in argv))
 
 
 def status(root: Path | None = None) -> SandboxStatus:
@@ -256,9 +245,9 @@ def _apply_nodes(p: SandboxPaths, count: int) -> None:
 
     core = client.CoreV1Api(_api(p))
     have = {n.metadata.name for n in core.list_node().items}
-    for node in manifests.nodes(count):
-        if node["metadata"]["name"] not in have:
-            core.create_node(node)
+    for fake in manifests.nodes(count):
+        if fake["metadata"]["name"] not in have:
+            core.create_node(fake)
 
 
 def _apply_volumes(p: SandboxPaths, count: int, size_gi: int, real_node: bool, fake: bool) -> None:
