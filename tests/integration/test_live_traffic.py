@@ -107,7 +107,8 @@ def probe(tenants: Path, api: client.ApiClient) -> str:
 def test_every_pod_runs_on_the_real_node_and_every_stand_in_is_ready(tenants: Path, api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
     for ns in (OWN, OTHER):
-        pods = [p for p in core.list_namespaced_pod(ns).items if not p.metadata.name.startswith("postgresql-provision")]
+        pods = [p for p in core.list_namespaced_pod(ns).items  # Job pods (provision, migrate, setup) end
+                if not any(o.kind == "Job" for o in p.metadata.owner_references or [])]
         assert len(pods) >= 14, f"{ns}: {len(pods)} pods"  # 6 web, 5 workers, 3 beats, db, redis
         for pod in pods:
             assert pod.spec.node_name == nm.NODE_NAME, f"{ns}/{pod.metadata.name} on {pod.spec.node_name}"
