@@ -146,9 +146,10 @@ def _load_target(root: Path, env: str, target: str, runs_program: bool = True):
     """
     _check_target(target)
     environment = loader.load_environment(root, env)
-    offboarded = not runs_program and not loader.municipality_file(root, env, target).exists()
-    if target.lower() == "platform" or offboarded:
+    if target.lower() == "platform":
         return environment, None
+    if not runs_program and not loader.municipality_file(root, env, target).exists():
+        return environment, None  # offboarded: its stack can still be read and destroyed
     cfg = loader.load_municipality(root, env, target)
     if runs_program and (short := capacity.capacity_issues(root, cfg)):
         raise ConfigError(short)

@@ -190,7 +190,7 @@ def test_a_second_up_changes_nothing_on_the_real_node(tenants: Path) -> None:
     settings = engine.EngineSettings(root=tenants)
     stack = engine.select_stack(settings, stack_name(ENV, OTHER.upper()))
     result = engine.preview(stack, settings, engine.Operation(on_output=lambda _: None))
-    assert set(result.change_summary) == {"same"}, result.change_summary
+    assert set(result.changes) == {"same"}, result.changes
 
 
 def test_destroy_stops_the_tenants_pods(tenants: Path, api: client.ApiClient) -> None:

@@ -515,3 +515,12 @@ def test_a_deployed_stack_takes_back_fields_another_manager_changed(types, refre
     stack = StateStack(types)
     engine._take_over_drift(stack, engine.Operation(refresh=refresh))
     assert (stack.workspace.env_vars.get(engine.PATCH_FORCE) == "true") is forced
+
+
+def test_the_platform_is_a_target_for_reading_and_destroying_too(project_root) -> None:
+    """A destroy of the platform was refused as "not a CBS code" once the file check came first."""
+    from cgkit.cli.stack_cmds import _load_target
+
+    for runs_program in (True, False):
+        environment, cfg = _load_target(project_root, "sandbox", "platform", runs_program)
+        assert cfg is None and environment.name == "sandbox"
