@@ -242,7 +242,7 @@ class CommonGroundApp(pulumi.ComponentResource):
             "readiness_probe": http_probe(spec.probes.readiness, period_seconds=10, failure_threshold=3),
         }
         # Migrations once per release: a Job named after what it runs, awaited by the engine (no
-        # skipAwait), before any Deployment rolls. A new image or new settings is a new Job.
+        # await skipped), before any Deployment rolls. A new image or new settings is a new Job.
         self.migration = self._job("migrate", args, settings, list(spec.jobs.migrate), env_from,
                                    depends_on=depends, meta=meta)
         depends = [*depends, self.migration]
