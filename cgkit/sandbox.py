@@ -350,8 +350,11 @@ def up(
             tail of kwokctl's output and where the logs are), or no node was asked for.
         NodeError: the real node cannot start (what the host lacks) or did not become Ready.
     """
-    if fake_nodes < 0 or (fake_nodes == 0 and not real_node):
-        raise SandboxError(f"the sandbox needs at least one node: got fake_nodes={fake_nodes} and no real node",
+    if fake_nodes < 0 or pv_count < 0 or pv_size_gi < 1:
+        raise SandboxError(f"--fake-nodes and --volumes cannot be negative and --volume-size must be at least 1 "
+                           f"(got {fake_nodes}, {pv_count}, {pv_size_gi})", hint="give whole numbers: 0 or more, size 1 or more")
+    if fake_nodes == 0 and not real_node:
+        raise SandboxError("the sandbox needs at least one node: --no-real-node and no fake nodes",
                            hint="drop --no-real-node, or give --fake-nodes 1 or more")
     p = paths(root)
     bins = _bins()
