@@ -17,12 +17,14 @@ def project_root() -> Path:
 
 
 @pytest.fixture
-def scratch_root(tmp_path: Path) -> Path:
+def scratch_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project root in tmp_path with the sandbox environment file and no municipality files.
 
     The environment file has no ``waves:`` (its canary, GM0344, has no file here, which validate
-    reports); the `with_waves` fixture puts them back.
+    reports); the `with_waves` fixture puts them back. CGKIT_PROJECT_DIR names it, so a value the
+    integration tier's session left set (its scratch project) cannot redirect a command here.
     """
+    monkeypatch.setenv("CGKIT_PROJECT_DIR", str(tmp_path))
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     env = tmp_path / "environments" / "sandbox"
     (env / "municipalities").mkdir(parents=True)

@@ -24,6 +24,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from cgkit.cli.stack_cmds import open_stack
+from cgkit.config.loader import environment_file
 from cgkit.fleet import report
 from tests.integration.conftest import ENV, ROOT, cgkit
 from tests.integration.small_fleet import make_small_fleet
@@ -73,8 +74,11 @@ def wait_until_gone(read, timeout_s: float = 300) -> None:
 
 @pytest.fixture(scope="module")
 def fleet_project(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
-    """The scratch project with the small fleet written in; every fleet stack destroyed after."""
+    """The scratch project with the small fleet written in; every fleet stack destroyed after and the
+    environment file put back (later modules deploy full tenants from its default app set)."""
     core = client.CoreV1Api(api)
+    environment = environment_file(deployed, ENV)
+    original = environment.read_text()
     make_small_fleet(deployed, FLEET + [RACED])
     muni = deployed / "environments" / ENV / "municipalities"
     broken = muni / f"{BROKEN_CONFIG.lower()}.yaml"
@@ -85,6 +89,7 @@ def fleet_project(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
         yield deployed
     finally:
         fleet("destroy", *FLEET, RACED, "--parallel", "4", "--yes")
+        environment.write_text(original)
         try:
             core.delete_namespace(UNMANAGED.lower())
         except ApiException:

@@ -96,9 +96,13 @@ def wait_pods_ready(api: client.ApiClient) -> None:
 
 @pytest.fixture(scope="module")
 def tenant(deployed: Path) -> Iterator[Path]:
-    """The platform (session) and GM0503 with every app, deployed; GM0503 destroyed after."""
+    """The platform and GM0503 with every app, deployed; GM0503 destroyed after.
+
+    The platform is brought up again: test_municipality_deploy's last test destroys it (as a user
+    would) while the session's `deployed` fixture is still open."""
     onboard(deployed, ENV, CODE, force=True)
     try:
+        assert cgkit("up", "--env", ENV, "platform", "--yes") == 0
         assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
         yield deployed
     finally:
