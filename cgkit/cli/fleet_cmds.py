@@ -6,12 +6,16 @@ progress line, then prints a summary table and writes ``.cgkit/runs/<run-id>/rep
 stack's engine log beside it. Exit status: 0 when every stack succeeded, 1 when any failed or was
 skipped, 130 when interrupted. ``--resume RUN`` reruns only the stacks of that run that did not
 succeed. ``up`` and ``destroy`` ask once on a terminal unless ``--yes``; without a terminal they run
-only with ``--yes``.
+only with ``--yes``. ``--shard K/N`` keeps one of N disjoint parts of the selection, so N runners
+on one shared backend split an environment; ``cgkit fleet plan`` prints what a run would take
+(wave by wave, no engine, no cluster).
 """
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -22,11 +26,12 @@ from cgkit.cli.exit_codes import ExitStatus
 from cgkit.cli.stack_cmds import Env, NoPolicy, NoRefresh, Yes, confirm
 from cgkit.cluster import check_environment
 from cgkit.config import loader
+from cgkit.conventions import stack_name
 from cgkit.errors import ConfigError
 from cgkit.fleet import report
 from cgkit.fleet.engine_runner import STACK_CREATED, RunOptions, stack_runner
 from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
-from cgkit.fleet.selection import SelectionError, WavePlan, plan_waves, select_codes
+from cgkit.fleet.selection import SelectionError, Shard, WavePlan, in_shard, plan_waves, select_codes
 from cgkit.fleet.view import LiveView, change_text, drift_text, summary_table
 from cgkit.project import find_root
 
@@ -40,57 +45,111 @@ WaveName = Annotated[str | None, typer.Option("--wave", help="Only this wave of 
 Parallel = Annotated[int, typer.Option(min=1, max=64, help="Stacks run at once.")]
 Resume = Annotated[str | None, typer.Option(help="Rerun only what failed or did not finish in this run "
                                             "(a run id under .cgkit/runs, or its folder).")]
+ShardOpt = Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Only part K of N disjoint parts "
+                                              "of the selection (N runners on one shared backend).")]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a fleet command was asked to cover: CBS codes (None = all), a province, a wave, a shard (K/N)."""
+
+    codes: list[str] | None
+    province: str | None
+    wave: str | None
+    shard: str | None
 
 
 @fleet_app.command("preview")
 def preview(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
-            parallel: Parallel = 4, resume: Resume = None, skip_policy: NoPolicy = False,
+            parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None, skip_policy: NoPolicy = False,
             no_refresh: NoRefresh = False) -> None:
     """Show what `up` would change in each stack (live objects read back first), with the policy pack applied."""
-    _fleet("preview", env, codes, province, wave, parallel, resume, True,
+    _fleet("preview", env, Selection(codes, province, wave, shard), parallel, resume, True,
            RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
 
 
 @fleet_app.command("up")
 def up(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None, parallel: Parallel = 4,
-       resume: Resume = None, yes: Yes = False, skip_policy: NoPolicy = False, no_refresh: NoRefresh = False) -> None:
+       resume: Resume = None, shard: ShardOpt = None, yes: Yes = False, skip_policy: NoPolicy = False,
+       no_refresh: NoRefresh = False) -> None:
     """Create or update each stack's resources, wave after wave; live objects are read back first, so
     whatever changed or went by hand is put back."""
-    _fleet("up", env, codes, province, wave, parallel, resume, yes,
+    _fleet("up", env, Selection(codes, province, wave, shard), parallel, resume, yes,
            RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
 
 
 @fleet_app.command("refresh")
 def refresh(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
-            parallel: Parallel = 4, resume: Resume = None, preview_only: Annotated[bool, typer.Option(
+            parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None,
+            preview_only: Annotated[bool, typer.Option(
                 "--preview-only", help="Only list the stacks whose live objects differ from state.")] = False) -> None:
     """Read live objects back into each stack's state (or, with --preview-only, list the drift)."""
-    _fleet("refresh", env, codes, province, wave, parallel, resume, True, RunOptions(preview_only=preview_only))
+    _fleet("refresh", env, Selection(codes, province, wave, shard), parallel, resume, True,
+           RunOptions(preview_only=preview_only))
 
 
 @fleet_app.command("destroy")
 def destroy(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
-            parallel: Parallel = 4, resume: Resume = None, yes: Yes = False) -> None:
+            parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None, yes: Yes = False) -> None:
     """Delete every resource of each stack."""
-    _fleet("destroy", env, codes, province, wave, parallel, resume, yes, RunOptions())
+    _fleet("destroy", env, Selection(codes, province, wave, shard), parallel, resume, yes, RunOptions())
 
 
-def _fleet(verb: str, env: str, codes: list[str] | None, province: str | None, wave: str | None,
-           parallel: int, resume: str | None, yes: bool, options: RunOptions) -> None:
+@fleet_app.command("plan")
+def plan(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None, shard: ShardOpt = None,
+         as_json: Annotated[bool, typer.Option("--json", help="Waves and stacks as JSON.")] = False) -> None:
+    """Print the stacks a fleet run with this selection would take, wave by wave, one `<env>.<code>`
+    per line (the waves on stderr), without the engine or the cluster."""
     root = find_root()
+    plans = _plans(root, env, Selection(codes, province, wave, shard))
+    if as_json:
+        typer.echo(json.dumps({"env": env, "shard": shard and str(Shard.parse(shard)), "waves": [
+            {"name": p.name, "max_failure_rate": p.max_failure_rate,
+             "stacks": [stack_name(env, c) for c in p.codes]} for p in plans]}, indent=2))
+        return
+    for wave_plan in plans:
+        err.print(f"wave {wave_plan.name} ({len(wave_plan.codes)})", highlight=False)
+        for code in wave_plan.codes:
+            typer.echo(stack_name(env, code))
+
+
+def _plans(root: Path, env: str, selection: Selection, resume: str | None = None) -> list[WavePlan]:
+    """The waves of a run: the environment's waves over the selected (or resumed) codes; [] when the
+    shard holds none of them (said on stderr).
+
+    Raises:
+        ConfigError: a wave names a municipality without a file. SelectionError: as select_codes,
+        plan_waves, Shard.parse, and a resumed run of another environment or with nothing left.
+    """
     environment = loader.load_environment(root, env)
     unfiled = loader.wave_file_issues(root, env)  # a canary without a file would silently not run
     if unfiled:
         raise ConfigError(unfiled)
-    if resume:
-        codes = _resumed_codes(root, resume, env, codes)
-    plans = plan_waves(environment.waves, select_codes(loader.municipality_codes(root, env), codes, province), wave)
+    shard = Shard.parse(selection.shard) if selection.shard else None
+    codes = _resumed_codes(root, resume, env, selection.codes) if resume else selection.codes
+    plans = plan_waves(environment.waves, select_codes(loader.municipality_codes(root, env), codes,
+                                                       selection.province), selection.wave)
+    if shard is None:
+        return plans
+    plans = in_shard(plans, shard)
+    if not plans:  # the other runners have the work
+        err.print(f"shard {shard} holds none of the selected stacks: nothing to run", highlight=False)
+    return plans
+
+
+def _fleet(verb: str, env: str, selection: Selection, parallel: int, resume: str | None, yes: bool,
+           options: RunOptions) -> None:
+    root = find_root()
+    plans = _plans(root, env, selection, resume)
+    if not plans:
+        return
+    environment = loader.load_environment(root, env)
     # Once up front: a cluster that is down fails the run here, not every stack one by one.
     check_environment(environment, root)
     confirm(yes, verb, lambda: out.print(f"fleet {verb} of {env}: {_plan_text(plans)}, {parallel} at a time"))
     info, run_dir = report.new_run(root, verb, env, parallel, resumed_from=resume and _run_id(resume),
                                    options={"preview_only": options.preview_only, "skip_policy": options.skip_policy,
-                                            "refresh": options.refresh})
+                                            "refresh": options.refresh, "shard": selection.shard})
     err.print(f"run {info.run_id}: {_plan_text(plans)}, {parallel} at a time", highlight=False)
     start = time.monotonic()
     with LiveView(err, verb, env, sum(len(p.codes) for p in plans)) as view:

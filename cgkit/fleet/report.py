@@ -52,7 +52,7 @@ class RunInfo:
     Attributes:
         run_id: the run directory's name. verb: preview | up | refresh | destroy. env: environment.
         parallel: worker pool size. started_at: ISO-8601 UTC. resumed_from: the run id it resumes.
-        options: the verb's flags (preview_only, skip_policy).
+        options: the verb's flags (preview_only, skip_policy, refresh) and the shard ("K/N" or None).
     """
 
     run_id: str
@@ -61,7 +61,7 @@ class RunInfo:
     parallel: int
     started_at: str = field(default_factory=lambda: _now())
     resumed_from: str | None = None
-    options: dict[str, bool] = field(default_factory=dict)
+    options: dict[str, bool | str | None] = field(default_factory=dict)
 
 
 def runs_dir(root: Path) -> Path:

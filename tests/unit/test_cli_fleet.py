@@ -86,3 +86,41 @@ def test_selection_by_code_wave_and_drift_listing(fleet_root: Path, monkeypatch,
     assert "drift in 1 stack(s)\n  sandbox.gm0363: +0 ~1 -0" in capsys.readouterr().out
     assert main(["fleet", "preview", "--env", "sandbox", "--wave", "pilot"]) == ExitStatus.FAILED
     assert "no wave 'pilot'" in capsys.readouterr().err
+
+
+def test_shards_split_a_run_exactly_once_and_plan_shows_each_part(fleet_root: Path, monkeypatch, capsys) -> None:
+    calls = fake_engine(monkeypatch, failing=set())
+    parts = []
+    for k in (1, 2):
+        assert main(["fleet", "plan", "--env", "sandbox", "--shard", f"{k}/2"]) == ExitStatus.OK
+        parts.append(capsys.readouterr().out.split())
+        assert main(["fleet", "up", "--env", "sandbox", "--shard", f"{k}/2", "--yes"]) == ExitStatus.OK
+        capsys.readouterr()
+        assert last_report(fleet_root)["options"]["shard"] == f"{k}/2"
+    assert sorted(parts[0] + parts[1]) == [f"sandbox.{c.lower()}" for c in CODES]
+    assert sorted(code for _verb, code in calls) == CODES  # each stack once, over both runners
+    assert [f"sandbox.{code.lower()}" for _verb, code in calls] == parts[0] + parts[1]
+
+
+def test_plan_as_json_keeps_the_waves(capsys) -> None:
+    assert main(["fleet", "plan", "--env", "sandbox", "--json"]) == ExitStatus.OK
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["shard"] is None
+    assert [(w["name"], w["stacks"]) for w in plan["waves"]] == [("canary", ["sandbox.gm0344"]),
+                                                                ("rest", ["sandbox.gm0363", "sandbox.gm0518"])]
+
+
+@pytest.mark.parametrize("shard", ["0/2", "3/2", "1/65", "1", "a/b", "-1/2"])
+def test_a_bad_shard_is_refused_before_anything_runs(shard: str, monkeypatch, capsys) -> None:
+    calls = fake_engine(monkeypatch, failing=set())
+    assert main(["fleet", "up", "--env", "sandbox", f"--shard={shard}", "--yes"]) == ExitStatus.FAILED
+    assert f"--shard '{shard}': expected K/N with 1 <= K <= N <= 64" in capsys.readouterr().err
+    assert calls == []
+
+
+def test_an_empty_shard_runs_nothing_and_succeeds(monkeypatch, capsys) -> None:
+    calls = fake_engine(monkeypatch, failing=set())
+    empty = next(k for k in range(1, 65) if main(["fleet", "plan", "--env", "sandbox", "--shard", f"{k}/64"]) == 0
+                 and not capsys.readouterr().out)
+    assert main(["fleet", "up", "--env", "sandbox", "--shard", f"{empty}/64", "--yes"]) == ExitStatus.OK
+    assert "holds none of the selected stacks: nothing to run" in capsys.readouterr().err and calls == []

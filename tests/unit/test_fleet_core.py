@@ -17,7 +17,8 @@ from cgkit.config.model import Wave
 from cgkit.errors import ConfigError, ConfigIssue, StackLockedError, UnknownMunicipalityError
 from cgkit.fleet import report
 from cgkit.fleet.scheduler import Status, first_error_line, run_fleet
-from cgkit.fleet.selection import SelectionError, WavePlan, plan_waves, select_codes
+from cgkit.fleet.selection import SelectionError, Shard, WavePlan, in_shard, plan_waves, select_codes
+from cgkit.gemeenten import all_gemeenten
 
 ONBOARDED = ["GM0344", "GM0363", "GM0373", "GM0518", "GM0893", "GM1900"]
 
@@ -288,3 +289,22 @@ def test_capacity_checks_from_several_fleet_workers_at_once_all_finish(project_r
     for worker in workers:
         worker.join(timeout=60)
     assert sorted(done) == ["GM0344", "GM0363", "GM0373"] and not any(done.values())
+
+
+def test_shards_partition_every_code_once_and_nobody_moves_when_a_municipality_is_added() -> None:
+    codes = sorted(all_gemeenten())
+    for count in (1, 2, 3, 7, 64):
+        parts = [{c for c in codes if Shard(k, count).holds(c)} for k in range(1, count + 1)]
+        assert sum(len(p) for p in parts) == len(codes) and set().union(*parts) == set(codes)
+    before = {c: next(k for k in range(1, 5) if Shard(k, 4).holds(c)) for c in codes[:-1]}
+    after = {c: next(k for k in range(1, 5) if Shard(k, 4).holds(c)) for c in codes}  # one more onboarded
+    assert {c: after[c] for c in before} == before
+
+
+def test_a_shard_keeps_the_waves_and_drops_the_ones_left_empty() -> None:
+    plans = [WavePlan("canary", ("GM0344",), 0.0), WavePlan("rest", tuple(sorted(all_gemeenten())), 0.1)]
+    halves = [in_shard(plans, Shard(k, 2)) for k in (1, 2)]
+    assert sorted(c for h in halves for p in h for c in p.codes) == sorted(c for p in plans for c in p.codes)
+    assert [[p.name for p in h] for h in halves] in (
+        [["canary", "rest"], ["rest"]], [["rest"], ["canary", "rest"]])
+    assert all(p.max_failure_rate == 0.1 for h in halves for p in h if p.name == "rest")
