@@ -144,8 +144,12 @@ def _tenant_entry(tenant: Tenant, cat) -> dict[str, Any]:
             "verdict": "error" if error else ("violations" if blocking else "compliant")}
 
 
-def build(env: str, tenants: Sequence[Tenant], now: dt.datetime | None = None) -> dict[str, Any]:
-    """The whole report as a JSON-ready dict (runs every fixture case and every tenant evaluation)."""
+def build(env: str, tenants: Sequence[Tenant], now: dt.datetime | None = None,
+          haven: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The whole report as a JSON-ready dict (runs every fixture case and every tenant evaluation).
+
+    ``haven``: the Haven checks of the environment's cluster (``cgkit.haven.report.as_dict``), or
+    None when the report was made without the cluster (the section then says so)."""
     cat = catalog.load()
     results = [cases.run_case(c) for c in cases.discover()]
     rules = [_rule_entry(r, cat, results) for r in cat.rules]
@@ -156,14 +160,20 @@ def build(env: str, tenants: Sequence[Tenant], now: dt.datetime | None = None) -
                "advisory": sum(r["enforcement"] == "advisory" for r in rules), "controls": len(controls),
                "cases": len(results), "failing_cases": sum(not r.ok for r in results),
                "municipalities": len(municipalities),
-               "compliant": sum(m["verdict"] == "compliant" for m in municipalities)}
+               "compliant": sum(m["verdict"] == "compliant" for m in municipalities),
+               "haven_failed": haven["summary"]["failed"] if haven else None}
     return {"env": env, "generated": (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
             "commit": _git_commit(), "summary": summary,
             "frameworks": {k: dict(v) for k, v in cat.frameworks.items()},
-            "rules": rules, "controls": controls, "municipalities": municipalities}
+            "rules": rules, "controls": controls, "municipalities": municipalities, "haven": haven}
 
 
 # ------------------------------------------------------------------------------------------ markdown
+
+HAVEN_ABSENT = ("Not part of this report: run `cgkit policy report --haven` (or `cgkit haven check`) "
+                "where the environment's cluster can be reached.")
+#: the report's CSS class for each Haven state
+HAVEN_CSS = {"passed": "pass", "failed": "failed", "not verifiable": "advisory"}
 
 def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
@@ -205,7 +215,17 @@ def markdown(report: Mapping[str, Any]) -> str:
             out += [f"- {f['rule']} [{f['status'] if f['status'] == 'waived' else f['enforcement']}] "
                     f"{f['kind']}/{f['name']} `{f['path']}`: {f['message']}"
                     + (f" — waived: {f['waiver_reason']}" if f["waiver_reason"] else "") for f in m["findings"]]
-    return "\n".join(out) + "\n"
+    return "\n".join(out + _md_haven(report["haven"])) + "\n"
+
+
+def _md_haven(haven: Mapping[str, Any] | None) -> list[str]:
+    out = ["", "## Haven: the cluster", ""]
+    if haven is None:
+        return out + [HAVEN_ABSENT]
+    out += [f"The Haven checks against `{haven['server']}`: " + ", ".join(f"{n} {k}" for k, n in haven["summary"].items())
+            + ".", "", "| check | state | title | evidence |", "| --- | --- | --- | --- |"]
+    return out + [f"| {c['id']} | {c['state']} | {_md_cell(c['title'])} | {_md_cell(c['evidence'])} |"
+                  for c in haven["checks"]]
 
 
 # ---------------------------------------------------------------------------------------------- html
@@ -232,8 +252,8 @@ def _e(value: Any) -> str:
     return html_lib.escape(str(value))
 
 
-def _badge(word: str) -> str:
-    return f'<span class="badge {_e(word)}">{_e(word)}</span>'
+def _badge(word: str, css: str | None = None) -> str:
+    return f'<span class="badge {_e(css or word)}">{_e(word)}</span>'
 
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], css_class: str = "") -> str:
@@ -291,10 +311,20 @@ def html(report: Mapping[str, Any]) -> str:
             f"<h1>Policy report — environment {_e(report['env'])}</h1>"
             f"<p class=\"meta\">Generated {_e(report['generated'])}{commit}.</p>"
             f"<nav><a href=\"#rules\">Rules</a><a href=\"#controls\">Controls</a>"
-            f"<a href=\"#municipalities\">Municipalities</a></nav><div class=\"cards\">{cards}</div>"
+            f"<a href=\"#municipalities\">Municipalities</a><a href=\"#haven\">Haven</a></nav><div class=\"cards\">{cards}</div>"
             f"<h2 id=\"rules\">Rules</h2>{overview}<h3>Rule details and fixture evidence</h3>"
             + "".join(_html_rule(r) for r in report["rules"])
             + f"<h2 id=\"controls\">Controls</h2>{controls}"
             f"<h2 id=\"municipalities\">Municipalities</h2>{municipalities}"
             + "".join(_html_municipality(m) for m in report["municipalities"])
-            + "</main></body></html>\n")
+            + _html_haven(report["haven"]) + "</main></body></html>\n")
+
+
+def _html_haven(haven: Mapping[str, Any] | None) -> str:
+    if haven is None:
+        return f'<h2 id="haven">Haven: the cluster</h2><p>{_e(HAVEN_ABSENT)}</p>'
+    counts = ", ".join(f"{n} {k}" for k, n in haven["summary"].items())
+    return (f'<h2 id="haven">Haven: the cluster</h2><p>The Haven checks against <code>{_e(haven["server"])}</code>: '
+            f'{_e(counts)}.</p>' + _table(["check", "state", "title", "evidence"], [
+                [_e(c["id"]), _badge(c["state"], HAVEN_CSS[c["state"]]), _e(c["title"]), _e(c["evidence"])]
+                for c in haven["checks"]], "overview"))

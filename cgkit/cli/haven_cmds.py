@@ -12,15 +12,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from kubernetes import client
-from kubernetes import config as kube_config
 
-from cgkit import node_manifests
 from cgkit.cli.exit_codes import ExitStatus
-from cgkit.cluster import check_environment
 from cgkit.config import loader
-from cgkit.errors import CgkitError
-from cgkit.haven import facts, report
+from cgkit.haven import report
+from cgkit.haven.live import HavenCheckError, judge_environment
 from cgkit.project import find_root
 
 
@@ -30,13 +26,6 @@ class Format(str, enum.Enum):
     TEXT = "text"
     JSON = "json"
     SARIF = "sarif"
-
-
-class HavenCheckError(CgkitError):
-    """The cluster refused a read the checks need (nothing was judged), or the result could not be
-    written to ``--out``."""
-
-    reference = "haven"
 
 
 haven_app = typer.Typer(help="Haven, VNG's standard for Common Ground clusters: its checks, live.",
@@ -52,9 +41,7 @@ def check(
     """Run every Haven check cgkit can establish against the environment's cluster: each passed,
     failed, or not verifiable here with the reason."""
     root = find_root()
-    environment = loader.load_environment(root, env)
-    kubeconfig = check_environment(environment, root)
-    results, server = judge_cluster(kubeconfig, environment.cluster.context, sandbox=environment.cluster.sandbox)
+    results, server = judge_environment(loader.load_environment(root, env), root)
     rendered = report.FORMATS[output.value](results, server)
     if out is None:
         typer.echo(rendered)
@@ -66,21 +53,3 @@ def check(
                                   hint="name a writable file with --out") from None
         typer.echo(f"wrote {out}")
     raise typer.Exit(ExitStatus.FAILED if report.failed(results) else ExitStatus.OK)
-
-
-def judge_cluster(kubeconfig: Path | None, context: str | None, sandbox: bool) -> tuple[list[report.Result], str]:
-    """Gather the facts of the cluster behind ``kubeconfig`` and judge every check; return the
-    results and the API server's address. On the sandbox, its real node is this host, so its kernel
-    is inspected directly.
-
-    Raises:
-        HavenCheckError: the API server refused a read the checks need (the kubeconfig is not admin).
-    """
-    api = kube_config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None, context=context)
-    try:
-        found = facts.gather(api, node_manifests.NODE_NAME if sandbox else None)
-    except client.ApiException as refused:
-        raise HavenCheckError(f"the cluster at {api.configuration.host} refused a read the Haven checks need: "
-                              f"{refused.status} {refused.reason}",
-                              hint="run the checks with a cluster-admin kubeconfig") from None
-    return report.judge(found), api.configuration.host

@@ -16,8 +16,11 @@ import typer
 import yaml
 
 from cgkit.cli.exit_codes import ExitStatus
+from cgkit.config import loader
 from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
 from cgkit.errors import CgkitError, ConfigError, printable
+from cgkit.haven import report as haven_report
+from cgkit.haven.live import judge_environment
 from cgkit.project import find_root
 from policies import catalog, formats, manifests, waivers
 from policies.config import any_section, context_from_config, section, waivers_from_config
@@ -162,14 +165,18 @@ def report(
                                   "(default: render each municipality of the environment)."),
     root: Optional[Path] = typer.Option(None, help="Project root holding environments/ (default: found "
                                                    "upward from here)."),
+    haven: bool = typer.Option(False, "--haven", help="Add the Haven checks of the environment's live cluster "
+                                                      "(`cgkit haven check`); needs the cluster."),
 ) -> None:
-    """Write the auditor report: rules with their fixture results, controls, and every municipality."""
+    """Write the auditor report: rules with their fixture results, controls, every municipality and,
+    with --haven, the Haven checks of the cluster."""
     from policies import report as report_mod  # imported lazily: it pulls in the renderer
 
     try:
         root = root or find_root()
         tenants = (report_mod.tenants_from_manifest_dir(manifests_dir, env, root) if manifests_dir
                    else report_mod.tenants_from_environment(env, root))
+        cluster = _haven_section(root, env) if haven else None
     except (manifests.ManifestError, waivers.WaiverError, report_mod.RenderUnavailable) as e:
         raise _fail(str(e)) from e
     except CgkitError as e:
@@ -177,7 +184,7 @@ def report(
         raise typer.Exit(ExitStatus.FAILED) from e
     if not tenants:
         typer.echo(f"error: no municipalities in environment {env}; the report covers the rules only", err=True)
-    data = report_mod.build(env, tenants)
+    data = report_mod.build(env, tenants, haven=cluster)
     text = {ReportFormat.MD: report_mod.markdown, ReportFormat.HTML: report_mod.html,
             ReportFormat.JSON: lambda d: json.dumps(d, indent=2)}[output](data)
     if out is None:
@@ -197,4 +204,13 @@ def report(
                    f"{', '.join(short[:10])}{', ...' if len(short) > 10 else ''}", err=True)
     if summary["failing_cases"]:
         typer.echo(f"{summary['failing_cases']} fixture case(s) do not give the verdict their name promises", err=True)
-    raise typer.Exit(ExitStatus.FAILED if summary["failing_cases"] or short or not tenants else ExitStatus.OK)
+    if summary["haven_failed"]:
+        typer.echo(f"{summary['haven_failed']} Haven check(s) failed on the cluster", err=True)
+    raise typer.Exit(ExitStatus.FAILED if summary["failing_cases"] or short or not tenants or summary["haven_failed"]
+                     else ExitStatus.OK)
+
+
+def _haven_section(root: Path, env: str) -> dict:
+    """The Haven checks of ``env``'s cluster as the report's section (raises as judge_environment)."""
+    results, server = judge_environment(loader.load_environment(root, env), root)
+    return haven_report.as_dict(results, server)

@@ -50,11 +50,17 @@ def text(results: Sequence[Result], server: str) -> str:
     return "\n".join(lines)
 
 
-def as_json(results: Sequence[Result], server: str) -> str:
-    """``{"server": ..., "summary": {...}, "checks": [{id, category, title, state, evidence, how}]}``."""
-    return json.dumps({"server": server, "summary": summary(results), "checks": [
+def as_dict(results: Sequence[Result], server: str) -> dict:
+    """``{"server": ..., "summary": {...}, "checks": [{id, category, title, state, evidence, how}]}``
+    (also the Haven section of `cgkit policy report`)."""
+    return {"server": server, "summary": summary(results), "checks": [
         {"id": r.check.id, "category": r.check.category, "title": r.check.title, "state": r.verdict.state.value,
-         "evidence": r.verdict.evidence, "how": r.check.how} for r in results]}, indent=2)
+         "evidence": r.verdict.evidence, "how": r.check.how} for r in results]}
+
+
+def as_json(results: Sequence[Result], server: str) -> str:
+    """``as_dict`` as indented JSON."""
+    return json.dumps(as_dict(results, server), indent=2)
 
 
 def sarif(results: Sequence[Result], server: str) -> str:

@@ -106,3 +106,10 @@ def test_the_text_report_ends_with_the_counts(project: Path, capsys) -> None:
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("Haven checks of https://")
     assert len(lines) == 1 + 16 + 1 and lines[-1].endswith("not verifiable")
+
+
+def test_the_policy_report_carries_the_same_verdicts(checks: dict[str, dict], project: Path, tmp_path: Path) -> None:
+    cgkit("policy", "report", "--env", ENV, "--haven", "--format", "json", "--out", str(tmp_path))
+    data = json.loads((tmp_path / f"policy-report-{ENV}.json").read_text())
+    assert {c["id"]: c["state"] for c in data["haven"]["checks"]} == {i: c["state"] for i, c in checks.items()}
+    assert data["summary"]["haven_failed"] == sum(c["state"] == "failed" for c in checks.values()) >= 8

@@ -143,3 +143,36 @@ def test_cli_report_renders_every_sandbox_municipality_and_finds_them_compliant(
     assert [m["code"] for m in data["municipalities"]] == codes
     assert all(m["verdict"] == "compliant" and m["objects"] > 0 for m in data["municipalities"]), [
         (m["code"], m["verdict"], m["error"]) for m in data["municipalities"]]
+
+
+HAVEN = {"server": "https://10.244.0.1:6443", "summary": {"passed": 1, "failed": 1, "not verifiable": 1}, "checks": [
+    {"id": "HAVEN-02", "category": "Fundamental", "title": "Self test: does HCC have cluster-admin", "state": "passed",
+     "evidence": "may do every verb on every resource", "how": "h"},
+    {"id": "HAVEN-03", "category": "Infrastructure", "title": "Multiple availability zones in use", "state": "failed",
+     "evidence": "1 zone(s) over 1 real node(s): zone-a", "how": "h"},
+    {"id": "HAVEN-12", "category": "Infrastructure", "title": "CNCF Kubernetes Conformance",
+     "state": "not verifiable", "evidence": "needs a conformance run | attach it", "how": "h"}]}
+
+
+def test_the_haven_section_lists_each_check_or_says_it_was_not_run(data):
+    assert data["haven"] is None and data["summary"]["haven_failed"] is None
+    assert "## Haven: the cluster\n\nNot part of this report: run `cgkit policy report --haven`" in report.markdown(data)
+    with_cluster = report.build("sandbox", [compliant()], haven=HAVEN)
+    assert with_cluster["summary"]["haven_failed"] == 1
+    md = report.markdown(with_cluster)
+    assert "The Haven checks against `https://10.244.0.1:6443`: 1 passed, 1 failed, 1 not verifiable." in md
+    assert "| HAVEN-03 | failed | Multiple availability zones in use | 1 zone(s) over 1 real node(s): zone-a |" in md
+    assert "| HAVEN-12 | not verifiable | CNCF Kubernetes Conformance | needs a conformance run \\| attach it |" in md
+    page = report.html(with_cluster)
+    assert '<span class="badge failed">failed</span></td><td>Multiple availability zones in use' in page
+    assert '<span class="badge advisory">not verifiable</span>' in page and 'href="#haven"' in page
+
+
+def test_cli_report_with_haven_but_no_cluster_fails_before_writing(tmp_path, monkeypatch):
+    monkeypatch.setenv("CGKIT_SANDBOX_DIR", str(tmp_path / "no-sandbox"))
+    root = Path(__file__).resolve().parents[2]
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--haven", "--root", str(root),
+                                             "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "no sandbox kubeconfig" in result.output and "cgkit sandbox up" in result.output
+    assert not (tmp_path / "out").exists()
