@@ -174,9 +174,9 @@ def report(
 
     try:
         root = root or find_root()
+        cluster = _haven_section(root, env) if haven else None  # first: a cluster that is not there fails fast
         tenants = (report_mod.tenants_from_manifest_dir(manifests_dir, env, root) if manifests_dir
                    else report_mod.tenants_from_environment(env, root))
-        cluster = _haven_section(root, env) if haven else None
     except (manifests.ManifestError, waivers.WaiverError, report_mod.RenderUnavailable) as e:
         raise _fail(str(e)) from e
     except CgkitError as e:

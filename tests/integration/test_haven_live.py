@@ -6,6 +6,7 @@ failed. The verdict logic itself is unit-tested in tests/unit/test_haven.py."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +114,11 @@ def test_the_policy_report_carries_the_same_verdicts(checks: dict[str, dict], pr
     data = json.loads((tmp_path / f"policy-report-{ENV}.json").read_text())
     assert {c["id"]: c["state"] for c in data["haven"]["checks"]} == {i: c["state"] for i, c in checks.items()}
     assert data["summary"]["haven_failed"] == sum(c["state"] == "failed" for c in checks.values()) >= 8
+
+
+def test_an_unwritable_out_file_is_one_error_line(project: Path, tmp_path: Path, capsys) -> None:
+    (tmp_path / "ro").mkdir(mode=0o500)
+    target = tmp_path / "ro" / "haven.json" if os.geteuid() != 0 else Path("/proc/version")  # root writes anywhere else
+    assert cgkit("haven", "check", "--env", ENV, "--out", str(target)) == ExitStatus.FAILED
+    err = capsys.readouterr().err
+    assert f"error: {target}: cannot write the result" in err and "Traceback" not in err

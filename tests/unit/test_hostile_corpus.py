@@ -97,6 +97,9 @@ def test_hostile_input_gets_its_message(case: str, scratch_root: Path, tmp_path_
     monkeypatch.chdir(scratch_root)
     monkeypatch.delenv("CGKIT_PROJECT_DIR", raising=False)
     monkeypatch.delenv("CGKIT_DEBUG", raising=False)
+    # No sandbox, also when the test run has one: the corpus attacks input (cluster faults are the
+    # integration tier's), and a command that gets as far as the cluster must say it is not there.
+    monkeypatch.setenv("CGKIT_SANDBOX_DIR", str(scratch_root / ".cgkit" / "no-sandbox"))
     stdin = spec.get("stdin")
     if stdin is not None:
         raw = random.Random(3).randbytes(stdin["random_bytes"]) if isinstance(stdin, dict) else stdin.encode()
