@@ -121,7 +121,7 @@ def _rule_entry(rule, cat, results) -> dict[str, Any]:
             "cases": [{"name": r.case.path.stem, "file": str(r.case.path.relative_to(catalog.POLICIES_DIR.parent)),
                        "expect": "fail" if r.case.expect_fail else "pass", "ok": r.ok,
                        "description": r.case.description, "findings": len(r.findings),
-                       "paths": sorted(r.reported)}
+                       "expected": sorted(r.case.expected_paths or ()), "paths": sorted(r.reported)}
                       for r in results if r.case.rule_id == rule.id]}
 
 
