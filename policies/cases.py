@@ -12,8 +12,8 @@ entry also names its object as ``Kind/name: path`` (``# expect: Deployment/openz
 spec.replicas``), so a finding on the wrong object does not count. A ``pass`` case has no such line.
 
 A ``fail`` case passes when the rule reports exactly the expected set (`CaseResult.reported`); a
-``pass`` case when it reports nothing. `expectation_errors` names case files whose ``# expect:`` line
-is missing, misplaced or empty. pytest and the auditor report both run cases through `run_case`.
+``pass`` case when it reports nothing. `expectation_errors` names the case files whose ``# expect:``
+line is missing (fail case), present (pass case), repeated or empty. pytest and the auditor report both run cases through `run_case`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -110,7 +110,7 @@ def misnamed(root: Path = RULES_DIR) -> list[Path]:
     return [p for p in sorted(root.glob("*/cases/*/*")) if not CASE_NAME.fullmatch(p.name)]
 
 
-def expectation_errors(found: list[Case]) -> list[str]:
+def expectation_errors(found: Iterable[Case]) -> list[str]:
     """``file: problem`` for each case whose ``# expect:`` line is missing (fail), present (pass),
     repeated or empty; `run_case` cannot judge such a case as intended."""
     errors = []
