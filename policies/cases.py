@@ -5,8 +5,15 @@ Layout: ``policies/rules/<family>/cases/<rule-id>/<verdict>-<scenario>.yaml`` wh
 together); its first comment line says what it shows. A line ``# context: {key: value}`` overrides
 fields of `FIXTURE_CONTEXT` for that case (e.g. ``{domain: null}`` to show a rule skipping without it).
 
-A ``fail`` case passes when the rule reports at least one finding for it; a ``pass`` case when it
-reports none. pytest and the auditor report both run cases through `run_case`.
+Every ``fail`` case states, on its second line, the evidence the rule must give: ``# expect: <path>[,
+<path>...]``, the exact set of distinct field paths the rule reports for it
+(``# expect: spec.rules[0].host, spec.tls[0].hosts[0]``). In a case of more than one document each
+entry also names its object as ``Kind/name: path`` (``# expect: Deployment/openzaak-web:
+spec.replicas``), so a finding on the wrong object does not count. A ``pass`` case has no such line.
+
+A ``fail`` case passes when the rule reports exactly the expected set (`CaseResult.reported`); a
+``pass`` case when it reports nothing. `expectation_errors` names the case files whose ``# expect:``
+line is missing (fail case), present (pass case), repeated or empty. pytest and the auditor report both run cases through `run_case`.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -26,6 +33,7 @@ from policies.model import Context, Finding
 RULES_DIR = catalog_mod.POLICIES_DIR / "rules"
 CASE_NAME = re.compile(r"(pass|fail)-[a-z0-9][a-z0-9-]*\.yaml")
 CONTEXT_LINE = re.compile(r"^# context: (.*)$", re.MULTILINE)
+EXPECT_LINE = re.compile(r"^# expect:(.*)$", re.MULTILINE)
 
 #: The municipality every case is judged for, unless the case overrides a field: Utrecht.
 FIXTURE_CONTEXT = Context(gemeente_code="GM0344", domain="utrecht.nl", allowed_registries=("docker.io", "ghcr.io"))
@@ -50,6 +58,19 @@ class Case:
         first = self.path.read_text(encoding="utf-8").splitlines()[0]
         return first.lstrip("# ").strip() if first.startswith("#") else ""
 
+    @property
+    def expect_lines(self) -> list[str]:
+        """The text after ``# expect:`` of every such line in the file (a well-formed case has at most one)."""
+        return EXPECT_LINE.findall(self.path.read_text(encoding="utf-8"))
+
+    @property
+    def expected_paths(self) -> frozenset[str] | None:
+        """The entries of the ``# expect:`` line (``path`` or ``Kind/name: path``), or None without one."""
+        lines = self.expect_lines
+        if not lines:
+            return None
+        return frozenset(entry.strip() for entry in lines[0].split(",") if entry.strip())
+
 
 @dataclass(frozen=True)
 class CaseResult:
@@ -57,11 +78,25 @@ class CaseResult:
 
     case: Case
     findings: tuple[Finding, ...]
+    #: True for a case of more than one document: findings are then named ``Kind/name: path``.
+    qualified: bool = False
+
+    @property
+    def reported(self) -> frozenset[str]:
+        """The distinct finding paths, in the form the case's ``# expect:`` line uses."""
+        return frozenset(evidence(f, self.qualified) for f in self.findings)
 
     @property
     def ok(self) -> bool:
-        """True when a fail case was flagged, or a pass case was not."""
-        return bool(self.findings) == self.case.expect_fail
+        """True when a fail case reported exactly its expected paths, or a pass case nothing."""
+        if self.case.expect_fail:
+            return self.reported == self.case.expected_paths
+        return not self.findings
+
+
+def evidence(finding: Finding, qualified: bool = False) -> str:
+    """A finding as an ``# expect:`` entry: its path, or ``Kind/name: path`` when ``qualified``."""
+    return f"{finding.subject.kind}/{finding.subject.name}: {finding.path}" if qualified else finding.path
 
 
 def discover(root: Path = RULES_DIR) -> list[Case]:
@@ -73,6 +108,21 @@ def discover(root: Path = RULES_DIR) -> list[Case]:
 def misnamed(root: Path = RULES_DIR) -> list[Path]:
     """Files in case folders whose names do not follow ``pass-<scenario>.yaml``/``fail-<scenario>.yaml``."""
     return [p for p in sorted(root.glob("*/cases/*/*")) if not CASE_NAME.fullmatch(p.name)]
+
+
+def expectation_errors(found: Iterable[Case]) -> list[str]:
+    """``file: problem`` for each case whose ``# expect:`` line is missing (fail), present (pass),
+    repeated or empty; `run_case` cannot judge such a case as intended."""
+    errors = []
+    for case in found:
+        lines = case.expect_lines
+        if case.expect_fail and not lines:
+            errors.append(f"{case.path}: a fail case needs a line '# expect: <path>[, <path>...]'")
+        elif not case.expect_fail and lines:
+            errors.append(f"{case.path}: a pass case expects no findings; remove its '# expect:' line")
+        elif len(lines) > 1 or (lines and not case.expected_paths):
+            errors.append(f"{case.path}: give exactly one '# expect:' line with at least one path")
+    return errors
 
 
 def load(case: Case) -> tuple[list[dict[str, Any]], Context]:
@@ -92,4 +142,5 @@ def run_case(case: Case) -> CaseResult:
     """Run the case's rule over the case; KeyError if the folder names no known rule."""
     rule = catalog_mod.load().rule(case.rule_id)
     objects, ctx = load(case)
-    return CaseResult(case, tuple(run_rule(rule, objects, ctx, [str(case.path)] * len(objects))))
+    findings = run_rule(rule, objects, ctx, [str(case.path)] * len(objects))
+    return CaseResult(case, tuple(findings), qualified=len(objects) > 1)

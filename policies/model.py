@@ -19,6 +19,8 @@ from cgkit import conventions
 TENANT_NAMESPACE = re.compile(r"gm\d{4}")
 
 RULE_ID = re.compile(r"CGK-[A-Z]+-\d{3}")
+#: A map key that can stand in a field path after a dot; others are written ``['key']``.
+PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Enforcement(str, enum.Enum):
@@ -206,3 +208,10 @@ def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
 def labels(obj: Mapping[str, Any]) -> Mapping[str, str]:
     """``obj.metadata.labels`` or an empty mapping."""
     return meta(obj).get("labels") or {}
+
+
+def key_path(parent: str, key: object) -> str:
+    """The path of ``key`` in the map at ``parent``: ``data.DB_PASSWORD``, but
+    ``metadata.annotations['cgkit.io/client-secret']`` and ``data['setup.yaml']`` for keys a dot would split."""
+    key = str(key)
+    return f"{parent}.{key}" if PLAIN_KEY.fullmatch(key) else f"{parent}['{key}']"

@@ -120,7 +120,8 @@ def _rule_entry(rule, cat, results) -> dict[str, Any]:
                           "title": cat.controls[c].title} for c in rule.controls],
             "cases": [{"name": r.case.path.stem, "file": str(r.case.path.relative_to(catalog.POLICIES_DIR.parent)),
                        "expect": "fail" if r.case.expect_fail else "pass", "ok": r.ok,
-                       "description": r.case.description, "findings": len(r.findings)}
+                       "description": r.case.description, "findings": len(r.findings),
+                       "expected": sorted(r.case.expected_paths or ()), "paths": sorted(r.reported)}
                       for r in results if r.case.rule_id == rule.id]}
 
 

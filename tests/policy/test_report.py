@@ -53,7 +53,7 @@ def test_every_rule_is_reported_with_its_metadata_and_passing_fixture_evidence(d
     for r in data["rules"]:
         assert r["title"] and r["rationale"] and r["controls"]
         assert {c["expect"] for c in r["cases"]} == {"pass", "fail"}
-        assert all(c["ok"] for c in r["cases"]), r["id"]
+        assert [f"{c['file']}: expected {c['expected']}, reported {c['paths']}" for c in r["cases"] if not c["ok"]] == []
     assert data["summary"]["failing_cases"] == 0
 
 

@@ -66,9 +66,10 @@ def ingress_domain(obj, ctx):
 
 def _open_peers(peers, path):
     for j, peer in enumerate(peers):
-        ns_all = peer.get("namespaceSelector") == {} and not peer.get("podSelector")
-        if peer == {} or ns_all:
+        if peer == {}:
             yield f"{path}[{j}]", "selects every pod in every namespace"
+        elif peer.get("namespaceSelector") == {} and not peer.get("podSelector"):
+            yield f"{path}[{j}].namespaceSelector", "selects every pod in every namespace"
         elif (peer.get("ipBlock") or {}).get("cidr") in OPEN_CIDRS:
             yield f"{path}[{j}].ipBlock.cidr", "admits every address"
 

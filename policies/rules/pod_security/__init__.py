@@ -208,10 +208,9 @@ def sysctls(obj, ctx):
 def volume_types(obj, ctx):
     pod = pod_spec(obj)
     for i, volume in enumerate((pod.spec.get("volumes") or ()) if pod else ()):
-        kinds = sorted(set(volume) - {"name"} - CORE_VOLUME_TYPES)
-        if kinds:
-            yield (pod.at(f"volumes[{i}]"),
-                   f"volume '{volume.get('name', '?')}' is of type {', '.join(kinds)}; use a persistentVolumeClaim, "
+        for kind in sorted(set(volume) - {"name"} - CORE_VOLUME_TYPES):
+            yield (pod.at(f"volumes[{i}]", kind),
+                   f"volume '{volume.get('name', '?')}' is of type {kind}; use a persistentVolumeClaim, "
                    "configMap, secret, emptyDir or projected volume")
 
 

@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from policies.model import Enforcement, rule
+from policies.model import Enforcement, key_path, rule
 from policies.podspec import POD_KINDS, containers
 
 #: Key names that say "this is a credential": DB_PASSWORD, SECRET_KEY, API_TOKEN, AWS_ACCESS_KEY_ID, ...
@@ -37,10 +37,10 @@ def configmap_credentials(obj, ctx):
     for key, value in (obj.get("data") or {}).items():
         why = looks_secret(key, value)
         if why:
-            yield f"data.{key}", f"ConfigMap key {key} looks like a credential ({why}); move it to a Secret"
+            yield key_path("data", key), f"ConfigMap key {key} looks like a credential ({why}); move it to a Secret"
     for key in obj.get("binaryData") or {}:
         if SECRET_NAME.search(key) and not REFERENCE_SUFFIX.search(key):
-            yield f"binaryData.{key}", f"ConfigMap key {key} looks like a credential; move it to a Secret"
+            yield key_path("binaryData", key), f"ConfigMap key {key} looks like a credential; move it to a Secret"
 
 
 @rule("CGK-SEC-002", title="Containers take credentials from Secrets, not from literal env values", kinds=POD_KINDS,
@@ -86,9 +86,9 @@ def _embedded_literals(text: str, path: str):
         if isinstance(node, dict):
             for key, value in node.items():
                 if isinstance(value, str) and value.strip() and _django_secret_name(str(key)):
-                    yield f"{at}.{key}", str(key)
+                    yield key_path(at, key), str(key)
                 else:
-                    yield from walk(value, f"{at}.{key}")
+                    yield from walk(value, key_path(at, key))
         elif isinstance(node, list):
             for i, item in enumerate(node):
                 yield from walk(item, f"{at}[{i}]")
@@ -110,18 +110,19 @@ def django_secrets_outside_secrets(obj, ctx):
     metadata = obj.get("metadata") or {}
     for field in ("labels", "annotations"):
         for key, value in (metadata.get(field) or {}).items():
+            at = key_path(f"metadata.{field}", key)
             if _django_secret_name(key) and str(value).strip():
-                yield f"metadata.{field}.{key}", f"{field[:-1]} {key} carries a Django/client secret; move it to a Secret"
+                yield at, f"{field[:-1]} {key} carries a Django/client secret; move it to a Secret"
             elif isinstance(value, str):
-                for path, name in _embedded_literals(value, f"metadata.{field}.{key}"):
+                for path, name in _embedded_literals(value, at):
                     yield path, f"{field[:-1]} {key} embeds {name} with a literal value; move it to a Secret"
     if obj.get("kind") == "ConfigMap":
         for key, value in (obj.get("data") or {}).items():
             if not isinstance(value, str):
                 continue
             if _django_secret_name(key) and value.strip():
-                yield f"data.{key}", f"ConfigMap key {key} is a Django/client secret; move it to a Secret"
-            for path, name in _embedded_literals(value, f"data.{key}"):
+                yield key_path("data", key), f"ConfigMap key {key} is a Django/client secret; move it to a Secret"
+            for path, name in _embedded_literals(value, key_path("data", key)):
                 yield path, (f"ConfigMap key {key} embeds {name} with a literal value; keep the document in a "
                              "Secret or reference the value (value_from: {env: NAME})")
     if obj.get("kind") in POD_KINDS:
