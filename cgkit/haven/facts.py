@@ -74,7 +74,8 @@ class ClusterFacts:
     rbac_served: bool
     anonymous_may_list_secrets: bool
     basic_auth_status: int | str  # the HTTP status, or why no answer came
-    rwx_volumes: tuple[str, ...]
+    rwx_volumes: tuple[str, ...]  # ReadWriteMany PVs whose storage can reach more than one node
+    node_local_rwx: int  # ReadWriteMany PVs on hostPath or local storage: one node's disk, whatever they declare
     provisioners: tuple[str, ...]
     crds: frozenset[str]
     deployments: tuple[Workload, ...]
@@ -104,8 +105,7 @@ def gather(api: client.ApiClient, local_node: str | None = None) -> ClusterFacts
         rbac_served=any(g.name == "rbac.authorization.k8s.io" for g in client.ApisApi(api).get_api_versions().groups),
         anonymous_may_list_secrets=_anonymous_review(api),
         basic_auth_status=_basic_auth_status(api.configuration),
-        rwx_volumes=tuple(v.metadata.name for v in core.list_persistent_volume().items
-                          if "ReadWriteMany" in (v.spec.access_modes or [])),
+        **_rwx_volumes(core.list_persistent_volume().items),
         provisioners=tuple(sc.provisioner for sc in client.StorageV1Api(api).list_storage_class().items),
         crds=frozenset(c.metadata.name for c in
                        client.ApiextensionsV1Api(api).list_custom_resource_definition().items),
@@ -114,6 +114,14 @@ def gather(api: client.ApiClient, local_node: str | None = None) -> ClusterFacts
         apiservices={s.metadata.name: _condition(s.status, "Available") for s in
                      client.ApiregistrationV1Api(api).list_api_service().items},
     )
+
+
+def _rwx_volumes(volumes: list[client.V1PersistentVolume]) -> dict:
+    """``rwx_volumes`` and ``node_local_rwx`` of ClusterFacts from the PersistentVolumes: a hostPath or
+    local volume that declares ReadWriteMany is still one node's disk, so it is only counted."""
+    rwx = [v for v in volumes if "ReadWriteMany" in (v.spec.access_modes or [])]
+    local = [v for v in rwx if v.spec.host_path or v.spec.local]
+    return {"rwx_volumes": tuple(v.metadata.name for v in rwx if v not in local), "node_local_rwx": len(local)}
 
 
 def _condition(status, kind: str) -> bool:

@@ -144,7 +144,10 @@ def basic_auth(facts: ClusterFacts) -> Verdict:
 
 def read_write_many(facts: ClusterFacts) -> Verdict:
     capable = [p for p in facts.provisioners if any(known in p for known in RWX_PROVISIONERS)]
-    evidence = (f"ReadWriteMany volumes: {', '.join(facts.rwx_volumes) or 'none'}; StorageClass provisioners: "
+    shown = ", ".join(facts.rwx_volumes[:5]) + (f" and {len(facts.rwx_volumes) - 5} more" if len(facts.rwx_volumes) > 5
+                                                 else "")
+    local = f" ({facts.node_local_rwx} on hostPath/local storage do not count)" if facts.node_local_rwx else ""
+    evidence = (f"ReadWriteMany volumes: {shown or 'none'}{local}; StorageClass provisioners: "
                 f"{', '.join(facts.provisioners) or 'none'}")
     return _judge(bool(facts.rwx_volumes or capable), evidence)
 

@@ -47,7 +47,7 @@ def checks(project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     ("HAVEN-07", "passed", "every address of 1 real node(s) is private"),
     ("HAVEN-09", "passed", "system:anonymous may not list Secrets"),
     ("HAVEN-10", "passed", "answered 401"),
-    ("HAVEN-11", "failed", "ReadWriteMany volumes: none"),
+    ("HAVEN-11", "failed", "ReadWriteMany volumes: none ("),  # the sandbox pool: hostPath, counted only
     ("HAVEN-12", "not verifiable", "conformance"),
     ("HAVEN-13", "failed", "certificates.cert-manager.io absent"),
     ("HAVEN-14", "failed", "Ready on every node: none"),

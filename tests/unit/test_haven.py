@@ -31,7 +31,7 @@ HA = ClusterFacts(
     api_server_addresses=("10.0.0.11", "10.0.0.12", "10.0.0.13"),
     server_version="v1.36.2", latest_minor=37, latest_error="from https://proxy.golang.org/k8s.io/api/@v/list",
     cluster_admin=True, rbac_served=True, anonymous_may_list_secrets=False, basic_auth_status=401,
-    rwx_volumes=(), provisioners=("nfs.csi.k8s.io",),
+    rwx_volumes=(), node_local_rwx=0, provisioners=("nfs.csi.k8s.io",),
     crds=frozenset({"certificates.cert-manager.io"}),
     deployments=(Workload("cert-manager", "cert-manager", ("quay.io/jetstack/cert-manager-controller:v1.16",), True),),
     daemonsets=(Workload("logging", "fluent-bit", ("fluent/fluent-bit:3.2",), True),),
@@ -39,7 +39,7 @@ HA = ClusterFacts(
 )
 SANDBOX = dataclasses.replace(
     HA, nodes=(node("cgkit-real", "zone-a", address="10.244.0.1", lsms=("lockdown", "capability", "landlock", "bpf")),),
-    api_server_addresses=("10.244.0.1",), server_version="v1.35.4", provisioners=(), crds=frozenset(),
+    api_server_addresses=("10.244.0.1",), server_version="v1.35.4", provisioners=(), node_local_rwx=100, crds=frozenset(),
     deployments=(), daemonsets=(), apiservices={"v1.apps": True})
 
 
@@ -59,7 +59,8 @@ def test_a_highly_available_hardened_cluster_passes_every_check_cgkit_can_verify
     ("control_plane", "1 API server(s) behind default/kubernetes: 10.244.0.1"),
     ("workers", "1 Ready worker node(s): cgkit-real"),
     ("node_hardening", "cgkit-real: active security modules lockdown, capability, landlock, bpf"),
-    ("read_write_many", "ReadWriteMany volumes: none; StorageClass provisioners: none"),
+    ("read_write_many", "ReadWriteMany volumes: none (100 on hostPath/local storage do not count); "
+                        "StorageClass provisioners: none"),
     ("certificates", "CRD certificates.cert-manager.io absent; cert-manager Deployments available: none"),
     ("log_aggregation", "log agent DaemonSets Ready on every node: none"),
     ("metrics_server", "APIService v1beta1.metrics.k8s.io absent"),
@@ -177,3 +178,18 @@ def test_haven_check_of_an_unknown_environment_names_the_valid_ones(scratch_root
     assert main(["haven", "check", "--env", "nowhere"]) == ExitStatus.FAILED
     err = capsys.readouterr().err
     assert "nowhere" in err and "sandbox" in err and "Traceback" not in err
+
+
+def test_a_node_local_volume_that_declares_read_write_many_does_not_count() -> None:
+    from kubernetes import client
+    from cgkit.haven.facts import _rwx_volumes
+
+    def pv(name: str, **source) -> client.V1PersistentVolume:
+        return client.V1PersistentVolume(metadata=client.V1ObjectMeta(name=name), spec=client.V1PersistentVolumeSpec(
+            access_modes=["ReadWriteOnce", "ReadWriteMany"], **source))
+    found = _rwx_volumes([pv("disk", host_path=client.V1HostPathVolumeSource(path="/x")),
+                          pv("share", nfs=client.V1NFSVolumeSource(server="nfs.local", path="/export"))])
+    assert found == {"rwx_volumes": ("share",), "node_local_rwx": 1}
+    shared = dataclasses.replace(SANDBOX, **found)
+    assert verdict("read_write_many", shared).state is State.PASSED
+    assert verdict("read_write_many", dataclasses.replace(shared, rwx_volumes=())).state is State.FAILED
