@@ -7,25 +7,17 @@ cluster could not be asked (one ``error:`` line naming the cause).
 
 from __future__ import annotations
 
-import enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from cgkit.cli.exit_codes import ExitStatus
+from cgkit.cli.policy import Format
 from cgkit.config import loader
 from cgkit.haven import report
 from cgkit.haven.live import HavenCheckError, judge_environment
 from cgkit.project import find_root
-
-
-class Format(str, enum.Enum):
-    """Output formats of ``haven check``."""
-
-    TEXT = "text"
-    JSON = "json"
-    SARIF = "sarif"
 
 
 haven_app = typer.Typer(help="Haven, VNG's standard for Common Ground clusters: its checks, live.",

@@ -29,7 +29,7 @@ from policies.model import Context
 
 
 class Format(str, enum.Enum):
-    """Output formats of ``check``."""
+    """Output formats of ``policy check`` and ``haven check``."""
 
     TEXT = "text"
     JSON = "json"
