@@ -89,7 +89,7 @@ def in_province(province: str) -> list[Gemeente]:
     Raises:
         UnknownMunicipalityError: no province has that name (the message lists the valid ones).
     """
-    wanted = slug(province)
+    wanted = slug(province) if any(ch.isalnum() for ch in province) else None
     found = [g for g in all_gemeenten().values() if slug(g.province) == wanted]
     if not found:
         raise UnknownMunicipalityError(f"'{province}' is not a province of the CBS list",

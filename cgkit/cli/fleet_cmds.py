@@ -125,10 +125,14 @@ def _plans(root: Path, env: str, selection: Selection, resume: str | None = None
     unfiled = loader.wave_file_issues(root, env)  # a canary without a file would silently not run
     if unfiled:
         raise ConfigError(unfiled)
-    shard = Shard.parse(selection.shard) if selection.shard else None
+    shard = Shard.parse(selection.shard) if selection.shard is not None else None  # "" is refused, never "all"
     codes = _resumed_codes(root, resume, env, selection.codes) if resume else selection.codes
-    plans = plan_waves(environment.waves, select_codes(loader.municipality_codes(root, env), codes,
-                                                       selection.province), selection.wave)
+    onboarded = loader.municipality_codes(root, env)
+    plans = plan_waves(environment.waves, select_codes(onboarded, codes, selection.province), selection.wave)
+    no_file = sorted({c for p in plans for c in p.codes} - set(onboarded))
+    if no_file:
+        err.print(f"no municipality file for {', '.join(no_file)}: each fails as a config error when run "
+                  f"(cgkit onboard CODE --env {env})", highlight=False, soft_wrap=True)
     if shard is None:
         return plans
     plans = in_shard(plans, shard)
@@ -149,7 +153,8 @@ def _fleet(verb: str, env: str, selection: Selection, parallel: int, resume: str
     confirm(yes, verb, lambda: out.print(f"fleet {verb} of {env}: {_plan_text(plans)}, {parallel} at a time"))
     info, run_dir = report.new_run(root, verb, env, parallel, resumed_from=resume and _run_id(resume),
                                    options={"preview_only": options.preview_only, "skip_policy": options.skip_policy,
-                                            "refresh": options.refresh, "shard": selection.shard})
+                                            "refresh": options.refresh,
+                                            "shard": selection.shard and str(Shard.parse(selection.shard))})
     err.print(f"run {info.run_id}: {_plan_text(plans)}, {parallel} at a time", highlight=False)
     start = time.monotonic()
     with LiveView(err, verb, env, sum(len(p.codes) for p in plans)) as view:

@@ -28,14 +28,16 @@ haven_app = typer.Typer(help="Haven, VNG's standard for Common Ground clusters: 
 def check(
     env: Annotated[str, typer.Option("--env", "-e", help="Environment whose cluster is checked (e.g. sandbox).")],
     output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.TEXT,
-    out: Annotated[Optional[Path], typer.Option(help="File to write the result to (default: stdout).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="File to write the result to (default or '-': stdout).")] = None,
 ) -> None:
     """Run every Haven check cgkit can establish against the environment's cluster: each passed,
     failed, or not verifiable here with the reason."""
     root = find_root()
+    if out is not None and str(out) in ("", "."):
+        raise HavenCheckError(f"--out '{out}' names no file", hint="name a file, or '-' for standard output")
     results, server = judge_environment(loader.load_environment(root, env), root)
     rendered = report.FORMATS[output.value](results, server)
-    if out is None:
+    if out is None or str(out) == "-":
         typer.echo(rendered)
     else:
         try:

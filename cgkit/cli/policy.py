@@ -174,6 +174,7 @@ def report(
 
     try:
         root = root or find_root()
+        loader.environment_file(root, env)  # the name becomes a file name: refuse ../ and the like first
         cluster = _haven_section(root, env) if haven else None  # first: a cluster that is not there fails fast
         tenants = (report_mod.tenants_from_manifest_dir(manifests_dir, env, root) if manifests_dir
                    else report_mod.tenants_from_environment(env, root))

@@ -368,8 +368,9 @@ def _check_environment_semantics(parsed: EnvironmentFile, source: YamlSource, en
 
 
 def _check_waves(parsed: EnvironmentFile, source: YamlSource) -> list[ConfigIssue]:
-    """Waves must name each wave once, each CBS code once, and ``rest`` at most once (as the last
-    word on who is left); a listed wave may not be called ``rest`` (the name of that wave)."""
+    """Waves must name each wave once, each CBS code once, and ``rest`` at most once and last (it takes
+    everyone left, so a wave after it would be empty); no wave is empty; a listed wave may not be
+    called ``rest`` (the name of that wave)."""
     issues = []
     codes = all_gemeenten()
     names: dict[str, int] = {}
@@ -384,6 +385,12 @@ def _check_waves(parsed: EnvironmentFile, source: YamlSource) -> list[ConfigIssu
             issue(("waves", i, "name"), f"wave name '{wave.name}' is also the name of waves[{names[wave.name]}]; "
                                         "each wave needs its own name (--wave selects by it)")
         names.setdefault(wave.name, i)
+        if rest_wave is not None and wave.municipalities != "rest":
+            issue(("waves", i), f"the wave '{rest_wave}' (municipalities: rest) already took every municipality "
+                                f"left over; move wave '{wave.name}' before it")
+        if wave.municipalities == []:
+            issue(("waves", i, "municipalities"), "the wave lists no municipality; list CBS codes, or write "
+                                                  "'rest', or remove the wave")
         if wave.municipalities == "rest":
             if rest_wave is not None:
                 issue(("waves", i, "municipalities"), f"'rest' is already the wave '{rest_wave}'; only one wave "

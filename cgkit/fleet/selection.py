@@ -61,7 +61,7 @@ class Shard:
         Raises:
             SelectionError: not ``K/N`` with 1 ≤ K ≤ N ≤ 64 (the message quotes the text).
         """
-        match = re.fullmatch(r"\s*(\d{1,3})\s*/\s*(\d{1,3})\s*", text)
+        match = re.fullmatch(r"\s*([0-9]{1,3})\s*/\s*([0-9]{1,3})\s*", text)  # ASCII digits only
         if not match or not 1 <= int(match.group(1)) <= int(match.group(2)) <= MAX_SHARDS:
             raise SelectionError(f"--shard {text!r}: expected K/N with 1 <= K <= N <= {MAX_SHARDS}, e.g. 1/2")
         return cls(int(match.group(1)), int(match.group(2)))
@@ -89,7 +89,7 @@ def select_codes(onboarded: list[str], codes: list[str] | None = None, province:
         SelectionError: nothing is left to run.
     """
     chosen = {lookup(code).code for code in codes} if codes else set(onboarded)
-    if province:
+    if province is not None:  # "" is an unknown province, not "every province"
         chosen &= {g.code for g in in_province(province)}
     if not chosen:
         raise SelectionError("no municipality stack matches the selection",
