@@ -60,7 +60,8 @@ def environment_file(root: Path, env: str) -> Path:
     """
     if not ENV_NAME.fullmatch(env):
         raise InvalidArgumentError(f"--env '{env}' is not an environment name",
-                                   hint="lower-case letters, digits and '-', starting with a letter, e.g. sandbox")
+                                   hint="lower-case letters, digits and '-', starting with a letter, at most 31 "
+                                        "characters, e.g. sandbox")
     return root / ENVIRONMENTS / env / "environment.yaml"
 
 
