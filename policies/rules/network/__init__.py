@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from policies.model import rule
+from policies.model import key_path, rule
 
 #: Ingress annotations that switch the HTTP-to-HTTPS redirect off, per controller.
 REDIRECT_OFF_ANNOTATIONS = ("nginx.ingress.kubernetes.io/ssl-redirect", "ingress.kubernetes.io/ssl-redirect")
@@ -99,4 +99,4 @@ def https_redirect(obj, ctx):
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     for key in REDIRECT_OFF_ANNOTATIONS:
         if str(annotations.get(key, "")).lower() == "false":
-            yield f"metadata.annotations['{key}']", f"{key} is \"false\"; remove the annotation to keep the redirect"
+            yield key_path("metadata.annotations", key), f"{key} is \"false\"; remove the annotation to keep the redirect"

@@ -6,7 +6,7 @@ mistakes before `pulumi up`, name the field, and also cover objects outside tena
 
 from __future__ import annotations
 
-from policies.model import Enforcement, rule
+from policies.model import Enforcement, key_path, rule
 from policies.podspec import POD_KINDS, containers, effective, pod_metadata, pod_spec
 
 #: The only capability the restricted profile lets a container add.
@@ -246,4 +246,4 @@ def lsm_confinement(obj, ctx):
     metadata, path = pod_metadata(obj)
     for key, value in (metadata.get("annotations") or {}).items():
         if key.startswith(APPARMOR_ANNOTATION) and value == "unconfined":
-            yield f"{path}.annotations['{key}']", "the AppArmor annotation is unconfined; use runtime/default"
+            yield key_path(f"{path}.annotations", key), "the AppArmor annotation is unconfined; use runtime/default"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Mapping, Sequence
 
 from cgkit import conventions
-from policies.model import Context, labels, meta, rule, stack_rule
+from policies.model import Context, key_path, labels, meta, rule, stack_rule
 from policies.podspec import pod_metadata
 
 PSA_PREFIX = "pod-security.kubernetes.io/"
@@ -42,7 +42,7 @@ def psa_labels(obj, ctx):
     for mode in conventions.PSA_MODES:
         key = PSA_PREFIX + mode
         if labels(obj).get(key) != conventions.PSA_LEVEL:
-            yield (f"metadata.labels['{key}']",
+            yield (key_path("metadata.labels", key),
                    f"label {key} is {labels(obj).get(key) or 'missing'}; set it to {conventions.PSA_LEVEL}")
 
 
@@ -57,7 +57,7 @@ def namespace_labels(obj, ctx):
     expected = {conventions.LABEL_TENANT: name, conventions.LABEL_GEMEENTE: ctx.code_for(name)}
     for key, value in expected.items():
         if labels(obj).get(key) != value:
-            yield f"metadata.labels['{key}']", f"label {key} is {labels(obj).get(key) or 'missing'}; set it to {value}"
+            yield key_path("metadata.labels", key), f"label {key} is {labels(obj).get(key) or 'missing'}; set it to {value}"
 
 
 def _denies(policy: Mapping[str, Any], direction: str) -> bool:

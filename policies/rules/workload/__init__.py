@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cgkit import conventions
-from policies.model import Enforcement, labels, meta, rule
+from policies.model import Enforcement, key_path, labels, meta, rule
 from policies.podspec import POD_KINDS, containers, pod_metadata, pod_spec
 
 #: Kinds whose pods serve traffic for as long as they live (probes make sense for them).
@@ -146,12 +146,12 @@ def required_labels(obj, ctx):
         sets.append((metadata.get("labels") or {}, f"{path}.labels"))
     for present, path in sets:
         if not present.get(conventions.LABEL_NAME):
-            yield f"{path}['{conventions.LABEL_NAME}']", f"label {conventions.LABEL_NAME} is missing; set it to the app key (e.g. openzaak)"
+            yield key_path(path, conventions.LABEL_NAME), f"label {conventions.LABEL_NAME} is missing; set it to the app key (e.g. openzaak)"
         if present.get(conventions.LABEL_PART_OF) != conventions.PART_OF:
-            yield f"{path}['{conventions.LABEL_PART_OF}']", f"label {conventions.LABEL_PART_OF} must be {conventions.PART_OF}"
+            yield key_path(path, conventions.LABEL_PART_OF), f"label {conventions.LABEL_PART_OF} must be {conventions.PART_OF}"
         found = present.get(conventions.LABEL_GEMEENTE)
         if not found or (code and found != code):
-            yield (f"{path}['{conventions.LABEL_GEMEENTE}']",
+            yield (key_path(path, conventions.LABEL_GEMEENTE),
                    f"label {conventions.LABEL_GEMEENTE} is {found or 'missing'}; set it to {code or 'the CBS code'}")
 
 
