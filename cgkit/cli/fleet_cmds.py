@@ -51,12 +51,21 @@ ShardOpt = Annotated[str | None, typer.Option("--shard", metavar="K/N", help="On
 
 @dataclass(frozen=True)
 class Selection:
-    """What a fleet command was asked to cover: CBS codes (None = all), a province, a wave, a shard (K/N)."""
+    """What a fleet command was asked to cover: CBS codes (None = all), a province, a wave, a shard."""
 
     codes: list[str] | None
     province: str | None
     wave: str | None
-    shard: str | None
+    shard: Shard | None
+
+    @classmethod
+    def of(cls, codes: list[str] | None, province: str | None, wave: str | None, shard: str | None) -> "Selection":
+        """The options as given; ``shard`` parsed once here ("" is refused, never "all").
+
+        Raises:
+            SelectionError: ``shard`` is not K/N (Shard.parse).
+        """
+        return cls(codes, province, wave, Shard.parse(shard) if shard is not None else None)
 
 
 @fleet_app.command("preview")
@@ -64,7 +73,7 @@ def preview(env: Env, codes: Codes = None, province: Province = None, wave: Wave
             parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None, skip_policy: NoPolicy = False,
             no_refresh: NoRefresh = False) -> None:
     """Show what `up` would change in each stack (live objects read back first), with the policy pack applied."""
-    _fleet("preview", env, Selection(codes, province, wave, shard), parallel, resume, True,
+    _fleet("preview", env, Selection.of(codes, province, wave, shard), parallel, resume, True,
            RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
 
 
@@ -74,7 +83,7 @@ def up(env: Env, codes: Codes = None, province: Province = None, wave: WaveName 
        no_refresh: NoRefresh = False) -> None:
     """Create or update each stack's resources, wave after wave; live objects are read back first, so
     whatever changed or went by hand is put back."""
-    _fleet("up", env, Selection(codes, province, wave, shard), parallel, resume, yes,
+    _fleet("up", env, Selection.of(codes, province, wave, shard), parallel, resume, yes,
            RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
 
 
@@ -84,7 +93,7 @@ def refresh(env: Env, codes: Codes = None, province: Province = None, wave: Wave
             preview_only: Annotated[bool, typer.Option(
                 "--preview-only", help="Only list the stacks whose live objects differ from state.")] = False) -> None:
     """Read live objects back into each stack's state (or, with --preview-only, list the drift)."""
-    _fleet("refresh", env, Selection(codes, province, wave, shard), parallel, resume, True,
+    _fleet("refresh", env, Selection.of(codes, province, wave, shard), parallel, resume, True,
            RunOptions(preview_only=preview_only))
 
 
@@ -92,7 +101,7 @@ def refresh(env: Env, codes: Codes = None, province: Province = None, wave: Wave
 def destroy(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
             parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None, yes: Yes = False) -> None:
     """Delete every resource of each stack."""
-    _fleet("destroy", env, Selection(codes, province, wave, shard), parallel, resume, yes, RunOptions())
+    _fleet("destroy", env, Selection.of(codes, province, wave, shard), parallel, resume, yes, RunOptions())
 
 
 @fleet_app.command("plan")
@@ -101,9 +110,10 @@ def plan(env: Env, codes: Codes = None, province: Province = None, wave: WaveNam
     """Print the stacks a fleet run with this selection would take, wave by wave, one `<env>.<code>`
     per line (the waves on stderr), without the engine or the cluster."""
     root = find_root()
-    plans = _plans(root, env, Selection(codes, province, wave, shard))
+    selection = Selection.of(codes, province, wave, shard)
+    plans = _plans(root, env, selection)
     if as_json:
-        typer.echo(json.dumps({"env": env, "shard": shard and str(Shard.parse(shard)), "waves": [
+        typer.echo(json.dumps({"env": env, "shard": selection.shard and str(selection.shard), "waves": [
             {"name": p.name, "max_failure_rate": p.max_failure_rate,
              "stacks": [stack_name(env, c) for c in p.codes]} for p in plans]}, indent=2))
         return
@@ -119,13 +129,12 @@ def _plans(root: Path, env: str, selection: Selection, resume: str | None = None
 
     Raises:
         ConfigError: a wave names a municipality without a file. SelectionError: as select_codes,
-        plan_waves, Shard.parse, and a resumed run of another environment or with nothing left.
+        plan_waves, and a resumed run of another environment or with nothing left.
     """
     environment = loader.load_environment(root, env)
     unfiled = loader.wave_file_issues(root, env)  # a canary without a file would silently not run
     if unfiled:
         raise ConfigError(unfiled)
-    shard = Shard.parse(selection.shard) if selection.shard is not None else None  # "" is refused, never "all"
     codes = _resumed_codes(root, resume, env, selection.codes) if resume else selection.codes
     onboarded = loader.municipality_codes(root, env)
     plans = plan_waves(environment.waves, select_codes(onboarded, codes, selection.province), selection.wave)
@@ -133,11 +142,11 @@ def _plans(root: Path, env: str, selection: Selection, resume: str | None = None
     if no_file:
         err.print(f"no municipality file for {', '.join(no_file)}: each fails as a config error when run "
                   f"(cgkit onboard CODE --env {env})", highlight=False, soft_wrap=True)
-    if shard is None:
+    if selection.shard is None:
         return plans
-    plans = in_shard(plans, shard)
+    plans = in_shard(plans, selection.shard)
     if not plans:  # the other runners have the work
-        err.print(f"shard {shard} holds none of the selected stacks: nothing to run", highlight=False)
+        err.print(f"shard {selection.shard} holds none of the selected stacks: nothing to run", highlight=False)
     return plans
 
 
@@ -154,7 +163,7 @@ def _fleet(verb: str, env: str, selection: Selection, parallel: int, resume: str
     info, run_dir = report.new_run(root, verb, env, parallel, resumed_from=resume and _run_id(resume),
                                    options={"preview_only": options.preview_only, "skip_policy": options.skip_policy,
                                             "refresh": options.refresh,
-                                            "shard": selection.shard and str(Shard.parse(selection.shard))})
+                                            "shard": selection.shard and str(selection.shard)})
     err.print(f"run {info.run_id}: {_plan_text(plans)}, {parallel} at a time", highlight=False)
     start = time.monotonic()
     with LiveView(err, verb, env, sum(len(p.codes) for p in plans)) as view:
