@@ -26,6 +26,7 @@ from cgkit.cli.exit_codes import ExitStatus
 from cgkit.cli.stack_cmds import Env, NoPolicy, NoRefresh, Yes, confirm
 from cgkit.cluster import check_environment
 from cgkit.config import loader
+from cgkit.config.model import EnvironmentFile
 from cgkit.conventions import stack_name
 from cgkit.errors import ConfigError
 from cgkit.fleet import report
@@ -111,7 +112,7 @@ def plan(env: Env, codes: Codes = None, province: Province = None, wave: WaveNam
     per line (the waves on stderr), without the engine or the cluster."""
     root = find_root()
     selection = Selection.of(codes, province, wave, shard)
-    plans = _plans(root, env, selection)
+    plans = _plans(root, loader.load_environment(root, env), selection)
     if as_json:
         typer.echo(json.dumps({"env": env, "shard": selection.shard and str(selection.shard), "waves": [
             {"name": p.name, "max_failure_rate": p.max_failure_rate,
@@ -123,7 +124,8 @@ def plan(env: Env, codes: Codes = None, province: Province = None, wave: WaveNam
             typer.echo(stack_name(env, code))
 
 
-def _plans(root: Path, env: str, selection: Selection, resume: str | None = None) -> list[WavePlan]:
+def _plans(root: Path, environment: EnvironmentFile, selection: Selection,
+           resume: str | None = None) -> list[WavePlan]:
     """The waves of a run: the environment's waves over the selected (or resumed) codes; [] when the
     shard holds none of them (said on stderr).
 
@@ -131,7 +133,7 @@ def _plans(root: Path, env: str, selection: Selection, resume: str | None = None
         ConfigError: a wave names a municipality without a file. SelectionError: as select_codes,
         plan_waves, and a resumed run of another environment or with nothing left.
     """
-    environment = loader.load_environment(root, env)
+    env = environment.name
     unfiled = loader.wave_file_issues(root, env)  # a canary without a file would silently not run
     if unfiled:
         raise ConfigError(unfiled)
@@ -153,10 +155,10 @@ def _plans(root: Path, env: str, selection: Selection, resume: str | None = None
 def _fleet(verb: str, env: str, selection: Selection, parallel: int, resume: str | None, yes: bool,
            options: RunOptions) -> None:
     root = find_root()
-    plans = _plans(root, env, selection, resume)
+    environment = loader.load_environment(root, env)
+    plans = _plans(root, environment, selection, resume)
     if not plans:
         return
-    environment = loader.load_environment(root, env)
     # Once up front: a cluster that is down fails the run here, not every stack one by one.
     check_environment(environment, root)
     confirm(yes, verb, lambda: out.print(f"fleet {verb} of {env}: {_plan_text(plans)}, {parallel} at a time"))
