@@ -219,12 +219,17 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(out + _md_haven(report["haven"])) + "\n"
 
 
+def haven_counts(haven: Mapping[str, Any]) -> str:
+    """The Haven section's counts as one phrase, ``"5 passed, 8 failed, 3 not verifiable"``, from the
+    ``summary`` of `cgkit.haven.report.as_dict` (the same phrase ends ``cgkit haven check``'s text)."""
+    return ", ".join(f"{n} {state}" for state, n in haven["summary"].items())
+
+
 def _md_haven(haven: Mapping[str, Any] | None) -> list[str]:
     out = ["", "## Haven: the cluster", ""]
     if haven is None:
         return out + [HAVEN_ABSENT]
-    out += [f"The Haven checks against `{haven['server']}`: " + ", ".join(f"{n} {k}" for k, n in haven["summary"].items())
-            + ".", "", "| check | state | title | evidence |", "| --- | --- | --- | --- |"]
+    out += [f"The Haven checks against `{haven['server']}`: {haven_counts(haven)}.", "", "| check | state | title | evidence |", "| --- | --- | --- | --- |"]
     return out + [f"| {c['id']} | {c['state']} | {_md_cell(c['title'])} | {_md_cell(c['evidence'])} |"
                   for c in haven["checks"]]
 
@@ -324,8 +329,7 @@ def html(report: Mapping[str, Any]) -> str:
 def _html_haven(haven: Mapping[str, Any] | None) -> str:
     if haven is None:
         return f'<h2 id="haven">Haven: the cluster</h2><p>{_e(HAVEN_ABSENT)}</p>'
-    counts = ", ".join(f"{n} {k}" for k, n in haven["summary"].items())
     return (f'<h2 id="haven">Haven: the cluster</h2><p>The Haven checks against <code>{_e(haven["server"])}</code>: '
-            f'{_e(counts)}.</p>' + _table(["check", "state", "title", "evidence"], [
+            f'{_e(haven_counts(haven))}.</p>' + _table(["check", "state", "title", "evidence"], [
                 [_e(c["id"]), _badge(c["state"], HAVEN_CSS[c["state"]]), _e(c["title"]), _e(c["evidence"])]
                 for c in haven["checks"]], "overview"))

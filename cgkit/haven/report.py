@@ -10,6 +10,7 @@ from cgkit.errors import printable
 from cgkit.haven.catalog import Check, load
 from cgkit.haven.facts import ClusterFacts
 from cgkit.haven.verdicts import PROBES, State, Verdict
+from policies.report import haven_counts
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 #: SARIF 2.1.0 result kinds (section 3.27.9): "open" is "not enough information to decide"
@@ -46,7 +47,7 @@ def text(results: Sequence[Result], server: str) -> str:
     lines = [f"Haven checks of {server}"]
     lines += [printable(f"{r.check.id} {r.verdict.state.value:<{width}}  {r.check.title}: {r.verdict.evidence}")
               for r in results]
-    lines.append(", ".join(f"{n} {state}" for state, n in summary(results).items()))
+    lines.append(haven_counts({"summary": summary(results)}))
     return "\n".join(lines)
 
 
