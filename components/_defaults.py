@@ -39,12 +39,21 @@ def selector(name: str, component: str | None = None) -> dict[str, str]:
 
 
 def pod_security_context(uid: int) -> dict[str, Any]:
-    """Pod-level restricted settings; ``fsGroup`` makes mounted volumes writable for ``uid``."""
+    """Pod-level restricted settings; ``fsGroup`` makes mounted volumes writable for ``uid``.
+
+    ``fsGroupChangePolicy: OnRootMismatch``: the kubelet changes a volume's ownership only while its
+    root is not yet ``uid``'s. With the default (``Always``) every new pod on an existing volume gets
+    a recursive ``chmod g+rwX``, and PostgreSQL then refuses its data directory ("has invalid
+    permissions", it must be 0700 or 0750): found on the real node, when a replaced StatefulSet's
+    pod mounted the claim its predecessor had initialised (Kubernetes docs, "Configure volume
+    permission and ownership change policy for Pods").
+    """
     return {
         "run_as_non_root": True,
         "run_as_user": uid,
         "run_as_group": uid,
         "fs_group": uid,
+        "fs_group_change_policy": "OnRootMismatch",
         "seccomp_profile": {"type": "RuntimeDefault"},
     }
 
@@ -135,3 +144,4 @@ def require_provider(component: str, name: str, opts: pulumi.ResourceOptions | N
 def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
     """Options for a child: parented to the component (so it inherits the provider)."""
     return pulumi.ResourceOptions(parent=parent, **kwargs)
+
