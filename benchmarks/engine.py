@@ -113,7 +113,7 @@ def one_round(project: Path, manifests: Path, scratch: Path) -> dict[str, float]
     row["up"] = timed(lambda: run_cgkit("up", "--env", ENV, CODE, "--yes"))
     row["up-noop"] = timed(lambda: run_cgkit("up", "--env", ENV, CODE, "--yes"))
     row["preview"] = timed(lambda: run_cgkit("preview", "--env", ENV, CODE))
-    row["destroy"] = timed(lambda: run_cgkit("destroy", "--env", ENV, CODE, "--yes"))
+    row["destroy"] = timed(lambda: run_cgkit("destroy", "--env", ENV, CODE, "--allow-data-loss", CODE, "--yes"))
     row["empty-program-up"] = empty_program_up(Path(tempfile.mkdtemp(dir=scratch)))
     row["kubectl-apply"] = timed(lambda: kubectl_apply(manifests))
     kubectl("delete", "namespace", CODE.lower(), "--wait=true", "--timeout=300s")

@@ -86,7 +86,8 @@ def fleet(verb: str, parallel: int, runs: Path) -> dict:
     start = time.monotonic()
     with PeakMemory() as memory:
         status = cgkit(["fleet", verb, "--env", ENV, "--parallel", str(parallel)]
-                       + (["--yes"] if verb in ("up", "destroy") else []))
+                       + (["--yes"] if verb in ("up", "destroy") else [])
+                       + (["--allow-data-loss", ENV] if verb == "destroy" else []))
     wall = round(time.monotonic() - start, 2)
     (run_dir,) = set(runs.iterdir()) - before
     report = json.loads((run_dir / "report.json").read_text())
@@ -127,7 +128,7 @@ def main() -> int:
                 print(json.dumps(measured), file=sys.stderr, flush=True)
                 out.write_text(json.dumps(record, indent=2) + "\n")
     finally:
-        cgkit(["fleet", "destroy", "--env", ENV, "--parallel", "4", "--yes"])
+        cgkit(["fleet", "destroy", "--env", ENV, "--parallel", "4", "--allow-data-loss", ENV, "--yes"])
         cgkit(["destroy", "--env", ENV, "platform", "--yes"])
     return 0
 

@@ -87,7 +87,7 @@ def main() -> int:
                 try:
                     rows = [one_round(code, net) for _ in range(rounds)]
                 finally:
-                    run_cgkit("destroy", "--env", ENV, code, "--yes")
+                    run_cgkit("destroy", "--env", ENV, code, "--allow-data-loss", code, "--yes")
                 medians = {key: round(statistics.median(r[key] for r in rows), 2) for key in rows[0]}
                 results[code] = {"objects": objects, "median_s": medians, "runs": rows,
                                  "refresh_cost_s": round(medians["up-noop"] - medians["up-noop-no-refresh"], 2)}

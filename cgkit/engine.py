@@ -27,7 +27,8 @@ from pathlib import Path
 from pulumi import automation as auto
 
 from cgkit import toolchain
-from cgkit.errors import CgkitError, EngineError, EngineInterruptedError, PolicyViolationError, StackLockedError
+from cgkit.errors import (CgkitError, DataAtRiskError, EngineError, EngineInterruptedError, PolicyViolationError,
+                          StackLockedError)
 from cgkit.project import state_dir
 
 CONFIG_NAMESPACE = "cgkit"  #: stack config keys are ``cgkit:<secret-name>``
@@ -381,15 +382,102 @@ def preview_refresh(stack: auto.Stack, op: Operation) -> auto.PreviewResult:
                                               color="never"), stack, "refresh --preview-only", watch)
 
 
-def destroy(stack: auto.Stack, op: Operation) -> auto.DestroyResult:
-    """Run ``pulumi destroy`` on ``stack``: delete every resource the stack manages.
+@dataclass(frozen=True)
+class Protected:
+    """A resource of a stack's state that holds records (``protect`` set by the program,
+    components/_defaults.holds_data).
+
+    Attributes:
+        urn: its Pulumi URN. what: ``Kind namespace/name`` of the Kubernetes object.
+    """
+
+    urn: str
+    what: str
+
+
+def protected_resources(stack: auto.Stack) -> list[Protected]:
+    """The resources of ``stack``'s state that are protected.
 
     Raises:
-        EngineError: the engine failed.
+        EngineError: the stack's state could not be read.
+    """
+    return [Protected(r["urn"], _object_text(r)) for r in _state_resources(stack) if r.get("protect")]
+
+
+def _state_resources(stack: auto.Stack) -> list[dict]:
+    try:
+        return stack.export_stack().deployment.get("resources") or []
+    except auto.CommandError as failed:
+        raise _engine_error(f"could not read the state of stack {stack.name}", failed) from failed
+
+
+def _object_text(resource: dict) -> str:
+    """``StatefulSet gm0344/postgresql`` for a state resource (its URN's name when it has no metadata)."""
+    outputs = resource.get("outputs") or {}
+    meta = outputs.get("metadata") if isinstance(outputs.get("metadata"), dict) else {}
+    name = meta.get("name") or resource["urn"].rsplit("::", 1)[-1]
+    return f"{outputs.get('kind') or resource.get('type', '')} " + "/".join(filter(None, (meta.get("namespace"), name)))
+
+
+@contextlib.contextmanager
+def unprotected(stack: auto.Stack, held: Iterable[Protected]) -> Iterator[None]:
+    """Lift ``protect`` from ``held`` in the state for the body (``pulumi state unprotect``): the one
+    way cgkit deletes or replaces what holds records, asked for with ``--allow-data-loss``. When the
+    body fails, protection goes back on what is still there (an ``up`` that finishes sets it back from
+    the program itself).
+
+    Raises:
+        EngineError: the state could not be changed.
+    """
+    urns = [p.urn for p in held]
+    if not urns:
+        yield
+        return
+    _state_cmd(stack, "unprotect", urns)
+    try:
+        yield
+    except BaseException:
+        present = {r["urn"] for r in _state_resources(stack)}
+        if still := [u for u in urns if u in present]:
+            _state_cmd(stack, "protect", still)
+        raise
+
+
+def _state_cmd(stack: auto.Stack, verb: str, urns: list[str]) -> None:
+    try:
+        stack.workspace._run_pulumi_cmd_sync(["state", verb, "--yes", "--stack", stack.name, *urns])
+    except auto.CommandError as failed:
+        raise _engine_error(f"could not {verb} {len(urns)} resource(s) of stack {stack.name}", failed) from failed
+
+
+def destroy(stack: auto.Stack, op: Operation, held: Iterable[Protected] = ()) -> auto.DestroyResult:
+    """Run ``pulumi destroy`` on ``stack``: delete every resource the stack manages, ``held`` (from
+    ``data_held``: the protected ones the caller was allowed to delete) unprotected first.
+
+    Raises:
+        EngineError: the engine failed (DataAtRiskError: a protected resource not in ``held``).
     """
     watch = _Watcher()
-    return _run(lambda: stack.destroy(on_output=watch.lines(op.on_output), show_secrets=False, color="never"),
-                stack, "destroy", watch)
+    with unprotected(stack, held):
+        return _run(lambda: stack.destroy(on_output=watch.lines(op.on_output), show_secrets=False, color="never"),
+                    stack, "destroy", watch)
+
+
+def data_held(stack: auto.Stack, allow_data_loss: bool) -> list[Protected]:
+    """The protected resources of ``stack`` a destroy would delete, when ``allow_data_loss``.
+
+    Raises:
+        DataAtRiskError: it holds some and ``allow_data_loss`` is false (nothing was changed).
+        EngineError: the stack's state could not be read.
+    """
+    held = protected_resources(stack)
+    if held and not allow_data_loss:
+        env, _, code = stack.name.partition(".")
+        raise DataAtRiskError(f"refusing to destroy {stack.name}: it holds records in "
+                              f"{', '.join(p.what for p in held)}; nothing was deleted",
+                              hint=f"take a backup first, then: cgkit destroy --env {env} {code.upper()} "
+                                   f"--allow-data-loss {code.upper()}")
+    return held
 
 
 #: The Kubernetes provider's switch for server-side apply with ``force``: take over fields that another
@@ -411,11 +499,7 @@ def _take_over_drift(stack: auto.Stack, op: Operation) -> None:
     """
     if not op.refresh:
         return
-    try:
-        resources = stack.export_stack().deployment.get("resources") or []
-    except auto.CommandError as failed:
-        raise _engine_error(f"could not read the state of stack {stack.name}", failed) from failed
-    if any(str(r.get("type", "")).startswith("kubernetes:") for r in resources):
+    if any(str(r.get("type", "")).startswith("kubernetes:") for r in _state_resources(stack)):
         stack.workspace.env_vars[PATCH_FORCE] = "true"
 
 
@@ -579,12 +663,29 @@ def _run(call: Callable[[], object], stack: auto.Stack, verb: str, watch: _Watch
         if interrupted:
             raise EngineError(f"{verb} of {stack.name} interrupted; the engine stopped and released the stack",
                               hint=f"run `cgkit refresh` for the stack, then `cgkit {verb}` again") from None
+        if held := _PROTECTED_STEP.findall(str(failed)):
+            raise _data_at_risk(stack.name, verb, held) from None
         raise _engine_error(f"{verb} of {stack.name} failed", failed) from failed
     finally:
         if watch is not None and watch.quiet is not None:
             watch.quiet.flush()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+#: The engine refusing a step on a protected resource: ``unable to replace resource "<urn>"`` followed
+#: (on the next line) by ``as it is currently marked for protection``.
+_PROTECTED_STEP = re.compile(r'unable to (delete|replace) resource "([^"]+)"\s+as it is currently marked for protection')
+
+
+def _data_at_risk(stack_name: str, verb: str, held: list[tuple[str, str]]) -> DataAtRiskError:
+    """The error for a preview or update the engine stopped at a protected resource: which ones and
+    how to go ahead on purpose (stack ``<env>.<code>``)."""
+    env, _, code = stack_name.partition(".")
+    what = ", ".join(sorted({f"{step} {urn.rsplit('$', 1)[-1].replace('::', ' ')}" for step, urn in held}))
+    return DataAtRiskError(f"{verb} of {stack_name} stopped: it would {what}, which holds records; nothing was "
+                           "changed", hint=f"if that is meant, take a backup first, then: cgkit up --env {env} "
+                                           f"{code.upper()} --allow-data-loss {code.upper()}")
 
 
 #: How the engine's display tags a blocking policy finding (an exempted one says "[exempted: ...]" first).

@@ -125,6 +125,13 @@ class PolicyViolationError(EngineError):
     reference = "policy-violation"
 
 
+class DataAtRiskError(EngineError):
+    """An operation would delete or replace a resource that holds records (protected in the stack's
+    state); nothing was changed. Proceed on purpose, after a backup, with ``--allow-data-loss CODE``."""
+
+    reference = "data-at-risk"
+
+
 class ToolchainError(CgkitError):
     """A tool of the offline toolchain is missing or has the wrong version."""
 

@@ -56,6 +56,8 @@ class RenderedResource:
     urn: str | None = None
     """The URN the engine would give it; its type chain shows the parents
     (``...::cgkit:tenant:TenantBaseline$kubernetes:core/v1:Namespace::gm0344-namespace``)."""
+    protected: bool = False
+    """Declared with Pulumi's ``protect``: the engine refuses to delete or replace it (it holds data)."""
 
 
 @dataclass
@@ -85,6 +87,21 @@ class _Recorder(_mocks.Mocks):
 
     def call(self, args: _mocks.MockCallArgs) -> tuple[dict, list]:
         return {}, []
+
+
+class _Monitor(_mocks.MockMonitor):
+    """The mock monitor, also noting which URNs were registered with ``protect`` (the mocks' resource
+    arguments do not carry resource options)."""
+
+    def __init__(self, mocks: _mocks.Mocks) -> None:
+        super().__init__(mocks)
+        self.protected: set[str] = set()
+
+    def RegisterResource(self, request):  # noqa: N802 (the gRPC method's name)
+        response = super().RegisterResource(request)
+        if request.protect:
+            self.protected.add(response.urn)
+        return response
 
 
 def _secret_paths(value: Any, path: str = "") -> list[str]:
@@ -146,12 +163,14 @@ def _run_isolated(program: Callable[[], None], project: str, stack: str, config:
     asyncio.set_event_loop(loop)
     try:
         recorder = _Recorder(stack_outputs)
-        monitor = _mocks.MockMonitor(recorder)
+        monitor = _Monitor(recorder)
         pulumi.runtime.set_all_config(dict(config or {}), list(secret_keys or []))
         pulumi.runtime.set_mocks(recorder, project=project, stack=stack, preview=False, monitor=monitor)
         loop.run_until_complete(run_pulumi_func(program))
         urns = {_type_and_name(urn): urn for urn in monitor.resources}
-        records = [dataclasses.replace(r, urn=urns.get((r.type, r.name))) for r in recorder.records]
+        records = [dataclasses.replace(r, urn=urns.get((r.type, r.name)),
+                                       protected=urns.get((r.type, r.name)) in monitor.protected)
+                   for r in recorder.records]
         root = pulumi.runtime.get_root_resource()
         outputs = getattr(root, "outputs", None) or {}
         exports = loop.run_until_complete(pulumi.Output.from_input(outputs).future()) if outputs else {}

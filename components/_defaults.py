@@ -145,3 +145,11 @@ def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
     """Options for a child: parented to the component (so it inherits the provider)."""
     return pulumi.ResourceOptions(parent=parent, **kwargs)
 
+
+def holds_data(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+    """Options for a child whose deletion or replacement loses records: the tenant's Namespace (it
+    takes every volume claim in it along), the PostgreSQL StatefulSet (its claim template holds the
+    databases) and an app's media claim. Pulumi's ``protect``: the engine refuses, at preview, to
+    delete or replace it; cgkit lets that through only on purpose (``--allow-data-loss CODE``).
+    Redis is not one: it holds a cache and the Celery queue, not records (Archiefwet)."""
+    return pulumi.ResourceOptions(parent=parent, protect=True, **kwargs)

@@ -201,7 +201,7 @@ class CommonGroundApp(pulumi.ComponentResource):
                 spec={"access_modes": ["ReadWriteMany"],
                       **({"storage_class_name": args.storage_class} if args.storage_class else {}),
                       "resources": {"requests": {"storage": size}}},
-                opts=d.child(self))
+                opts=d.holds_data(self))
             mounts = [{"name": "media", "mount_path": path, "sub_path": sub}
                       for sub, path in spec.media.mounts.items()]
             volumes = [{"name": "media", "persistent_volume_claim": {"claim_name": f"{key}-media"}}]

@@ -177,7 +177,7 @@ class Postgres(pulumi.ComponentResource):
                     },
                 }],
             },
-            opts=d.child(self, depends_on=[self.secret]))
+            opts=d.holds_data(self, depends_on=[self.secret]))
 
         script = provision_script(args.databases)
         job_labels = d.labels(args.code, POSTGRES, PROVISION)

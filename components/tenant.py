@@ -245,7 +245,7 @@ class TenantBaseline(pulumi.ComponentResource):
         self.ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata={"name": ns_name, "labels": ns_labels},
-            opts=d.child(self),
+            opts=d.holds_data(self),
         )
         self.namespace = self.ns.metadata.apply(lambda m: m["name"] if isinstance(m, dict) else m.name)
         ns = self.namespace

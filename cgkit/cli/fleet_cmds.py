@@ -28,7 +28,7 @@ from cgkit.cluster import check_environment
 from cgkit.config import loader
 from cgkit.config.model import EnvironmentFile
 from cgkit.conventions import stack_name
-from cgkit.errors import ConfigError
+from cgkit.errors import ConfigError, InvalidArgumentError
 from cgkit.fleet import report
 from cgkit.fleet.engine_runner import STACK_CREATED, RunOptions, stack_runner
 from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
@@ -100,9 +100,19 @@ def refresh(env: Env, codes: Codes = None, province: Province = None, wave: Wave
 
 @fleet_app.command("destroy")
 def destroy(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
-            parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None, yes: Yes = False) -> None:
-    """Delete every resource of each stack."""
-    _fleet("destroy", env, Selection.of(codes, province, wave, shard), parallel, resume, yes, RunOptions())
+            parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None, yes: Yes = False,
+            allow_data_loss: Annotated[str | None, typer.Option(
+                "--allow-data-loss", metavar="ENV", help="Required: every tenant holds records (its namespace, "
+                "databases, media); repeat the environment's name to confirm. Take backups first.")] = None,
+            ) -> None:
+    """Delete every resource of each stack, records included (--allow-data-loss ENV)."""
+    if allow_data_loss is None or allow_data_loss.strip() != env:
+        raise InvalidArgumentError(
+            f"fleet destroy deletes every selected tenant's records: --allow-data-loss must repeat the environment "
+            f"name '{env}'" + (f", not {allow_data_loss!r}" if allow_data_loss is not None else ""),
+            hint=f"take backups first, then add --allow-data-loss {env}")
+    _fleet("destroy", env, Selection.of(codes, province, wave, shard), parallel, resume, yes,
+           RunOptions(allow_data_loss=True))
 
 
 @fleet_app.command("plan")

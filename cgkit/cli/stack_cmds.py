@@ -31,6 +31,9 @@ Target = Annotated[str, typer.Argument(help="A CBS code (GM0344) or 'platform'."
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Proceed without asking.")]
 NoPolicy = Annotated[bool, typer.Option("--skip-policy", help="Do not run the policy pack (not recommended).")]
+AllowDataLoss = Annotated[str | None, typer.Option(
+    "--allow-data-loss", metavar="CODE", help="Delete or replace what holds the municipality's records (its "
+    "namespace, PostgreSQL, media volumes) on purpose; repeat its code (GM0344) to confirm. Take a backup first.")]
 NoRefresh = Annotated[bool, typer.Option(
     "--no-refresh", help="Do not read the live objects back first (faster; an object changed or deleted by "
     "hand then stays as it is, and the preview does not show it).")]
@@ -177,17 +180,21 @@ def preview(target: Target, env: Env, skip_policy: NoPolicy = False, no_refresh:
 
 
 def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False, no_refresh: NoRefresh = False,
-       ) -> None:
+       allow_data_loss: AllowDataLoss = None) -> None:
     """Create or update the stack's resources, after showing what will change.
 
     First the live objects are read back (refresh), so whatever changed or went by hand is put back.
+    A change that would delete or replace what holds records stops at the preview, unless
+    ``--allow-data-loss CODE`` says it is meant.
     """
     _load_target(find_root(), env, target)  # a bad target or config is named before any question
+    allowed = _data_loss_allowed(target, allow_data_loss)
     _check_can_confirm(yes, "update")
     settings, stack = open_stack(env, target, "up")
     op = engine.Operation(on_output=_stream, policies=not skip_policy, refresh=not no_refresh)
-    confirm(yes, "update", lambda: engine.preview(stack, settings, op))
-    outcome = engine.up(stack, settings, op)
+    with engine.unprotected(stack, engine.protected_resources(stack) if allowed else ()):
+        confirm(yes, "update", lambda: engine.preview(stack, settings, op))
+        outcome = engine.up(stack, settings, op)
     out.print(f"up of {stack.name}: {_summary(outcome.changes)}{_drift(outcome, no_refresh)}", highlight=False,
               soft_wrap=True)
     for name, value in sorted(outcome.outputs.items()):
@@ -207,9 +214,11 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
     out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {})}")
 
 
-def destroy(target: Target, env: Env, yes: Yes = False) -> None:
-    """Delete every resource of the stack, after showing what will go."""
+def destroy(target: Target, env: Env, yes: Yes = False, allow_data_loss: AllowDataLoss = None) -> None:
+    """Delete every resource of the stack, after showing what will go. A tenant holds records (its
+    databases, media): destroying it needs ``--allow-data-loss CODE``."""
     _load_target(find_root(), env, target, runs_program=False)  # a bad target is named before any question
+    allowed = _data_loss_allowed(target, allow_data_loss)
     _check_can_confirm(yes, "destroy")
     try:
         settings, stack = open_stack(env, target, "destroy")
@@ -222,10 +231,28 @@ def destroy(target: Target, env: Env, yes: Yes = False) -> None:
             raise TenantsRemain(f"refusing to destroy {stack.name}: {len(tenants)} tenant stack(s) still use it "
                                 f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                                 hint=f"destroy them first: cgkit destroy --env {env} <code> (or cgkit fleet destroy)")
+    held = engine.data_held(stack, allowed)
     op = engine.Operation(on_output=_stream)
     confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
-    result = engine.destroy(stack, op)
+    result = engine.destroy(stack, op, held)
     out.print(f"destroy of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+
+
+def _data_loss_allowed(target: str, code: str | None) -> bool:
+    """Whether ``--allow-data-loss`` was given, and names ``target`` (case-insensitive).
+
+    Raises:
+        InvalidArgumentError: it names another municipality, or the target is the platform (which
+            holds no records).
+    """
+    if code is None:
+        return False
+    if code.strip().upper() != target.upper() or target.lower() == "platform":
+        raise InvalidArgumentError(f"--allow-data-loss {code!r} must repeat the municipality's code {target.upper()!r}"
+                                   + (": the platform holds no records" if target.lower() == "platform" else ""),
+                                   hint=f"--allow-data-loss {target.upper()}" if target.lower() != "platform"
+                                   else "leave --allow-data-loss out")
+    return True
 
 
 def _check_target(target: str) -> None:

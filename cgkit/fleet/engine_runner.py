@@ -29,11 +29,13 @@ STACK_CREATED = "stack-created"
 @dataclass(frozen=True)
 class RunOptions:
     """The flags of a fleet run: ``preview_only`` (refresh: only show drift), ``skip_policy``
-    (preview/up without the policy pack), ``refresh`` (preview/up read the live objects back first)."""
+    (preview/up without the policy pack), ``refresh`` (preview/up read the live objects back first),
+    ``allow_data_loss`` (destroy deletes what holds records: the tenants' namespaces, databases, media)."""
 
     preview_only: bool = False
     skip_policy: bool = False
     refresh: bool = True
+    allow_data_loss: bool = False
 
 
 def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOptions()) -> StackRunner:
@@ -91,7 +93,8 @@ def _operate(verb: str, stack, settings: engine.EngineSettings, op: engine.Opera
         return engine.preview_refresh(stack, op).change_summary or {}
     if verb == "refresh":
         return engine.refresh(stack, op).summary.resource_changes or {}
-    return engine.destroy(stack, op).summary.resource_changes or {}
+    held = engine.data_held(stack, options.allow_data_loss)
+    return engine.destroy(stack, op, held).summary.resource_changes or {}
 
 
 def _line_writer(log: TextIO):

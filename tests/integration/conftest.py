@@ -66,7 +66,7 @@ def deployed(project: Path, api: client.ApiClient) -> Iterator[Path]:
         assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
         yield project
     finally:
-        cgkit("destroy", "--env", ENV, CODE, "--yes")
+        cgkit("destroy", "--env", ENV, CODE, "--allow-data-loss", CODE, "--yes")
         cgkit("destroy", "--env", ENV, "platform", "--yes")
 
 

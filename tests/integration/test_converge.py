@@ -214,7 +214,7 @@ def test_a_cluster_lost_mid_up_fails_with_its_cause_and_no_traceback_then_conver
         assert cgkit("up", "--env", ENV, LOST, "--yes") == 0
         assert cgkit("preview", "--env", ENV, LOST) == 0
     finally:
-        assert cgkit("destroy", "--env", ENV, LOST, "--yes") == 0
+        assert cgkit("destroy", "--env", ENV, LOST, "--allow-data-loss", LOST, "--yes") == 0
         proxy.stop()
 
 
@@ -234,7 +234,7 @@ def test_previews_of_a_new_stack_at_once_create_it_and_its_secrets_once(deployed
     config = stack.get_all_config()
     expected = {f"cgkit:{n}" for n in ("objecttypen-db-password", "objecttypen-secret-key", "postgres-admin-password")}
     assert set(config) == expected and all(v.secret for v in config.values())
-    assert cgkit("destroy", "--env", ENV, RACED, "--yes") == 0
+    assert cgkit("destroy", "--env", ENV, RACED, "--allow-data-loss", RACED, "--yes") == 0
 
 
 def test_read_only_commands_create_nothing_for_a_stack_never_deployed(deployed: Path, capsys) -> None:
@@ -243,7 +243,7 @@ def test_read_only_commands_create_nothing_for_a_stack_never_deployed(deployed: 
     assert cgkit("refresh", "--env", ENV, NEVER, "--preview-only") == 1
     assert f"stack sandbox.{NEVER.lower()} does not exist" in capsys.readouterr().err
     assert cgkit("fleet", "refresh", NEVER, "--env", ENV, "--preview-only") == 1
-    assert cgkit("destroy", "--env", ENV, NEVER, "--yes") == 0
+    assert cgkit("destroy", "--env", ENV, NEVER, "--allow-data-loss", NEVER, "--yes") == 0
     assert "nothing to destroy" in capsys.readouterr().out
     assert engine.existing_stack(settings(deployed), stack_name(ENV, NEVER)) is None
     assert not (deployed / f"Pulumi.{stack_name(ENV, NEVER)}.yaml").exists()
@@ -311,7 +311,7 @@ def test_an_ingress_whose_domain_flips_three_times_has_state_equal_to_live(deplo
             assert state["spec"]["rules"][0]["host"] == live.spec.rules[0].host, (flip, state["spec"])
             assert state["spec"]["tls"][0]["hosts"] == live.spec.tls[0].hosts, (flip, state["spec"])
     finally:
-        cgkit("destroy", "--env", ENV, FLIPPED, "--yes")
+        cgkit("destroy", "--env", ENV, FLIPPED, "--allow-data-loss", FLIPPED, "--yes")
 
 
 # --- plain pulumi --------------------------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def fleet_project(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
     try:
         yield deployed
     finally:
-        fleet("destroy", *FLEET, RACED, "--parallel", "4", "--yes")
+        fleet("destroy", *FLEET, RACED, "--parallel", "4", "--allow-data-loss", ENV, "--yes")
         environment.write_text(original)
         try:
             core.delete_namespace(UNMANAGED.lower())
@@ -201,7 +201,7 @@ def test_ctrl_c_starts_nothing_new_and_leaves_no_stack_locked(fleet_project: Pat
     before = set(runs.iterdir())
     # its own process group, so killpg is what Ctrl-C on a terminal does: SIGINT to cgkit and the engines
     run = subprocess.Popen([sys.executable, "-m", "cgkit.cli.app", "fleet", "destroy", *FLEET, RACED,
-                            "--env", ENV, "--parallel", "2", "--yes"], cwd=ROOT, start_new_session=True,
+                            "--env", ENV, "--parallel", "2", "--allow-data-loss", ENV, "--yes"], cwd=ROOT, start_new_session=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_default_sigint)
     try:
         _wait_for_line(_new_run_log(runs, before, FLEET[0]), "Destroying (", run)
@@ -222,7 +222,8 @@ def _default_sigint() -> None:
 
 def test_zz_resumed_destroy_removes_every_tenant(fleet_project: Path, api: client.ApiClient) -> None:
     interrupted = latest_report(fleet_project)
-    assert fleet("destroy", "--resume", interrupted["run_id"], "--parallel", "4", "--yes") == 0
+    assert fleet("destroy", "--resume", interrupted["run_id"], "--parallel", "4", "--allow-data-loss", ENV,
+                 "--yes") == 0
     rep = latest_report(fleet_project)
     assert {s["code"] for s in rep["stacks"]} == set(report.unfinished_codes(interrupted))  # none locked
     core = client.CoreV1Api(api)

@@ -96,7 +96,7 @@ def tenants(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
                 core.delete_namespaced_pod("probe", ns, grace_period_seconds=0)
             except ApiException:
                 pass
-        cgkit("destroy", "--env", ENV, OTHER.upper(), "--yes")
+        cgkit("destroy", "--env", ENV, OTHER.upper(), "--allow-data-loss", OTHER.upper(), "--yes")
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +204,7 @@ def test_a_second_up_changes_nothing_on_the_real_node(tenants: Path) -> None:
 
 
 def test_destroy_stops_the_tenants_pods(tenants: Path, api: client.ApiClient) -> None:
-    assert cgkit("destroy", "--env", ENV, OTHER.upper(), "--yes") == 0
+    assert cgkit("destroy", "--env", ENV, OTHER.upper(), "--allow-data-loss", OTHER.upper(), "--yes") == 0
     core = client.CoreV1Api(api)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

@@ -16,6 +16,7 @@ from kubernetes.client.rest import ApiException
 from cgkit import engine
 from cgkit.config import loader
 from cgkit.conventions import LABEL_GEMEENTE, PSA_MODES, stack_name
+from cgkit.errors import DataAtRiskError
 from cgkit.secrets import secret_names
 from tests.integration.conftest import CODE, ENV, cgkit
 
@@ -131,8 +132,34 @@ def test_changing_one_apps_replicas_previews_exactly_one_update(deployed: Path) 
     assert set(result.changes) == {"same", "update"}, result.changes
 
 
+def test_a_change_that_would_replace_the_database_stops_at_the_preview(deployed: Path) -> None:
+    """A new volume size is a new claim template: the engine would replace the PostgreSQL StatefulSet.
+    It is protected, so the preview fails naming it, and nothing changes."""
+    path = loader.municipality_file(deployed, ENV, CODE)
+    original = path.read_text()
+    assert "storage: 10Gi" in original
+    path.write_text(original.replace("storage: 10Gi", "storage: 12Gi"))
+    try:
+        settings, stack = _stack(deployed)
+        with pytest.raises(DataAtRiskError) as stopped:
+            engine.preview(stack, settings, engine.Operation(on_output=lambda _: None))
+    finally:
+        path.write_text(original)
+    assert "replace kubernetes:apps/v1:StatefulSet gm0344-postgresql-statefulset" in str(stopped.value)
+    assert f"--allow-data-loss {CODE}" in stopped.value.hint
+
+
+def test_destroy_without_allow_data_loss_deletes_nothing(deployed: Path, api: client.ApiClient, capsys) -> None:
+    before = engine.protected_resources(_stack(deployed)[1])
+    assert {p.what for p in before} >= {f"Namespace {NS}", f"StatefulSet {NS}/postgresql"}
+    assert cgkit("destroy", "--env", ENV, CODE, "--yes") != 0
+    assert "holds records in Namespace gm0344, StatefulSet gm0344/postgresql" in capsys.readouterr().err
+    assert client.CoreV1Api(api).read_namespace(NS).status.phase == "Active"
+    assert engine.protected_resources(_stack(deployed)[1]) == before
+
+
 def test_zz_destroy_removes_the_tenant_completely(deployed: Path, api: client.ApiClient) -> None:
-    assert cgkit("destroy", "--env", ENV, CODE, "--yes") == 0
+    assert cgkit("destroy", "--env", ENV, CODE, "--allow-data-loss", CODE, "--yes") == 0
     core = client.CoreV1Api(api)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

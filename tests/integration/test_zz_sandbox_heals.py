@@ -106,7 +106,7 @@ def tenant(deployed: Path) -> Iterator[Path]:
         assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
         yield deployed
     finally:
-        cgkit("destroy", "--env", ENV, CODE, "--yes")
+        cgkit("destroy", "--env", ENV, CODE, "--allow-data-loss", CODE, "--yes")
 
 
 @pytest.mark.parametrize("name", CONTROL_PLANE + NODE_DAEMONS)

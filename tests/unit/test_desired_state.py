@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pulumi import automation as auto
@@ -524,3 +525,43 @@ def test_the_platform_is_a_target_for_reading_and_destroying_too(project_root) -
     for runs_program in (True, False):
         environment, cfg = _load_target(project_root, "sandbox", "platform", runs_program)
         assert cfg is None and environment.name == "sandbox"
+
+
+# --- what holds records ------------------------------------------------------------------------------
+
+HELD = [engine.Protected("urn:pulumi:sandbox.gm0344::cgkit::x$kubernetes:core/v1:Namespace::gm0344-namespace",
+                         "Namespace gm0344")]
+
+
+def _destroy_engine(monkeypatch) -> list[list]:
+    """FakeEngine with GM0344 deployed holding HELD; returns the `held` each destroy was given."""
+    FakeEngine(existing={"sandbox.gm0344"}).install(monkeypatch)
+    destroyed: list[list] = []
+    monkeypatch.setattr(engine, "protected_resources", lambda stack: HELD)
+    monkeypatch.setattr(engine, "destroy", lambda stack, op, held=(): destroyed.append(list(held)) or
+                        SimpleNamespace(summary=SimpleNamespace(resource_changes={"delete": 3})))
+    return destroyed
+
+
+def test_destroy_of_a_tenant_that_holds_records_needs_its_code(project: Path, monkeypatch, capsys) -> None:
+    destroyed = _destroy_engine(monkeypatch)
+    assert main(["destroy", "--env", "sandbox", "GM0344", "--yes"]) != ExitStatus.OK
+    printed = capsys.readouterr().err
+    assert "refusing to destroy sandbox.gm0344: it holds records in Namespace gm0344; nothing was deleted" in printed
+    assert "cgkit destroy --env sandbox GM0344 --allow-data-loss GM0344" in printed
+    assert destroyed == []
+    assert main(["destroy", "--env", "sandbox", "GM0344", "--allow-data-loss", "gm0344", "--yes"]) == ExitStatus.OK
+    assert destroyed == [HELD], "the protection is lifted from exactly what the state holds"
+
+
+def test_the_engine_refusing_a_protected_step_becomes_data_at_risk() -> None:
+    """The engine's own words (pulumi 3.274, a replaced claim template) name the URN on one line and
+    the protection on the next."""
+    text = ('error: unable to replace resource "urn:pulumi:sandbox.gm0344::cgkit::cgkit:backing:Postgres'
+            '$kubernetes:apps/v1:StatefulSet::gm0344-postgresql-statefulset"\n    as it is currently marked for '
+            'protection. To unprotect the resource, remove the `protect` flag ...')
+    held = engine._PROTECTED_STEP.findall(text)
+    error = engine._data_at_risk("sandbox.gm0344", "preview", held)
+    assert str(error) == ("preview of sandbox.gm0344 stopped: it would replace kubernetes:apps/v1:StatefulSet "
+                          "gm0344-postgresql-statefulset, which holds records; nothing was changed")
+    assert error.hint.endswith("cgkit up --env sandbox GM0344 --allow-data-loss GM0344")

@@ -13,7 +13,7 @@ from components.backing import Database, provision_script
 from components.catalog import load_catalog
 from components.sizing import tier
 
-from rendered import ALL_APPS, covered, make_cfg, render, render_resources
+from rendered import ALL_APPS, all_apps, covered, make_cfg, render, render_resources
 
 
 def _pod_specs(manifests):
@@ -227,3 +227,21 @@ def test_component_outputs_and_children():
     assert seen["children"] == ["objecttypen-config", "objecttypen-ingress", "objecttypen-migrate",
                                 "objecttypen-sa", "objecttypen-secret", "objecttypen-service", "objecttypen-web"]
     assert all(r.provider and "::test::" in r.provider for r in run.resources)
+
+
+def test_exactly_the_resources_that_hold_records_are_protected():
+    """The namespace (its deletion takes every claim along), the PostgreSQL StatefulSet (its claim
+    template holds the databases) and each media claim carry Pulumi's protect; nothing else does, so
+    every other change (a Deployment replaced, a Job renamed) still runs without a flag."""
+    resources = render_resources(all_apps())
+    protected = {(r.manifest["kind"], r.manifest["metadata"]["name"]) for r in resources if r.protected}
+    media = {("PersistentVolumeClaim", r.manifest["metadata"]["name"]) for r in resources
+             if r.manifest["kind"] == "PersistentVolumeClaim"}
+    assert media, "the full suite has media volumes"
+    assert protected == {("Namespace", "gm0344"), ("StatefulSet", "postgresql")} | media
+
+
+def test_an_external_database_leaves_no_database_to_protect():
+    resources = render_resources(all_apps(database={"mode": "external", "host": "db.example.nl"}))
+    assert ("StatefulSet", "postgresql") not in {(r.manifest["kind"], r.manifest["metadata"]["name"])
+                                                 for r in resources if r.protected}
