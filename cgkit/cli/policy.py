@@ -22,7 +22,7 @@ from cgkit.errors import CgkitError, ConfigError, printable
 from cgkit.haven import report as haven_report
 from cgkit.haven.live import judge_environment
 from cgkit.project import find_root
-from policies import catalog, formats, manifests, waivers
+from policies import catalog, formats, manifests, openreports, waivers
 from policies.config import any_section, context_from_config, section, waivers_from_config
 from policies.evaluate import evaluate
 from policies.model import Context
@@ -34,6 +34,10 @@ class Format(str, enum.Enum):
     TEXT = "text"
     JSON = "json"
     SARIF = "sarif"
+
+
+#: Output formats of ``policy check``: `Format`'s and OpenReports objects (`policies.openreports`).
+CheckFormat = enum.Enum("CheckFormat", {**{f.name: f.value for f in Format}, "OPENREPORTS": "openreports"}, type=str)
 
 
 class ReportFormat(str, enum.Enum):
@@ -118,7 +122,8 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
 def check(
     paths: list[Path] = typer.Argument(..., help="Manifest files or directories (multi-document YAML, JSON); "
                                                  "- reads standard input."),
-    output: Format = typer.Option(Format.TEXT, "--format", "-f", help="Output format."),
+    output: CheckFormat = typer.Option(CheckFormat.TEXT, "--format", "-f",
+                                       help="Output format; openreports: Report objects for kubectl apply."),
     gemeente: Optional[str] = typer.Option(None, help="CBS code (GM0344): the tenant and its expected labels."),
     domain: Optional[str] = typer.Option(None, help="The municipality's domain; Ingress hosts must lie within it."),
     registry: list[str] = typer.Option([], "--registry", help="An allowed image registry (repeatable)."),
@@ -158,12 +163,13 @@ def check(
                         waivers=waiver_list)
     findings.sort(key=lambda f: (f.subject.source or "", str(f.subject), f.rule_id))
     n_files = len({d.source for d in docs})
-    if output is Format.TEXT:
-        typer.echo(formats.text(findings, len(docs), n_files))
-    elif output is Format.JSON:
-        typer.echo(formats.as_json(findings, len(docs), n_files))
-    else:
-        typer.echo(formats.sarif(findings, selected))
+    render = {"text": lambda: formats.text(findings, len(docs), n_files),
+              "json": lambda: formats.as_json(findings, len(docs), n_files),
+              "sarif": lambda: formats.sarif(findings, selected),
+              "openreports": lambda: openreports.as_yaml(openreports.reports(
+                  [d.obj for d in docs], findings, selected, ctx,
+                  name="cgkit-policy" + (f"-{framework.value}" if framework else "")))}
+    typer.echo(render[output.value]().rstrip("\n"))
     raise typer.Exit(ExitStatus.FAILED if any(f.blocking for f in findings) else ExitStatus.OK)
 
 
