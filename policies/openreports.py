@@ -104,8 +104,9 @@ def reports(objects: Sequence[Mapping[str, Any]], findings: Iterable[Finding], r
                 grouped.setdefault(_namespace(s.kind, s.namespace, ctx), []).append(
                     _result(r, ref(s), "pass", r.title, stamp, {}))
     order = {r.id: i for i, r in enumerate(rules)}
-    return [_report(namespace, sorted(results, key=lambda x: order[x["policy"]]), name)
-            for namespace, results in sorted(grouped.items(), key=lambda kv: (kv[0] is not None, kv[0] == "", kv[0] or ""))]
+    # the ClusterReport first (it may hold the Namespaces), then by namespace, the unnamed one last
+    namespaces = sorted(grouped, key=lambda ns: (ns is not None, ns == "", ns or ""))
+    return [_report(ns, sorted(grouped[ns], key=lambda x: order[x["policy"]]), name) for ns in namespaces]
 
 
 def _report(namespace: str | None, results: list[dict[str, Any]], name: str) -> dict[str, Any]:
