@@ -3,11 +3,16 @@
 `load()` imports the families listed in `policies.rules.FAMILIES` (no glob, no import side effects:
 a family contributes the `Rule` objects defined at its top level), reads ``controls.yaml`` and refuses
 an inconsistent catalog with `CatalogError`.
+
+Three layers, after Kubescape's regolibrary: rules cite controls, and each framework of
+``controls.yaml`` selects the controls it requires by id pattern. `Catalog.framework` and
+`Catalog.framework_rules` give one framework's part: its controls, and the rules that serve them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import functools
 import importlib
 from dataclasses import dataclass
@@ -38,12 +43,26 @@ class Control:
 
 
 @dataclass(frozen=True)
+class Framework:
+    """A framework (``BIO2``) and the ids of the controls it selects, in ``controls.yaml`` order."""
+
+    name: str
+    title: str
+    url: str
+    controls: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``{"title", "url", "controls": [ids]}`` (the report's ``frameworks`` values)."""
+        return {"title": self.title, "url": self.url, "controls": list(self.controls)}
+
+
+@dataclass(frozen=True)
 class Catalog:
     """All rules (in family order) and all controls and frameworks, keyed by id."""
 
     rules: tuple[Rule, ...]
     controls: Mapping[str, Control]
-    frameworks: Mapping[str, Mapping[str, Any]]
+    frameworks: Mapping[str, Framework]
 
     def rule(self, rule_id: str) -> Rule:
         """The rule with this id; KeyError if there is none."""
@@ -58,6 +77,22 @@ class Catalog:
         """The rules that cite ``control_id``."""
         return [r for r in self.rules if control_id in r.controls]
 
+    def framework(self, name: str) -> Framework:
+        """The framework called ``name``, in any case (``bio2``, ``BIO2``); CatalogError naming the
+        frameworks there are when there is none."""
+        by_name = {n.lower(): f for n, f in self.frameworks.items()}
+        try:
+            return by_name[name.lower()]
+        except KeyError:
+            raise CatalogError(f"unknown framework {name!r}; the frameworks are "
+                               f"{', '.join(sorted(by_name))}") from None
+
+    def framework_rules(self, name: str) -> tuple[Rule, ...]:
+        """The rules (in catalog order) that serve at least one control of framework ``name``;
+        CatalogError as `framework`."""
+        selected = set(self.framework(name).controls)
+        return tuple(r for r in self.rules if selected.intersection(r.controls))
+
 
 def family_rules(family: str) -> list[Rule]:
     """The rules defined at the top level of ``policies.rules.<family>``, each stamped with its family."""
@@ -65,19 +100,35 @@ def family_rules(family: str) -> list[Rule]:
     return [dataclasses.replace(v, family=family) for v in vars(module).values() if isinstance(v, Rule)]
 
 
-def load_controls(path: Path = CONTROLS_FILE) -> tuple[dict[str, Control], dict[str, Any]]:
-    """Read controls and frameworks; CatalogError if a control names an unknown framework."""
+def load_controls(path: Path = CONTROLS_FILE) -> tuple[dict[str, Control], dict[str, Framework]]:
+    """Read controls and frameworks, each framework with the controls its patterns select.
+
+    A control belongs to the framework its id starts with (``BIO2:8.22``). CatalogError when an id
+    starts with no known framework, a framework's pattern selects no control, or a control is selected
+    by no framework."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    frameworks = data.get("frameworks") or {}
+    spec = data.get("frameworks") or {}
     controls = {}
     for cid, c in (data.get("controls") or {}).items():
-        if c.get("framework") not in frameworks or not cid.startswith(f"{c.get('framework')}:"):
-            raise CatalogError(f"{path.name}: control {cid} must start with a known framework ({', '.join(frameworks)})")
-        controls[cid] = Control(cid, c["framework"], str(c["ref"]), c["title"])
+        framework = cid.split(":")[0]
+        if framework not in spec or ":" not in cid:
+            raise CatalogError(f"{path.name}: control {cid} must start with a known framework ({', '.join(spec)}:)")
+        controls[cid] = Control(cid, framework, str(c["ref"]), c["title"])
+    frameworks, problems = {}, []
+    for name, f in spec.items():
+        patterns = f.get("controls") or []
+        chosen = {p: [cid for cid in controls if fnmatch.fnmatchcase(cid, p)] for p in patterns}
+        problems += [f"framework {name}: {p!r} selects no control" for p, ids in chosen.items() if not ids]
+        frameworks[name] = Framework(name, f["title"], f.get("url", ""),
+                                     tuple(cid for cid in controls if any(cid in ids for ids in chosen.values())))
+    selected = {cid for f in frameworks.values() for cid in f.controls}
+    problems += [f"control {cid} is selected by no framework" for cid in controls if cid not in selected]
+    if problems:
+        raise CatalogError(f"{path.name}: " + "; ".join(problems))
     return controls, frameworks
 
 
-def build(rules: list[Rule], controls: dict[str, Control], frameworks: dict[str, Any]) -> Catalog:
+def build(rules: list[Rule], controls: dict[str, Control], frameworks: dict[str, Framework]) -> Catalog:
     """Assemble a catalog; CatalogError on duplicate rule ids or on references to unknown controls."""
     seen: dict[str, Rule] = {}
     problems = []

@@ -7,6 +7,9 @@ file with inline CSS). Three parts:
 * per control (grouped by framework): the rules that serve it;
 * per municipality: for each rule pass / waived / violation, with the findings and waiver reasons.
 
+With a framework (``build(..., framework="bio2")``) each part holds only what that framework needs: the
+controls it selects in ``controls.yaml``, the rules that serve them, and the findings of those rules.
+
 Municipalities come as `Tenant` values: from rendered manifests on disk (`tenants_from_manifest_dir`)
 or from the programs themselves (`tenants_from_environment`, via ``cgkit.render.render_municipality``).
 """
@@ -113,11 +116,11 @@ def _git_commit() -> str | None:
         return None
 
 
-def _rule_entry(rule, cat, results) -> dict[str, Any]:
+def _rule_entry(rule, cat, results, control_ids) -> dict[str, Any]:
     return {"id": rule.id, "title": rule.title, "rationale": rule.rationale, "enforcement": rule.enforcement.value,
             "scope": rule.scope.value, "family": rule.family, "kinds": sorted(rule.kinds),
             "controls": [{"id": c, "framework": cat.controls[c].framework, "ref": cat.controls[c].ref,
-                          "title": cat.controls[c].title} for c in rule.controls],
+                          "title": cat.controls[c].title} for c in rule.controls if c in control_ids],
             "cases": [{"name": r.case.path.stem, "file": str(r.case.path.relative_to(catalog.POLICIES_DIR.parent)),
                        "expect": "fail" if r.case.expect_fail else "pass", "ok": r.ok,
                        "description": r.case.description, "findings": len(r.findings),
@@ -125,14 +128,14 @@ def _rule_entry(rule, cat, results) -> dict[str, Any]:
                       for r in results if r.case.rule_id == rule.id]}
 
 
-def _tenant_entry(tenant: Tenant, cat) -> dict[str, Any]:
+def _tenant_entry(tenant: Tenant, cat, rules) -> dict[str, Any]:
     error, waiver_list = tenant.error, list(tenant.waivers)
     try:
         waivers.validate(waiver_list, cat.by_id)
     except waivers.WaiverError as e:
         error, waiver_list = "; ".join(filter(None, (error, f"invalid waivers, not applied: {e}"))), []
-    findings = evaluate(tenant.objects, tenant.context, sources=tenant.sources, waivers=waiver_list)
-    status = {r.id: "pass" for r in cat.rules}
+    findings = evaluate(tenant.objects, tenant.context, rules=rules, sources=tenant.sources, waivers=waiver_list)
+    status = {r.id: "pass" for r in rules}
     for f in findings:  # the worst outcome per rule wins
         outcome = "waived" if f.status is Status.WAIVED else ("violation" if f.blocking else "advisory")
         if OUTCOMES.index(outcome) > OUTCOMES.index(status[f.rule_id]):
@@ -146,17 +149,23 @@ def _tenant_entry(tenant: Tenant, cat) -> dict[str, Any]:
 
 
 def build(env: str, tenants: Sequence[Tenant], now: dt.datetime | None = None,
-          haven: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The whole report as a JSON-ready dict (runs every fixture case and every tenant evaluation).
+          haven: Mapping[str, Any] | None = None, framework: str | None = None) -> dict[str, Any]:
+    """The whole report as a JSON-ready dict (runs the fixture cases and tenant evaluations it reports).
 
     ``haven``: the Haven checks of the environment's cluster (``cgkit.haven.report.as_dict``), or
-    None when the report was made without the cluster (the section then says so)."""
+    None when the report was made without the cluster (the section then says so).
+    ``framework``: a framework of ``controls.yaml`` in any case (``bio2``): report only its controls,
+    the rules that serve them (listing only its controls) and those rules' findings; None: everything.
+    Raises `catalog.CatalogError` for an unknown framework, naming the frameworks there are."""
     cat = catalog.load()
-    results = [cases.run_case(c) for c in cases.discover()]
-    rules = [_rule_entry(r, cat, results) for r in cat.rules]
+    frameworks = [cat.framework(framework)] if framework else list(cat.frameworks.values())
+    control_ids = list(dict.fromkeys(c for f in frameworks for c in f.controls))
+    selected = cat.framework_rules(framework) if framework else cat.rules
+    results = [cases.run_case(c) for c in cases.discover() if c.rule_id in {r.id for r in selected}]
+    rules = [_rule_entry(r, cat, results, set(control_ids)) for r in selected]
     controls = [{"id": c.id, "framework": c.framework, "ref": c.ref, "title": c.title,
-                 "rules": [r.id for r in cat.rules_for_control(c.id)]} for c in cat.controls.values()]
-    municipalities = [_tenant_entry(t, cat) for t in tenants]
+                 "rules": [r.id for r in cat.rules_for_control(c.id)]} for c in map(cat.controls.get, control_ids)]
+    municipalities = [_tenant_entry(t, cat, selected) for t in tenants]
     summary = {"rules": len(rules), "mandatory": sum(r["enforcement"] == "mandatory" for r in rules),
                "advisory": sum(r["enforcement"] == "advisory" for r in rules), "controls": len(controls),
                "cases": len(results), "failing_cases": sum(not r.ok for r in results),
@@ -164,8 +173,8 @@ def build(env: str, tenants: Sequence[Tenant], now: dt.datetime | None = None,
                "compliant": sum(m["verdict"] == "compliant" for m in municipalities),
                "haven_failed": haven["summary"]["failed"] if haven else None}
     return {"env": env, "generated": (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
-            "commit": _git_commit(), "summary": summary,
-            "frameworks": {k: dict(v) for k, v in cat.frameworks.items()},
+            "commit": _git_commit(), "summary": summary, "framework": frameworks[0].name if framework else None,
+            "frameworks": {f.name: f.as_dict() for f in frameworks},
             "rules": rules, "controls": controls, "municipalities": municipalities, "haven": haven}
 
 
@@ -176,6 +185,17 @@ HAVEN_ABSENT = ("Not part of this report: run `cgkit policy report --haven` (or 
 #: the report's CSS class for each Haven state
 HAVEN_CSS = {"passed": "pass", "failed": "failed", "not verifiable": "advisory"}
 
+def _subject(report: Mapping[str, Any]) -> str:
+    """``environment sandbox`` or ``environment sandbox, framework BIO2``: what the report covers."""
+    return f"environment {report['env']}" + (f", framework {report['framework']}" if report.get("framework") else "")
+
+
+def _framework_controls(report: Mapping[str, Any], meta: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The report's control entries that the framework ``meta`` selects, in its order."""
+    by_id = {c["id"]: c for c in report["controls"]}
+    return [by_id[cid] for cid in meta["controls"]]
+
+
 def _md_cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
@@ -183,7 +203,7 @@ def _md_cell(text: Any) -> str:
 def markdown(report: Mapping[str, Any]) -> str:
     """Render the report as Markdown (tables for the overviews, one section per rule)."""
     s = report["summary"]
-    out = [f"# Policy report — environment `{report['env']}`", "",
+    out = [f"# Policy report — {_subject(report)}", "",
            f"Generated {report['generated']}" + (f" from commit `{report['commit']}`" if report["commit"] else "") + ".",
            "", f"{s['rules']} rules ({s['mandatory']} mandatory, {s['advisory']} advisory) serving {s['controls']} "
            f"controls; {s['cases']} fixture cases run, {s['failing_cases']} failing; {s['compliant']} of "
@@ -204,7 +224,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     for fw, meta in report["frameworks"].items():
         out += [f"### {fw} — {meta['title']}", "", "| control | title | rules |", "| --- | --- | --- |"]
         out += [f"| {c['ref']} | {_md_cell(c['title'])} | {', '.join(c['rules'])} |"
-                for c in report["controls"] if c["framework"] == fw]
+                for c in _framework_controls(report, meta)]
         out.append("")
     out += ["## Municipalities", "", "Rules per outcome: pass, waived, advisory findings, mandatory violation.", "",
             "| code | objects | " + " | ".join(OUTCOMES) + " | verdict |", "| --- " * (len(OUTCOMES) + 3) + "|"]
@@ -306,15 +326,15 @@ def html(report: Mapping[str, Any]) -> str:
     controls = "".join(
         f"<h3>{_e(fw)} — {_e(meta['title'])}</h3>" + _table(["control", "title", "rules"], [
             [_e(c["ref"]), _e(c["title"]), ", ".join(f'<a href="#{_e(i.lower())}">{_e(i)}</a>' for i in c["rules"])]
-            for c in report["controls"] if c["framework"] == fw])
+            for c in _framework_controls(report, meta)])
         for fw, meta in report["frameworks"].items())
     municipalities = _table(["code", "objects", *OUTCOMES, "verdict"], [
         [_e(m["code"]), _e(m["objects"]), *(_e(m["counts"][o]) for o in OUTCOMES), _badge(m["verdict"])]
         for m in report["municipalities"]])
     commit = f" from commit <code>{_e(report['commit'])}</code>" if report["commit"] else ""
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>cgkit policy report — "
-            f"{_e(report['env'])}</title><style>{CSS}</style></head><body><main>"
-            f"<h1>Policy report — environment {_e(report['env'])}</h1>"
+            f"{_e(_subject(report))}</title><style>{CSS}</style></head><body><main>"
+            f"<h1>Policy report — {_e(_subject(report))}</h1>"
             f"<p class=\"meta\">Generated {_e(report['generated'])}{commit}.</p>"
             f"<nav><a href=\"#rules\">Rules</a><a href=\"#controls\">Controls</a>"
             f"<a href=\"#municipalities\">Municipalities</a><a href=\"#haven\">Haven</a></nav><div class=\"cards\">{cards}</div>"

@@ -22,7 +22,7 @@ from cgkit.errors import CgkitError, ConfigError, printable
 from cgkit.haven import report as haven_report
 from cgkit.haven.live import judge_environment
 from cgkit.project import find_root
-from policies import catalog, formats, manifests, waivers
+from policies import catalog, formats, manifests, openreports, waivers
 from policies.config import any_section, context_from_config, section, waivers_from_config
 from policies.evaluate import evaluate
 from policies.model import Context
@@ -36,12 +36,26 @@ class Format(str, enum.Enum):
     SARIF = "sarif"
 
 
+#: Output formats of ``policy check``: `Format`'s and OpenReports objects (`policies.openreports`).
+CheckFormat = enum.Enum("CheckFormat", {**{f.name: f.value for f in Format}, "OPENREPORTS": "openreports"}, type=str)
+
+
 class ReportFormat(str, enum.Enum):
     """Output formats of ``report``."""
 
     MD = "md"
     HTML = "html"
     JSON = "json"
+
+
+#: ``--framework`` values: the frameworks of ``policies/controls.yaml`` by lower-case name (given in
+#: any case). Data, not code: a framework added there is a choice here.
+FrameworkName = enum.Enum("FrameworkName", {n.upper(): n.lower() for n in catalog.load_controls()[1]}, type=str)
+
+
+def _framework_option(what: str) -> typer.models.OptionInfo:
+    return typer.Option(None, "--framework", case_sensitive=False,
+                        help=f"Only what this framework needs: {what} (frameworks as in policies/controls.yaml).")
 
 
 policy_app = typer.Typer(help="Check manifests against cgkit's policy rules; write the auditor report.",
@@ -108,7 +122,8 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
 def check(
     paths: list[Path] = typer.Argument(..., help="Manifest files or directories (multi-document YAML, JSON); "
                                                  "- reads standard input."),
-    output: Format = typer.Option(Format.TEXT, "--format", "-f", help="Output format."),
+    output: CheckFormat = typer.Option(CheckFormat.TEXT, "--format", "-f",
+                                       help="Output format; openreports: Report objects for kubectl apply."),
     gemeente: Optional[str] = typer.Option(None, help="CBS code (GM0344): the tenant and its expected labels."),
     domain: Optional[str] = typer.Option(None, help="The municipality's domain; Ingress hosts must lie within it."),
     registry: list[str] = typer.Option([], "--registry", help="An allowed image registry (repeatable)."),
@@ -120,6 +135,7 @@ def check(
                                                    "upward from here, as for every cgkit command)."),
     waivers_file: Optional[Path] = typer.Option(None, "--waivers",
                                                 help="YAML with a 'waivers:' list, e.g. the municipality file."),
+    framework: Optional[FrameworkName] = _framework_option("judge with the rules that serve its controls"),
 ) -> None:
     """Check manifests: one line per finding; exit 1 when a mandatory rule is violated.
 
@@ -142,15 +158,18 @@ def check(
         raise _fail(f"no Kubernetes objects in {', '.join(map(str, paths))} (files read: "
                     f"{len(manifests.files(paths))}; only *.yaml, *.yml and *.json are read from folders); "
                     "nothing was checked")
-    findings = evaluate([d.obj for d in docs], ctx, sources=[d.source for d in docs], waivers=waiver_list)
+    selected = rules.framework_rules(framework.value) if framework else rules.rules
+    findings = evaluate([d.obj for d in docs], ctx, rules=selected, sources=[d.source for d in docs],
+                        waivers=waiver_list)
     findings.sort(key=lambda f: (f.subject.source or "", str(f.subject), f.rule_id))
     n_files = len({d.source for d in docs})
-    if output is Format.TEXT:
-        typer.echo(formats.text(findings, len(docs), n_files))
-    elif output is Format.JSON:
-        typer.echo(formats.as_json(findings, len(docs), n_files))
-    else:
-        typer.echo(formats.sarif(findings, rules.rules))
+    render = {"text": lambda: formats.text(findings, len(docs), n_files),
+              "json": lambda: formats.as_json(findings, len(docs), n_files),
+              "sarif": lambda: formats.sarif(findings, selected),
+              "openreports": lambda: openreports.as_yaml(openreports.reports(
+                  [d.obj for d in docs], findings, selected, ctx,
+                  name="cgkit-policy" + (f"-{framework.value}" if framework else "")))}
+    typer.echo(render[output.value]().rstrip("\n"))
     raise typer.Exit(ExitStatus.FAILED if any(f.blocking for f in findings) else ExitStatus.OK)
 
 
@@ -158,7 +177,7 @@ def check(
 def report(
     env: str = typer.Option(..., help="Environment whose municipalities are reported (e.g. sandbox)."),
     output: ReportFormat = typer.Option(ReportFormat.MD, "--format", "-f", help="Report format."),
-    out: Optional[Path] = typer.Option(None, help="Directory to write policy-report-<env>.<format> into "
+    out: Optional[Path] = typer.Option(None, help="Directory to write policy-report-<env>[-<framework>].<format> into "
                                                   "(default: print to stdout)."),
     manifests_dir: Optional[Path] = typer.Option(
         None, "--manifests", help="Rendered manifests per municipality: <dir>/<code>/*.yaml or <dir>/<code>.yaml "
@@ -167,9 +186,11 @@ def report(
                                                    "upward from here)."),
     haven: bool = typer.Option(False, "--haven", help="Add the Haven checks of the environment's live cluster "
                                                       "(`cgkit haven check`); needs the cluster."),
+    framework: Optional[FrameworkName] = _framework_option("its controls, the rules that serve them and "
+                                                           "those rules' findings"),
 ) -> None:
     """Write the auditor report: rules with their fixture results, controls, every municipality and,
-    with --haven, the Haven checks of the cluster."""
+    with --haven, the Haven checks of the cluster; with --framework only what that framework needs."""
     from policies import report as report_mod  # imported lazily: it pulls in the renderer
 
     try:
@@ -185,13 +206,13 @@ def report(
         raise typer.Exit(ExitStatus.FAILED) from e
     if not tenants:
         typer.echo(f"error: no municipalities in environment {env}; the report covers the rules only", err=True)
-    data = report_mod.build(env, tenants, haven=cluster)
+    data = report_mod.build(env, tenants, haven=cluster, framework=framework.value if framework else None)
     text = {ReportFormat.MD: report_mod.markdown, ReportFormat.HTML: report_mod.html,
             ReportFormat.JSON: lambda d: json.dumps(d, indent=2)}[output](data)
     if out is None:
         typer.echo(text)
     else:
-        target = out / f"policy-report-{env}.{output.value}"
+        target = out / f"policy-report-{env}{f'-{framework.value}' if framework else ''}.{output.value}"
         try:
             out.mkdir(parents=True, exist_ok=True)
             target.write_text(text, encoding="utf-8")

@@ -2,6 +2,7 @@
 has a passing and a failing fixture, fixture folders name real rules, metadata is complete."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -44,10 +45,17 @@ def test_every_control_is_served_by_a_rule():
     assert [c for c in CATALOG.controls if not CATALOG.rules_for_control(c)] == []
 
 
-def test_every_framework_has_controls():
-    for framework in CATALOG.frameworks:
-        served = [c for c in CATALOG.controls.values() if c.framework == framework]
-        assert served, framework
+def test_every_framework_selects_controls_and_every_control_is_selected():
+    assert all(f.controls for f in CATALOG.frameworks.values())
+    assert {c for f in CATALOG.frameworks.values() for c in f.controls} == set(CATALOG.controls)
+
+
+def test_bio2_controls_are_iso_27002_2022_controls_or_bio2_v1_2_measures():
+    # a control ``8.22`` (ISO/IEC 27002:2022, as BIO2 adopts it) or an overheidsmaatregel ``8.27.01``
+    # (the control in two digits, as BIO2 v1.2 numbers them); the id is the ref
+    for c in CATALOG.controls.values():
+        if c.framework == "BIO2":
+            assert re.fullmatch(r"[5-8]\.[1-9]\d?|[5-8]\.\d\d\.\d\d", c.ref) and c.id == f"BIO2:{c.ref}", c.id
 
 
 def test_every_rule_has_a_pass_and_a_fail_case():

@@ -46,7 +46,7 @@ def test_there_is_one_policy_per_rule_with_the_rules_enforcement():
     assert list(POLICIES) == rule_ids()
     assert POLICIES["CGK-POD-001"].enforcement_level is EnforcementLevel.MANDATORY
     assert POLICIES["CGK-POD-011"].enforcement_level is EnforcementLevel.ADVISORY
-    assert POLICIES["CGK-POD-001"].tags == ["PSS:baseline/privileged", "NSA:1.2", "BIO2:8.27", "Haven:node-hardening"]
+    assert POLICIES["CGK-POD-001"].tags == ["PSS:baseline/privileged", "NSA:1.2", "BIO2:8.27.01", "Haven:node-hardening"]
 
 
 @pytest.mark.parametrize("token, expected", [

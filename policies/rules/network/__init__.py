@@ -30,7 +30,7 @@ def external_ips(obj, ctx):
 
 
 @rule("CGK-NET-003", title="Ingresses name their hosts and serve every host over TLS", kinds={"Ingress"},
-      controls=("BIO2:8.24", "BIO2:8.21", "Haven:https", "NSA:tls"),
+      controls=("BIO2:8.24", "BIO2:8.21.04", "Haven:https", "NSA:tls"),
       rationale="""Dutch government websites must use HTTPS (Besluit beveiligde verbinding); an Ingress rule
       without a host catches every name, and a host without a TLS entry is served in clear text.""")
 def ingress_tls(obj, ctx):

@@ -29,7 +29,7 @@ APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 
 
 @rule("CGK-POD-001", title="Containers are not privileged", kinds=POD_KINDS,
-      controls=("PSS:baseline/privileged", "NSA:1.2", "BIO2:8.27", "Haven:node-hardening"),
+      controls=("PSS:baseline/privileged", "NSA:1.2", "BIO2:8.27.01", "Haven:node-hardening"),
       rationale="""A privileged container has every capability and all host devices; escaping it is
       trivial, so one compromised app would own the node and every other municipality on it.""")
 def privileged(obj, ctx):
@@ -51,7 +51,7 @@ def host_namespaces(obj, ctx):
 
 
 @rule("CGK-POD-003", title="Pods do not mount hostPath volumes", kinds=POD_KINDS,
-      controls=("PSS:baseline/host-path", "BIO2:8.27", "Haven:node-hardening"),
+      controls=("PSS:baseline/host-path", "BIO2:8.27.01", "Haven:node-hardening"),
       rationale="""A hostPath volume exposes the node's file system (container runtime socket, kubelet
       credentials, other tenants' data) to the pod.""")
 def host_path(obj, ctx):
@@ -76,7 +76,7 @@ def host_ports(obj, ctx):
 
 
 @rule("CGK-POD-005", title="Containers add no capabilities beyond NET_BIND_SERVICE", kinds=POD_KINDS,
-      controls=("PSS:baseline/capabilities", "PSS:restricted/capabilities", "BIO2:8.27"),
+      controls=("PSS:baseline/capabilities", "PSS:restricted/capabilities", "BIO2:8.27.01"),
       rationale="""Added capabilities such as SYS_ADMIN or NET_ADMIN hand a container parts of root's
       power over the kernel; the restricted profile allows only binding low ports.""")
 def added_capabilities(obj, ctx):
@@ -89,7 +89,7 @@ def added_capabilities(obj, ctx):
 
 
 @rule("CGK-POD-006", title="Containers drop ALL capabilities", kinds=POD_KINDS,
-      controls=("PSS:restricted/capabilities", "BIO2:8.27"),
+      controls=("PSS:restricted/capabilities", "BIO2:8.27.01"),
       rationale="""The runtime's default capability set (CHOWN, SETUID, NET_RAW, ...) is more than a web app
       needs; dropping ALL leaves an attacker nothing to escalate with.""")
 def drop_all(obj, ctx):
@@ -101,7 +101,7 @@ def drop_all(obj, ctx):
 
 
 @rule("CGK-POD-007", title="Containers disallow privilege escalation", kinds=POD_KINDS,
-      controls=("PSS:restricted/privilege-escalation", "NSA:1.7", "BIO2:8.27"),
+      controls=("PSS:restricted/privilege-escalation", "NSA:1.7", "BIO2:8.27.01"),
       rationale="""Unless allowPrivilegeEscalation is false, a setuid binary in the image can gain more
       privileges than the container started with.""")
 def privilege_escalation(obj, ctx):
@@ -112,7 +112,7 @@ def privilege_escalation(obj, ctx):
 
 
 @rule("CGK-POD-008", title="Containers run as non-root", kinds=POD_KINDS,
-      controls=("PSS:restricted/run-as-non-root", "NSA:1.0", "BIO2:8.27"),
+      controls=("PSS:restricted/run-as-non-root", "NSA:1.0", "BIO2:8.27.01"),
       rationale="""runAsNonRoot makes the kubelet refuse to start a container whose user is root, so an
       image that silently runs as uid 0 (as many database charts do) cannot start.""")
 def run_as_non_root(obj, ctx):
@@ -123,7 +123,7 @@ def run_as_non_root(obj, ctx):
 
 
 @rule("CGK-POD-009", title="Containers do not run with user or group id 0", kinds=POD_KINDS,
-      controls=("PSS:restricted/run-as-non-root-user", "NSA:1.6", "BIO2:8.27"),
+      controls=("PSS:restricted/run-as-non-root-user", "NSA:1.6", "BIO2:8.27.01"),
       rationale="""An explicit uid or gid 0 is root even when the image was built for another user, and
       root group membership opens files that are group-writable for root.""")
 def root_ids(obj, ctx):
@@ -142,7 +142,7 @@ def root_ids(obj, ctx):
 
 
 @rule("CGK-POD-010", title="Containers use the RuntimeDefault or a Localhost seccomp profile", kinds=POD_KINDS,
-      controls=("PSS:baseline/seccomp", "PSS:restricted/seccomp", "NSA:1.10", "BIO2:8.27", "Haven:node-hardening"),
+      controls=("PSS:baseline/seccomp", "PSS:restricted/seccomp", "NSA:1.10", "BIO2:8.27.01", "Haven:node-hardening"),
       rationale="""Seccomp filters the system calls a container may make; without a profile every syscall
       reaches the shared kernel, which widens the attack surface of every kernel bug.""")
 def seccomp(obj, ctx):
@@ -155,7 +155,7 @@ def seccomp(obj, ctx):
 
 
 @rule("CGK-POD-011", title="Containers have a read-only root file system", kinds=POD_KINDS,
-      enforcement=Enforcement.ADVISORY, controls=("NSA:1.1", "BIO2:8.27"),
+      enforcement=Enforcement.ADVISORY, controls=("NSA:1.1", "BIO2:8.27.01"),
       rationale="""A read-only root file system stops an attacker from dropping tools or changing the app
       in place. Advisory: the Django-based Common Ground apps write to their file system (static files,
       caches), so this is reported but does not block until the images support it.""")
@@ -168,7 +168,7 @@ def read_only_root(obj, ctx):
 
 
 @rule("CGK-POD-012", title="Containers do not share a process namespace", kinds=POD_KINDS,
-      controls=("NSA:1.3", "BIO2:8.27"),
+      controls=("NSA:1.3", "BIO2:8.27.01"),
       rationale="""With shareProcessNamespace every container of the pod can signal and inspect the others
       and read their environment (credentials included) through /proc.""")
 def share_process_namespace(obj, ctx):
@@ -178,7 +178,7 @@ def share_process_namespace(obj, ctx):
 
 
 @rule("CGK-POD-013", title="Pods are not Windows HostProcess pods", kinds=POD_KINDS,
-      controls=("PSS:baseline/host-process", "BIO2:8.27"),
+      controls=("PSS:baseline/host-process", "BIO2:8.27.01"),
       rationale="""A Windows HostProcess container runs directly on the host with full access to it.""")
 def host_process(obj, ctx):
     pod = pod_spec(obj)
@@ -191,7 +191,7 @@ def host_process(obj, ctx):
 
 
 @rule("CGK-POD-014", title="Pods set only safe sysctls", kinds=POD_KINDS,
-      controls=("PSS:baseline/sysctls", "BIO2:8.27"),
+      controls=("PSS:baseline/sysctls", "BIO2:8.27.01"),
       rationale="""Unsafe sysctls change kernel settings for the whole node, affecting every other tenant.""")
 def sysctls(obj, ctx):
     pod = pod_spec(obj)
@@ -202,7 +202,7 @@ def sysctls(obj, ctx):
 
 
 @rule("CGK-POD-015", title="Pods use only core volume types", kinds=POD_KINDS,
-      controls=("PSS:restricted/volume-types", "BIO2:8.27"),
+      controls=("PSS:restricted/volume-types", "BIO2:8.27.01"),
       rationale="""Volume types such as nfs, iscsi or gitRepo reach outside the cluster's storage
       abstraction, bypassing the tenant's quota and access controls.""")
 def volume_types(obj, ctx):
@@ -215,7 +215,7 @@ def volume_types(obj, ctx):
 
 
 @rule("CGK-POD-016", title="Containers keep the default /proc mount", kinds=POD_KINDS,
-      controls=("PSS:baseline/proc-mount", "BIO2:8.27"),
+      controls=("PSS:baseline/proc-mount", "BIO2:8.27.01"),
       rationale="""An Unmasked /proc exposes kernel interfaces the runtime normally hides from containers.""")
 def proc_mount(obj, ctx):
     for c in containers(obj):
@@ -226,7 +226,7 @@ def proc_mount(obj, ctx):
 
 
 @rule("CGK-POD-017", title="Containers keep the SELinux and AppArmor confinement", kinds=POD_KINDS,
-      controls=("PSS:baseline/selinux", "PSS:baseline/apparmor", "NSA:1.8", "NSA:1.9", "BIO2:8.27",
+      controls=("PSS:baseline/selinux", "PSS:baseline/apparmor", "NSA:1.8", "NSA:1.9", "BIO2:8.27.01",
                 "Haven:node-hardening"),
       rationale="""Haven requires nodes with a Linux security module; a pod that runs unconfined or
       picks its own SELinux user or role switches that protection off for itself.""")

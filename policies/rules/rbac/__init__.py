@@ -38,7 +38,7 @@ def wildcards(obj, ctx):
 
 
 @rule("CGK-RBAC-003", title="Roles do not grant exec, attach or port-forward into pods", kinds=ROLE_KINDS,
-      enforcement=Enforcement.ADVISORY, controls=("BIO2:8.18", "BIO2:8.2", "NSA:authz"),
+      enforcement=Enforcement.ADVISORY, controls=("BIO2:8.18.01", "BIO2:8.2", "NSA:authz"),
       rationale="""exec and attach are privileged utilities: they bypass the app's own access control and
       read its secrets. BIO2 8.18 wants such use exceptional and logged, so it is reported for review.""")
 def pod_exec(obj, ctx):

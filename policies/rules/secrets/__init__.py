@@ -139,7 +139,7 @@ WEAK_SSLMODES = frozenset({"disable", "allow", "prefer"})
 
 
 @rule("CGK-SEC-004", title="Database connections require TLS (PGSSLMODE require or stricter)", kinds=POD_KINDS,
-      enforcement=Enforcement.ADVISORY, controls=("BIO2:8.24", "BIO2:8.21", "NSA:tls"),
+      enforcement=Enforcement.ADVISORY, controls=("BIO2:8.24", "BIO2:8.21.04", "NSA:tls"),
       rationale="""With PGSSLMODE disable, allow or prefer, libpq sends credentials and case data to an
       external PostgreSQL server in clear text, or falls back to it when TLS fails. cgkit refuses such a
       municipality file outside the sandbox unless this rule is waived; here it is reported for review.""")

@@ -32,7 +32,7 @@ def in_namespace(objects, kind: str, namespace: str, ctx: Context) -> list[Mappi
 
 
 @rule("CGK-TEN-001", title="Tenant namespaces enforce, audit and warn at Pod Security level restricted",
-      kinds={"Namespace"}, controls=("BIO2:8.22", "BIO2:8.27", "Haven:node-hardening"),
+      kinds={"Namespace"}, controls=("BIO2:8.22", "BIO2:8.27.01", "Haven:node-hardening"),
       rationale="""Pod Security Admission is the cluster-side backstop for the pod rules: with enforce=
       restricted the API server rejects a non-compliant pod even if it bypassed this pack (kubectl,
       an operator). audit and warn make attempts visible.""")

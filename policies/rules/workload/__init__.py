@@ -106,7 +106,7 @@ def automount_token(obj, ctx):
 
 
 @rule("CGK-WKL-004", title="Images are pinned by digest or by an explicit version tag", kinds=POD_KINDS,
-      controls=("BIO2:8.9", "BIO2:8.19", "BIO2:8.8", "NSA:scan"),
+      controls=("BIO2:8.9", "BIO2:8.19.01", "BIO2:8.8", "NSA:scan"),
       rationale="""An image without a tag, or tagged latest, changes under the same name: what was reviewed
       and scanned is not what runs, and rollbacks are impossible.""")
 def image_pinned(obj, ctx):
@@ -119,7 +119,7 @@ def image_pinned(obj, ctx):
 
 
 @rule("CGK-WKL-005", title="Images come from the environment's allowed registries", kinds=POD_KINDS,
-      controls=("BIO2:8.19", "BIO2:8.8", "NSA:scan"),
+      controls=("BIO2:8.19.01", "BIO2:8.8", "NSA:scan"),
       rationale="""Only registries the platform team mirrors and scans may supply code to the cluster.
       Entries are ``host`` or ``host/path``. The allowed list is per environment; when it is not known, this rule does not judge.""")
 def allowed_registry(obj, ctx):
@@ -177,7 +177,7 @@ def removed_api_version(obj, ctx):
 
 
 @rule("CGK-WKL-009", title="Pods do not get Service links in their environment", kinds=POD_KINDS,
-      enforcement=Enforcement.ADVISORY, controls=("BIO2:8.27",),
+      enforcement=Enforcement.ADVISORY, controls=("BIO2:8.27.01",),
       rationale="""With enableServiceLinks (the default) every Service in the namespace becomes a set of
       environment variables in every pod: needless knowledge of neighbours, and variables such as
       REDIS_PORT that silently override an app's own settings. Apps find services through DNS.""")
