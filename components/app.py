@@ -43,6 +43,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from cgkit import otlp
 from components import _defaults as d
 from components._quantity import memory_mib, format_memory
 from components.backing import REDIS_PORT
@@ -94,6 +95,10 @@ class CommonGroundAppArgs:
     """SMTP host (``EMAIL_HOST``); Open Zaak requires it to be set on Docker deployments."""
     environment: str = ""
     """Shown by the apps as ``ENVIRONMENT`` (e.g. ``"sandbox"``)."""
+    otlp_endpoint: str | None = None
+    """The OpenTelemetry collector (``OTEL_EXPORTER_OTLP_ENDPOINT``); ``None``: the SDK is off."""
+    otlp_protocol: str = "http/protobuf"
+    """``OTEL_EXPORTER_OTLP_PROTOCOL`` (``grpc`` or ``http/protobuf``), set with an endpoint only."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """Extra plain settings, merged last into the ConfigMap."""
     setup: "AppSetup | None" = None
@@ -130,7 +135,8 @@ def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
 
     Renders the catalog's env contract (``AppSpec.env``, templates in components/catalog.yaml) for
     this tenant; an entry naming a placeholder that is unset here (``sslmode`` for the in-tenant
-    database, ``celery_db`` for an app without Celery) is left out. ``extra_env`` is merged last.
+    database, ``celery_db`` for an app without Celery, ``otlp_*`` without a collector) is left out.
+    ``extra_env`` is merged last.
     """
     spec = args.spec
     db = args.database
@@ -149,11 +155,24 @@ def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
         "cache_db": spec.redis.cache_db,
         "celery_db": spec.redis.celery_db,
         "email_host": args.email_host,
+        "otel_disabled": "false" if args.otlp_endpoint else "true",
+        "otlp_endpoint": args.otlp_endpoint,
+        "otlp_protocol": args.otlp_protocol if args.otlp_endpoint else None,
     }
     env = {name: template.format(**values) for name, template in spec.env.items()
            if all(values[p] is not None for p in placeholders(template))}
     env.update(args.extra_env)
     return env
+
+
+def telemetry_env(args: CommonGroundAppArgs, role: str) -> list[dict[str, str]]:
+    """The container ``env`` that names one role of the app in its telemetry:
+    ``OTEL_RESOURCE_ATTRIBUTES`` with ``service.name=<app>-<role>``, the tenant namespace, the CBS
+    code and the environment (``cgkit.otlp.resource_attributes``). Set whether or not the SDK is on,
+    so switching a collector on changes the ConfigMap only."""
+    return [{"name": "OTEL_RESOURCE_ATTRIBUTES", "value": otlp.resource_attributes(
+        service=f"{args.spec.key}-{role}", namespace=args.namespace_name, code=args.code,
+        environment=args.environment)}]
 
 
 class CommonGroundApp(pulumi.ComponentResource):
@@ -224,6 +243,7 @@ class CommonGroundApp(pulumi.ComponentResource):
                     "env_from": env_from,
                     "volume_mounts": mounts,
                     **container,
+                    "env": [*telemetry_env(args, component), *container.get("env", [])],
                 }], read_only_root=False, volumes=volumes),
             }
 
@@ -355,7 +375,7 @@ class CommonGroundApp(pulumi.ComponentResource):
                 "image_pull_policy": "IfNotPresent",
                 "command": command,
                 "env_from": env_from,
-                "env": env or [],
+                "env": [*telemetry_env(args, task), *(env or [])],
                 "resources": d.resources(spec.roles.web.resources, args.tier.multiplier, args.tier.requests_scale),
                 "volume_mounts": mounts or [],
             }], read_only_root=False, restart_policy="Never", volumes=volumes or []),
