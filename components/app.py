@@ -23,6 +23,11 @@ Built from an :class:`~components.catalog.AppSpec`, one instance creates (object
   Deployments wait for it too. A failed Job is replaced on the next ``up``
   (``pulumi.com/replaceUnready``).
 
+Every container of the app (Deployments and Jobs) gets ``OTEL_RESOURCE_ATTRIBUTES`` naming it
+(``<app>-<role>``, tenant namespace, CBS code, environment: :func:`telemetry_env`); whether its
+OpenTelemetry SDK exports, and where to, is in the ConfigMap (``OTEL_SDK_DISABLED``,
+``OTEL_EXPORTER_OTLP_*`` from the catalog's env contract and ``args.otlp_endpoint``).
+
 Pod templates carry ``cgkit.io/config-checksum`` (of the ConfigMap data) and
 ``cgkit.io/secret-digest`` (a digest of ``SECRET_KEY`` and ``DB_PASSWORD``, never the values), so a
 changed setting or a rotated secret (``cgkit secrets rotate``) rolls the pods.
@@ -168,8 +173,8 @@ def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
 def telemetry_env(args: CommonGroundAppArgs, role: str) -> list[dict[str, str]]:
     """The container ``env`` that names one role of the app in its telemetry:
     ``OTEL_RESOURCE_ATTRIBUTES`` with ``service.name=<app>-<role>``, the tenant namespace, the CBS
-    code and the environment (``cgkit.otlp.resource_attributes``). Set whether or not the SDK is on,
-    so switching a collector on changes the ConfigMap only."""
+    code and the environment (``cgkit.otlp.resource_attributes``). Set whether or not the SDK is on:
+    the attributes say who a container is, the ConfigMap whether and where it exports."""
     return [{"name": "OTEL_RESOURCE_ATTRIBUTES", "value": otlp.resource_attributes(
         service=f"{args.spec.key}-{role}", namespace=args.namespace_name, code=args.code,
         environment=args.environment)}]
