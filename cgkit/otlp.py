@@ -8,7 +8,9 @@ the tenants' NetworkPolicies must allow exactly it, so the endpoint must be some
 NetworkPolicy can name: a Service of the cluster (its namespace) or an IP address. A host name
 outside the cluster is refused: a NetworkPolicy cannot match a name, and opening the port to every
 address from every tenant is not "exactly the collector" (run a collector in the cluster that
-forwards to it instead).
+forwards to it instead). An address is meant for a collector outside the cluster: traffic to a
+Service's ClusterIP reaches the policy already translated to a pod address, so a Service is named
+by its DNS name.
 
 Resource attribute names are OpenTelemetry semantic conventions (``service.name``,
 ``service.namespace``, ``deployment.environment.name`` — stable since semconv 1.27, which replaced
