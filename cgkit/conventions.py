@@ -11,6 +11,8 @@ LABEL_PART_OF = "app.kubernetes.io/part-of"  #: always PART_OF
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"  #: always MANAGED_BY
 LABEL_GEMEENTE = "cgkit.io/gemeente-code"  #: the CBS code, upper case, e.g. "GM0344"
 LABEL_TENANT = "cgkit.io/tenant"  #: on tenant Namespaces: the namespace name (== code, lower case)
+#: The OpenTelemetry resource attribute carrying the CBS code in every app's telemetry (cgkit.otlp).
+OTEL_GEMEENTE = "cgkit.gemeente.code"
 
 PART_OF = "common-ground"
 MANAGED_BY = "cgkit"

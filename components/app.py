@@ -23,6 +23,11 @@ Built from an :class:`~components.catalog.AppSpec`, one instance creates (object
   Deployments wait for it too. A failed Job is replaced on the next ``up``
   (``pulumi.com/replaceUnready``).
 
+Every container of the app (Deployments and Jobs) gets ``OTEL_RESOURCE_ATTRIBUTES`` naming it
+(``<app>-<role>``, tenant namespace, CBS code, environment: :func:`telemetry_env`); whether its
+OpenTelemetry SDK exports, and where to, is in the ConfigMap (``OTEL_SDK_DISABLED``,
+``OTEL_EXPORTER_OTLP_*`` from the catalog's env contract and ``args.otlp_endpoint``).
+
 Pod templates carry ``cgkit.io/config-checksum`` (of the ConfigMap data) and
 ``cgkit.io/secret-digest`` (a digest of ``SECRET_KEY`` and ``DB_PASSWORD``, never the values), so a
 changed setting or a rotated secret (``cgkit secrets rotate``) rolls the pods.
@@ -43,6 +48,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from cgkit import otlp
 from components import _defaults as d
 from components._quantity import memory_mib, format_memory
 from components.backing import REDIS_PORT
@@ -94,6 +100,10 @@ class CommonGroundAppArgs:
     """SMTP host (``EMAIL_HOST``); Open Zaak requires it to be set on Docker deployments."""
     environment: str = ""
     """Shown by the apps as ``ENVIRONMENT`` (e.g. ``"sandbox"``)."""
+    otlp_endpoint: str | None = None
+    """The OpenTelemetry collector (``OTEL_EXPORTER_OTLP_ENDPOINT``); ``None``: the SDK is off."""
+    otlp_protocol: str = "http/protobuf"
+    """``OTEL_EXPORTER_OTLP_PROTOCOL`` (``grpc`` or ``http/protobuf``), set with an endpoint only."""
     extra_env: dict[str, str] = field(default_factory=dict)
     """Extra plain settings, merged last into the ConfigMap."""
     setup: "AppSetup | None" = None
@@ -130,7 +140,8 @@ def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
 
     Renders the catalog's env contract (``AppSpec.env``, templates in components/catalog.yaml) for
     this tenant; an entry naming a placeholder that is unset here (``sslmode`` for the in-tenant
-    database, ``celery_db`` for an app without Celery) is left out. ``extra_env`` is merged last.
+    database, ``celery_db`` for an app without Celery, ``otlp_*`` without a collector) is left out.
+    ``extra_env`` is merged last.
     """
     spec = args.spec
     db = args.database
@@ -149,11 +160,24 @@ def app_settings(args: CommonGroundAppArgs) -> dict[str, str]:
         "cache_db": spec.redis.cache_db,
         "celery_db": spec.redis.celery_db,
         "email_host": args.email_host,
+        "otel_disabled": "false" if args.otlp_endpoint else "true",
+        "otlp_endpoint": args.otlp_endpoint,
+        "otlp_protocol": args.otlp_protocol if args.otlp_endpoint else None,
     }
     env = {name: template.format(**values) for name, template in spec.env.items()
            if all(values[p] is not None for p in placeholders(template))}
     env.update(args.extra_env)
     return env
+
+
+def telemetry_env(args: CommonGroundAppArgs, role: str) -> list[dict[str, str]]:
+    """The container ``env`` that names one role of the app in its telemetry:
+    ``OTEL_RESOURCE_ATTRIBUTES`` with ``service.name=<app>-<role>``, the tenant namespace, the CBS
+    code and the environment (``cgkit.otlp.resource_attributes``). Set whether or not the SDK is on:
+    the attributes say who a container is, the ConfigMap whether and where it exports."""
+    return [{"name": "OTEL_RESOURCE_ATTRIBUTES", "value": otlp.resource_attributes(
+        service=f"{args.spec.key}-{role}", namespace=args.namespace_name, code=args.code,
+        environment=args.environment)}]
 
 
 class CommonGroundApp(pulumi.ComponentResource):
@@ -224,6 +248,7 @@ class CommonGroundApp(pulumi.ComponentResource):
                     "env_from": env_from,
                     "volume_mounts": mounts,
                     **container,
+                    "env": [*telemetry_env(args, component), *container.get("env", [])],
                 }], read_only_root=False, volumes=volumes),
             }
 
@@ -355,7 +380,7 @@ class CommonGroundApp(pulumi.ComponentResource):
                 "image_pull_policy": "IfNotPresent",
                 "command": command,
                 "env_from": env_from,
-                "env": env or [],
+                "env": [*telemetry_env(args, task), *(env or [])],
                 "resources": d.resources(spec.roles.web.resources, args.tier.multiplier, args.tier.requests_scale),
                 "volume_mounts": mounts or [],
             }], read_only_root=False, restart_policy="Never", volumes=volumes or []),

@@ -27,7 +27,8 @@ REDIS_DATABASES = 16
 #: The placeholders an env template may name (filled per tenant by ``components.app.app_settings``).
 ENV_PLACEHOLDERS = frozenset({
     "settings_module", "service", "namespace", "host", "environment", "db_host", "db_port", "db_name",
-    "db_user", "sslmode", "redis", "cache_db", "celery_db", "email_host"})
+    "db_user", "sslmode", "redis", "cache_db", "celery_db", "email_host", "otel_disabled", "otlp_endpoint",
+    "otlp_protocol"})
 
 
 def placeholders(template: str) -> set[str]:

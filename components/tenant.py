@@ -7,7 +7,8 @@ Creates, for one CBS code:
 * a ResourceQuota and a LimitRange sized by tier (``components.sizing``);
 * NetworkPolicies: default-deny ingress and egress for every pod, DNS egress to kube-dns, ingress
   from the ingress controller's namespace to the apps' web pods, and exactly the allows the enabled
-  apps' declared needs imply (database, Redis, ``depends_on`` between apps) — see
+  apps' declared needs imply (database, Redis, ``depends_on`` between apps, the environment's
+  OpenTelemetry collector) — see
   :func:`network_policies`;
 * Roles ``cgkit-tenant-admin`` and ``cgkit-tenant-viewer`` (namespace-scoped, explicit verbs, viewers
   cannot read Secrets) bound to the municipality's groups;
@@ -29,6 +30,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from cgkit import conventions as cv
+from cgkit.otlp import Destination
 from components import _defaults as d
 from components.backing import POSTGRES, POSTGRES_PORT, PROVISION, REDIS, REDIS_PORT
 from components.catalog import AppSpec
@@ -82,6 +84,8 @@ class TenantBaselineArgs:
     """Group names bound to ``cgkit-tenant-admin``; no binding when empty."""
     viewers: Sequence[str] = ()
     """Group names bound to ``cgkit-tenant-viewer``; no binding when empty."""
+    otlp: Destination | None = None
+    """The OpenTelemetry collector the apps export to (``cgkit.otlp``); ``None``: no such egress."""
     dns_namespace: str = "kube-system"
     dns_pod_labels: dict[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
     """Labels of the cluster DNS pods (CoreDNS keeps the ``kube-dns`` label for compatibility)."""
@@ -100,10 +104,20 @@ def _apps_in(keys: Sequence[str]) -> dict[str, Any]:
         {"key": cv.LABEL_NAME, "operator": "In", "values": sorted(keys)}]}}
 
 
+def _otlp_peer(collector: Destination) -> dict[str, Any]:
+    """The collector's namespace (any pod in it: its pod labels are the platform team's choice) or
+    its address."""
+    if collector.namespace is not None:
+        return {"namespace_selector": {"match_labels": {NAMESPACE_NAME_LABEL: collector.namespace}}}
+    return {"ip_block": {"cidr": collector.cidr}}
+
+
 def network_policies(args: TenantBaselineArgs) -> dict[str, dict[str, Any]]:
     """Return ``{policy name: NetworkPolicy spec}`` for a tenant: pure data, one entry per policy.
 
-    Every rule names its peer and port. App pods are matched by ``app.kubernetes.io/name`` (all roles
+    Every rule names its peer and port. With a collector (``args.otlp``) one more policy,
+    ``otlp-egress``, lets the app pods (not PostgreSQL or Redis) reach exactly its port in its
+    namespace or at its address. App pods are matched by ``app.kubernetes.io/name`` (all roles
     of an app: web, worker and beat all talk to the database, Redis and the apps it depends on); web
     pods by name plus ``app.kubernetes.io/component: web``.
     """
@@ -168,6 +182,12 @@ def network_policies(args: TenantBaselineArgs) -> dict[str, dict[str, Any]]:
             "pod_selector": {"match_labels": {L: REDIS, C: REDIS}},
             "policy_types": ["Ingress"],
             "ingress": [{"from": [_apps_in(list(enabled))], "ports": [_port(REDIS_PORT)]}],
+        }
+    if args.otlp is not None and enabled:
+        policies["otlp-egress"] = {
+            "pod_selector": _apps_in(list(enabled))["pod_selector"],
+            "policy_types": ["Egress"],
+            "egress": [{"to": [_otlp_peer(args.otlp)], "ports": [_port(args.otlp.port)]}],
         }
     if args.external_database is None and enabled:
         policies["postgresql-ingress"] = {

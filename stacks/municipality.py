@@ -28,6 +28,9 @@ config                                   component input
 ``environment.resources.requests_scale`` the tier's ``requests_scale``: every request scaled
 ``environment.images.sandbox_images``    apps, PostgreSQL and Redis run the sandbox's images
                                          (``cgkit.sandbox_images``) instead of the catalog's
+``environment.observability``            the apps' ``OTEL_*`` settings (off without an
+                                         endpoint); ``TenantBaselineArgs.otlp``: egress to
+                                         exactly the collector (``cgkit.otlp``)
 =======================================  ==================================================
 
 Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``), including one
@@ -109,6 +112,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
         apps=apps,
         ingress_namespace=env.ingress.controller_namespace,
         external_database=external,
+        otlp=env.observability.destination,
         admins=list(cfg.access.admins),
         viewers=list(cfg.access.viewers),
     ), opts=opts)
@@ -165,6 +169,8 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             tls_issuer=env.ingress.tls_issuer,
             storage_class=env.storage_class,
             environment=cfg.env,
+            otlp_endpoint=env.observability.otlp_endpoint,
+            otlp_protocol=env.observability.protocol,
             setup=setup,
         ), opts=app_opts)
         urls[spec.key] = app.url

@@ -20,6 +20,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
+from cgkit import otlp
 from cgkit.conventions import is_builtin_identity, tenant_namespace
 
 #: The pydantic error type of cgkit's own field checks; its message is the whole sentence.
@@ -114,6 +115,36 @@ class ResourceSettings(_Strict):
                                   "the sandbox's one real node has 2 cores, so it uses 0.1.")
 
 
+def _otlp_endpoint(endpoint: str) -> str:
+    """Refuse an endpoint a NetworkPolicy cannot name exactly (``cgkit.otlp.destination``)."""
+    try:
+        otlp.destination(endpoint)
+    except ValueError as err:
+        raise PydanticCustomError(CHECK_ERROR, "{reason}", {"reason": str(err)}) from None
+    return endpoint
+
+
+OtlpEndpoint = Annotated[str, StringConstraints(max_length=300), AfterValidator(_otlp_endpoint)]
+
+
+class ObservabilitySettings(_Strict):
+    """Where the apps send their telemetry (OpenTelemetry, OTLP). Without an endpoint the apps'
+    SDK is off (``OTEL_SDK_DISABLED=true``), as in the apps' own charts."""
+
+    otlp_endpoint: OtlpEndpoint | None = Field(
+        None, description="The OTLP collector, http(s)://<host>:<port>: a cluster Service "
+        "(<service>.<namespace>.svc) or an IP address, e.g. http://otel-collector.observability.svc:4318. "
+        "Tenants may reach exactly this port there. None = telemetry off.")
+    protocol: Literal["grpc", "http/protobuf"] = Field(
+        "http/protobuf", description="OTLP wire protocol (OTEL_EXPORTER_OTLP_PROTOCOL); the apps speak "
+        "grpc (port 4317) and http/protobuf (port 4318).")
+
+    @property
+    def destination(self) -> otlp.Destination | None:
+        """The endpoint's NetworkPolicy peer and port; None when telemetry is off."""
+        return otlp.destination(self.otlp_endpoint) if self.otlp_endpoint else None
+
+
 #: Binary multiples of the volume sizes: Mi, Gi, Ti -> bytes.
 _STORAGE_UNITS = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 STORAGE_BOUNDS = ("1Gi", "16Ti")
@@ -201,6 +232,7 @@ class EnvironmentFile(_Strict):
                                      description="Provisioner of that StorageClass (platform stack).")
     images: ImageSettings
     resources: ResourceSettings = ResourceSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     defaults: EnvironmentDefaults
     waves: list[Wave] = Field(default_factory=list, description="Fleet rollout order (cgkit fleet).")
 

@@ -1,6 +1,6 @@
 """The kit's own output passes its policy pack: no mandatory finding for any tenant shape.
 
-Four tenant shapes; tests/unit/test_all_municipalities.py covers all 342 with their defaults.
+Six tenant shapes; tests/unit/test_all_municipalities.py covers all 342 with their defaults.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ CONFIGS = {
     "defaults": lambda: make_cfg(),
     "external database": lambda: all_apps(database={"mode": "external", "host": "10.1.2.3"}),
     "XL, one app off": lambda: all_apps(size="XL", apps={ALL_APPS[0]: {"enabled": False}}),
+    "telemetry to a collector": lambda: all_apps(environment={"observability": {
+        "otlp_endpoint": "http://otel-collector.observability.svc:4318"}}),
+    "telemetry to an address": lambda: make_cfg(environment={"observability": {
+        "otlp_endpoint": "https://10.8.0.7:4317", "protocol": "grpc"}}),
 }
 
 
