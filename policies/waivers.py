@@ -3,7 +3,8 @@
 A municipality file carries ``waivers: [{rule, reason, approved_by, expires}]``; the per-stack pack
 config repeats them. `Waiver` is the one model of both: cgkit's config model uses it for the file
 (pydantic reports a malformed field with its line there), the pack and ``cgkit policy check`` parse
-the JSON/YAML form with `Waiver.parse`. pydantic is the only library this needs; nothing of cgkit.
+the JSON/YAML form with `Waiver.parse`. It needs pydantic, never cgkit's config code (the pack
+runs in the engine).
 
 `problems` is the one place that judges a list of waivers: a rule that does not exist, a rule waived
 twice, an expired waiver, and a waiver of a mandatory rule that runs past the environment's limit
