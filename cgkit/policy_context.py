@@ -2,7 +2,9 @@
 
 The policy rules know nothing about cgkit's config model; this module is the one adapter between
 them. The engine passes the file `write_pack_config` writes as ``--policy-pack-config`` so the
-CrossGuard pack judges a stack with its municipality's domain, registries and waivers.
+CrossGuard pack judges a stack with its municipality's domain, registries and waivers, at the
+environment's enforcement. The waivers and the environment's ``policy:`` section are the pack's own
+models already (`policies.waivers.Waiver`, `policies.config.PolicySettings`), so they pass as they are.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 
 from cgkit.config.model import EnvironmentFile, MunicipalityConfig
 from policies import config as policy_config
+from policies.config import PolicySettings
 from policies.model import Context
-from policies.registry import rule_ids
+from policies.registry import enforcement_levels
 from policies.waivers import Waiver
 
 
@@ -28,13 +31,14 @@ def platform_context(environment: EnvironmentFile) -> Context:
     return Context(allowed_registries=tuple(environment.images.allowed_registries))
 
 
-def waivers_of(cfg: MunicipalityConfig) -> list[Waiver]:
-    """The municipality's waivers as the policy engine's type (same four fields)."""
-    return [Waiver(w.rule, w.reason, w.approved_by, w.expires) for w in cfg.waivers]
+def write_pack_config(ctx: Context, waivers: list[Waiver], path: Path, policy: PolicySettings | None = None) -> Path:
+    """Write the ``--policy-pack-config`` JSON for one stack to ``path`` (parents created); return it.
 
-
-def write_pack_config(ctx: Context, waivers: list[Waiver], path: Path) -> Path:
-    """Write the ``--policy-pack-config`` JSON for one stack to ``path`` (parents created); return it."""
+    Every rule's section carries the level the engine enforces (`policies.config.pack_config`):
+    advisory when waived or when ``policy`` (the environment's; default mandatory) is advisory,
+    else the rule's own.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(policy_config.pack_config(ctx, rule_ids(), waivers), indent=2), encoding="utf-8")
+    document = policy_config.pack_config(ctx, enforcement_levels(), waivers, policy)
+    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
     return path

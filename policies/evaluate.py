@@ -6,12 +6,13 @@ resource), but it calls the same rule functions with the same `Context`.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterable, Mapping, Sequence
 
 from policies import catalog as catalog_mod
 from policies import shape
 from policies import waivers as waivers_mod
-from policies.model import Context, Finding, Rule, Scope, Subject
+from policies.model import Context, Enforcement, Finding, Rule, Scope, Subject
 
 #: What a rule raises when a manifest's fields have types it does not expect (a string where a list
 #: belongs, a null item): the object is then reported, never passed.
@@ -52,11 +53,16 @@ def unjudged(obj: Mapping[str, Any], err: Exception) -> tuple[str, str]:
 
 def evaluate(objects: Sequence[Mapping[str, Any]], ctx: Context | None = None, *,
              rules: Iterable[Rule] | None = None, sources: Sequence[str | None] | None = None,
-             waivers: Sequence[waivers_mod.Waiver] = ()) -> list[Finding]:
+             waivers: Sequence[waivers_mod.Waiver] = (),
+             enforcement: Enforcement = Enforcement.MANDATORY) -> list[Finding]:
     """All findings of ``rules`` (default: the whole catalog) over the manifest dicts ``objects``,
-    waivers applied. Waivers are applied, not validated: call `policies.waivers.validate` first.
+    waivers applied, each finding's enforcement its rule's level within the environment's
+    ``enforcement`` (an advisory environment blocks nothing). Waivers are applied, not validated:
+    call `policies.waivers.validate` first.
     """
     ctx = ctx or Context()
     findings = [f for r in (catalog_mod.load().rules if rules is None else rules)
                 for f in run_rule(r, objects, ctx, sources)]
+    if enforcement is Enforcement.ADVISORY:
+        findings = [dataclasses.replace(f, enforcement=f.enforcement.within(enforcement)) for f in findings]
     return waivers_mod.apply(findings, waivers)

@@ -29,6 +29,12 @@ class Enforcement(str, enum.Enum):
     MANDATORY = "mandatory"
     ADVISORY = "advisory"
 
+    def within(self, environment: "Enforcement") -> "Enforcement":
+        """This rule level under an environment's level: mandatory only where both are (an
+        ``advisory`` environment reports every finding without blocking; advisory rules stay advisory)."""
+        both = self is Enforcement.MANDATORY and environment is Enforcement.MANDATORY
+        return Enforcement.MANDATORY if both else Enforcement.ADVISORY
+
 
 class Scope(str, enum.Enum):
     """``object`` rules see one manifest; ``stack`` rules see every manifest of a stack together."""

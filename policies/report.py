@@ -5,7 +5,8 @@ file with inline CSS). Three parts:
 
 * per rule: id, title, rationale, enforcement, controls, and every fixture case run *now* with its result;
 * per control (grouped by framework): the rules that serve it;
-* per municipality: for each rule pass / waived / violation, with the findings and waiver reasons.
+* per municipality: for each rule pass / waived / violation, with the findings and waiver reasons,
+  judged at its environment's enforcement (``policy.enforcement``: an advisory environment blocks nothing).
 
 With a framework (``build(..., framework="bio2")``) each part holds only what that framework needs: the
 controls it selects in ``controls.yaml``, the rules that serve them, and the findings of those rules.
@@ -19,13 +20,15 @@ from __future__ import annotations
 import datetime as dt
 import html as html_lib
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from policies import cases, catalog, manifests, waivers
+from policies.config import PolicySettings
 from policies.evaluate import evaluate
 from policies.model import Context, Status
+from policies.registry import enforcement_levels
 
 
 #: A rule's outcome for one municipality, from best to worst: no finding; only waived findings;
@@ -42,6 +45,7 @@ class Tenant:
     """One municipality to report on: its manifests, the context and waivers to judge them with.
 
     ``error`` says why the evaluation is incomplete (an invalid config or waiver); the report shows it.
+    ``policy`` is the environment's ``policy:`` section (default: mandatory, when the config did not load).
     """
 
     code: str
@@ -50,23 +54,25 @@ class Tenant:
     waivers: Sequence[waivers.Waiver] = ()
     error: str | None = None
     sources: Sequence[str | None] | None = field(default=None, repr=False)
+    policy: PolicySettings = PolicySettings()
 
 
-def _config_for(root: Path, env: str, code: str) -> tuple[Any, Context, list[waivers.Waiver], str | None]:
-    """The municipality's config, context and waivers; on failure None, the code alone and the reason."""
+def _config_for(root: Path, env: str, code: str) -> tuple[Any, Tenant]:
+    """The municipality's config and a `Tenant` (no objects yet) with its context, waivers and
+    environment policy; on failure None and a Tenant with the code alone and the reason."""
     try:
         from cgkit import policy_context
         from cgkit.config import loader
         from cgkit.errors import CgkitError
     except ImportError as e:  # policies used without the cgkit package
-        return None, Context(gemeente_code=code), [], f"config not loaded: {e}"
+        return None, Tenant(code, [], Context(gemeente_code=code), error=f"config not loaded: {e}")
     try:
         cfg = loader.load_municipality(root, env, code)
     except CgkitError as e:
-        return None, Context(gemeente_code=code), [], e.render()
+        return None, Tenant(code, [], Context(gemeente_code=code), error=e.render())
     except ImportError as e:  # a part of cgkit the loader needs is missing from this checkout
-        return None, Context(gemeente_code=code), [], f"config not loaded: {e}"
-    return cfg, policy_context.context_of(cfg), policy_context.waivers_of(cfg), None
+        return None, Tenant(code, [], Context(gemeente_code=code), error=f"config not loaded: {e}")
+    return cfg, Tenant(code, [], policy_context.context_of(cfg), cfg.waivers, policy=cfg.environment.policy)
 
 
 def tenants_from_manifest_dir(directory: Path, env: str, root: Path = Path(".")) -> list[Tenant]:
@@ -81,8 +87,8 @@ def tenants_from_manifest_dir(directory: Path, env: str, root: Path = Path("."))
         if not code.startswith("GM") or (entry.is_file() and entry.suffix not in manifests.SUFFIXES):
             continue
         docs = manifests.load([entry])
-        _, ctx, waiver_list, error = _config_for(root, env, code)
-        tenants.append(Tenant(code, [d.obj for d in docs], ctx, waiver_list, error, [d.source for d in docs]))
+        _, tenant = _config_for(root, env, code)
+        tenants.append(replace(tenant, objects=[d.obj for d in docs], sources=[d.source for d in docs]))
     return tenants
 
 
@@ -102,9 +108,8 @@ def tenants_from_environment(env: str, root: Path = Path(".")) -> list[Tenant]:
     loader.load_environment(root, env)  # an unknown or invalid environment is an error, not an empty report
     tenants = []
     for code in loader.municipality_codes(root, env):
-        cfg, ctx, waiver_list, error = _config_for(root, env, code)
-        objects = render_municipality(cfg) if cfg is not None else []
-        tenants.append(Tenant(code, objects, ctx, waiver_list, error))
+        cfg, tenant = _config_for(root, env, code)
+        tenants.append(replace(tenant, objects=render_municipality(cfg)) if cfg is not None else tenant)
     return tenants
 
 
@@ -131,10 +136,11 @@ def _rule_entry(rule, cat, results, control_ids) -> dict[str, Any]:
 def _tenant_entry(tenant: Tenant, cat, rules) -> dict[str, Any]:
     error, waiver_list = tenant.error, list(tenant.waivers)
     try:
-        waivers.validate(waiver_list, cat.by_id)
+        waivers.validate(waiver_list, enforcement_levels(), max_days=tenant.policy.max_waiver_days)
     except waivers.WaiverError as e:
         error, waiver_list = "; ".join(filter(None, (error, f"invalid waivers, not applied: {e}"))), []
-    findings = evaluate(tenant.objects, tenant.context, rules=rules, sources=tenant.sources, waivers=waiver_list)
+    findings = evaluate(tenant.objects, tenant.context, rules=rules, sources=tenant.sources, waivers=waiver_list,
+                        enforcement=tenant.policy.level)
     status = {r.id: "pass" for r in rules}
     for f in findings:  # the worst outcome per rule wins
         outcome = "waived" if f.status is Status.WAIVED else ("violation" if f.blocking else "advisory")
@@ -142,7 +148,8 @@ def _tenant_entry(tenant: Tenant, cat, rules) -> dict[str, Any]:
             status[f.rule_id] = outcome
     counts = {s: sum(v == s for v in status.values()) for s in OUTCOMES}
     blocking = sum(f.blocking for f in findings)
-    return {"code": tenant.code, "objects": len(tenant.objects), "error": error, "rules": status, "counts": counts,
+    return {"code": tenant.code, "objects": len(tenant.objects), "enforcement": tenant.policy.enforcement,
+            "error": error, "rules": status, "counts": counts,
             "blocking": blocking, "findings": [f.as_dict() for f in findings],
             "waivers": [w.as_dict() for w in waiver_list],
             "verdict": "error" if error else ("violations" if blocking else "compliant")}
@@ -226,9 +233,10 @@ def markdown(report: Mapping[str, Any]) -> str:
         out += [f"| {c['ref']} | {_md_cell(c['title'])} | {', '.join(c['rules'])} |"
                 for c in _framework_controls(report, meta)]
         out.append("")
-    out += ["## Municipalities", "", "Rules per outcome: pass, waived, advisory findings, mandatory violation.", "",
-            "| code | objects | " + " | ".join(OUTCOMES) + " | verdict |", "| --- " * (len(OUTCOMES) + 3) + "|"]
-    out += [f"| {m['code']} | {m['objects']} | " + " | ".join(str(m["counts"][o]) for o in OUTCOMES)
+    out += ["## Municipalities", "", "Rules per outcome: pass, waived, advisory findings, mandatory violation. "
+            "Enforcement is the environment's (policy.enforcement): where it is advisory nothing blocks.", "",
+            "| code | objects | enforcement | " + " | ".join(OUTCOMES) + " | verdict |", "| --- " * (len(OUTCOMES) + 4) + "|"]
+    out += [f"| {m['code']} | {m['objects']} | {m['enforcement']} | " + " | ".join(str(m["counts"][o]) for o in OUTCOMES)
             + f" | {m['verdict']} |" for m in report["municipalities"]]
     for m in report["municipalities"]:
         if m["error"] or m["findings"]:
@@ -307,7 +315,8 @@ def _html_municipality(m: Mapping[str, Any]) -> str:
     error = f"<p>{_badge('error')} {_e(m['error'])}</p>" if m["error"] else ""
     body = _table(["rule", "level", "object", "field", "message"], rows, "findings") if rows else "<p>No findings.</p>"
     counts = ", ".join(f"{m['counts'][o]} {o}" for o in reversed(OUTCOMES))
-    return (f"<details><summary><b>{_e(m['code'])}</b> {_badge(m['verdict'])} rules: {_e(counts)}</summary>"
+    return (f"<details><summary><b>{_e(m['code'])}</b> {_badge(m['verdict'])} rules: {_e(counts)}; "
+            f"enforcement {_badge(m['enforcement'])}</summary>"
             f"{error}{body}</details>")
 
 

@@ -1,58 +1,63 @@
-"""Waivers: a municipality's approved, time-limited exception to one rule.
+"""Waivers: a municipality's approved, time-limited exception to one rule — the one model and its checks.
 
-A municipality file carries ``waivers: [{rule, reason, approved_by, expires}]``. A waiver never hides
-a finding: the finding stays in every report with status ``waived`` and the reason, it just no longer
-blocks. An expired waiver, or one for a rule that does not exist, is an error (`WaiverError`), so
-exceptions cannot outlive their approval or silently point at nothing.
+A municipality file carries ``waivers: [{rule, reason, approved_by, expires}]``; the per-stack pack
+config repeats them. `Waiver` is the one model of both: cgkit's config model uses it for the file
+(pydantic reports a malformed field with its line there), the pack and ``cgkit policy check`` parse
+the JSON/YAML form with `Waiver.parse`. It needs pydantic, never cgkit's config code (the pack
+runs in the engine).
+
+`problems` is the one place that judges a list of waivers: a rule that does not exist, a rule waived
+twice, an expired waiver, and a waiver of a mandatory rule that runs past the environment's limit
+(``policy.max_waiver_days`` of the environment file, counted from today). A waiver never hides a
+finding: the finding stays in every report with status ``waived`` and the reason, it just no longer
+blocks (`apply`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+import difflib
 from typing import Any, Iterable, Mapping, Sequence
 
-from policies.model import Finding, Status
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from policies.model import Enforcement, Finding, Status
+
+#: How long a waiver of a mandatory rule may run, in days from today, when the environment sets no limit.
+DEFAULT_MAX_WAIVER_DAYS = 180
 
 
 class WaiverError(ValueError):
     """One or more waivers are invalid; the message lists each problem."""
 
 
-@dataclass(frozen=True)
-class Waiver:
-    """An exception to one rule for one municipality (fields as in the municipality file)."""
+class Waiver(BaseModel):
+    """A documented exception to one policy rule for this municipality, until a date."""
 
-    rule: str
-    reason: str
-    approved_by: str
-    expires: dt.date
+    # Strict like every config model: no unknown keys, text where text is expected, ``expires`` a
+    # date (an unquoted YAML date); `parse` also takes ``expires`` as YYYY-MM-DD text (JSON).
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    rule: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$", description="Policy rule id.")
+    reason: str = Field(min_length=10, max_length=2000, description="Why the rule cannot be met, in a sentence.")
+    approved_by: str = Field(min_length=2, max_length=200, description="Who approved the exception.")
+    expires: dt.date = Field(description="Last day the waiver holds (YYYY-MM-DD).")
 
     @classmethod
-    def parse(cls, data: Mapping[str, Any]) -> "Waiver":
-        """Build a waiver from its YAML/JSON mapping; WaiverError if a field is missing or malformed
-        (rule, reason and approved_by are text; expires a date or YYYY-MM-DD text)."""
-        if not isinstance(data, Mapping):
-            raise WaiverError(f"a waiver must be a mapping with rule, reason, approved_by and expires, "
-                              f"not {type(data).__name__} {str(data)[:60]!r}")
-        missing = [f for f in ("rule", "reason", "approved_by", "expires") if not data.get(f)]
-        if missing:
-            raise WaiverError(f"waiver {str(dict(data))[:200]} is missing {', '.join(missing)}")
-        wrong = [f for f in ("rule", "reason", "approved_by") if not isinstance(data[f], str)]
-        if wrong:
-            raise WaiverError(f"waiver for {str(data['rule'])[:60]}: {', '.join(wrong)} must be text")
-        expires = data["expires"]
-        if isinstance(expires, str):
-            try:
-                expires = dt.date.fromisoformat(expires)
-            except ValueError as e:
-                raise WaiverError(f"waiver for {data['rule']}: expires {expires!r} is not a date (YYYY-MM-DD)") from e
-        if isinstance(expires, dt.datetime):
-            expires = expires.date()
-        if not isinstance(expires, dt.date):
-            raise WaiverError(f"waiver for {data['rule']}: expires {expires!r} is not a date (YYYY-MM-DD)")
-        return cls(str(data["rule"]), str(data["reason"]), str(data["approved_by"]), expires)
+    def parse(cls, data: Any, index: int = 0) -> "Waiver":
+        """Build the waiver at position ``index`` of a list from its JSON/YAML mapping.
+
+        Raises:
+            WaiverError: ``data`` is not a mapping of the four fields with valid values; the message
+                names ``waivers[index]``, each bad field and what was given.
+        """
+        if isinstance(data, Mapping) and isinstance(data.get("expires"), str):
+            data = {**data, "expires": _iso_date(data["expires"])}
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise WaiverError("; ".join(_field_error(index, err) for err in e.errors())) from None
 
     def describe(self) -> str:
         """One line for reports: reason, approver, expiry."""
@@ -60,27 +65,108 @@ class Waiver:
 
     def as_dict(self) -> dict[str, str]:
         """JSON-ready form (the shape the pack config and municipality files use)."""
-        return {"rule": self.rule, "reason": self.reason, "approved_by": self.approved_by,
-                "expires": self.expires.isoformat()}
+        return self.model_dump(mode="json")
 
 
-def parse_all(items: Iterable[Mapping[str, Any] | Waiver] | None) -> list[Waiver]:
-    """Parse a list of waiver mappings (Waiver objects pass through); WaiverError when ``items`` is not
-    a list or an item is malformed."""
+def _iso_date(text: str) -> dt.date | str:
+    """``text`` as a date when it is YYYY-MM-DD, else unchanged (the model then refuses it, naming it)."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return text
+
+
+def _field_error(index: int, error: Mapping[str, Any]) -> str:
+    """``waivers[i].field: message (got value)`` for one pydantic error."""
+    where = ".".join(str(p) for p in (f"waivers[{index}]", *error["loc"]))
+    value = error.get("input")
+    shown = "" if error["type"] == "missing" or isinstance(value, (dict, list)) else f" (got {str(value)[:60]!r})"
+    return f"{where}: {error['msg']}{shown}"
+
+
+def parse_all(items: Any) -> list[Waiver]:
+    """Parse a list of waiver mappings (Waiver objects pass through).
+
+    Raises:
+        WaiverError: ``items`` is not a list, or an item is malformed (every bad item named).
+    """
     if items is not None and not isinstance(items, (list, tuple)):
         raise WaiverError(f"waivers must be a list of mappings, not {type(items).__name__}")
-    return [w if isinstance(w, Waiver) else Waiver.parse(w) for w in items or ()]
+    parsed, errors = [], []
+    for i, item in enumerate(items or ()):
+        try:
+            parsed.append(item if isinstance(item, Waiver) else Waiver.parse(item, i))
+        except WaiverError as e:
+            errors.append(str(e))
+    if errors:
+        raise WaiverError("; ".join(errors))
+    return parsed
 
 
-def validate(waivers: Sequence[Waiver], known_rules: Iterable[str], today: dt.date | None = None) -> None:
-    """Raise WaiverError listing every expired waiver and every waiver for an unknown rule."""
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """What is wrong with the waiver at ``index`` of its list: the field to fix and a sentence."""
+
+    index: int
+    field: str
+    message: str
+
+    @property
+    def where(self) -> str:
+        """The field path in the municipality file, ``waivers[0].expires``."""
+        return f"waivers[{self.index}].{self.field}"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def latest_expiry(today: dt.date, max_days: int) -> dt.date:
+    """The last ``expires`` a waiver of a mandatory rule may have: ``today`` plus ``max_days``."""
+    return today + dt.timedelta(days=max_days)
+
+
+def problems(waivers: Sequence[Waiver], levels: Mapping[str, Enforcement], today: dt.date | None = None,
+             max_days: int = DEFAULT_MAX_WAIVER_DAYS) -> list[Problem]:
+    """Every problem of a municipality's waivers, in list order.
+
+    Args:
+        waivers: the municipality's waivers, in file order.
+        levels: every known rule id with its own enforcement (`policies.registry.enforcement_levels`).
+        today: the day expiry and the limit are counted from (default: today).
+        max_days: how far past ``today`` a waiver of a mandatory rule may expire.
+
+    A waiver names an unknown rule (with the closest known id), repeats a rule an earlier waiver
+    already waives, has expired, or waives a mandatory rule past ``today + max_days`` (the message
+    gives the latest allowed date). Advisory rules never block, so their waivers have no limit.
+    """
     today = today or dt.date.today()
-    known = set(known_rules)
-    problems = [f"waiver for {w.rule} names no known rule" for w in waivers if w.rule not in known]
-    problems += [f"waiver for {w.rule} expired on {w.expires.isoformat()} (approved by {w.approved_by}); "
-                 "renew or remove it" for w in waivers if w.expires < today]
-    if problems:
-        raise WaiverError("; ".join(problems))
+    latest = latest_expiry(today, max_days)
+    first: dict[str, int] = {}
+    found = []
+    for i, w in enumerate(waivers):
+        if w.rule not in levels:
+            close = difflib.get_close_matches(w.rule, sorted(levels), n=1, cutoff=0.6)
+            found.append(Problem(i, "rule", f"unknown policy rule '{w.rule}'" + (f"; did you mean '{close[0]}'?" if close else "")))
+        elif w.rule in first:
+            found.append(Problem(i, "rule", f"{w.rule} is already waived by waivers[{first[w.rule]}]; "
+                                            "one waiver per rule: merge the two"))
+        first.setdefault(w.rule, i)
+        if w.expires < today:
+            found.append(Problem(i, "expires", f"waiver of {w.rule} expired on {w.expires.isoformat()} "
+                                               f"(approved by {w.approved_by}); renew or remove it"))
+        elif w.expires > latest and levels.get(w.rule) is Enforcement.MANDATORY:
+            found.append(Problem(i, "expires", f"waiver of mandatory rule {w.rule} runs until {w.expires.isoformat()}, "
+                                               f"past the environment's limit of {max_days} days (policy.max_waiver_days); "
+                                               f"the latest allowed date is {latest.isoformat()}"))
+    return found
+
+
+def validate(waivers: Sequence[Waiver], levels: Mapping[str, Enforcement], today: dt.date | None = None,
+             max_days: int = DEFAULT_MAX_WAIVER_DAYS) -> None:
+    """Raise WaiverError listing every problem `problems` finds (nothing when there is none)."""
+    found = problems(waivers, levels, today, max_days)
+    if found:
+        raise WaiverError("; ".join(map(str, found)))
 
 
 def apply(findings: Iterable[Finding], waivers: Sequence[Waiver]) -> list[Finding]:

@@ -51,7 +51,7 @@ def validate(
                   highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     issues = [issue for name in names
-              for issue in loader.check_environment(root, name, rule_ids=_rule_ids(), extra=_capacity(root))]
+              for issue in loader.check_environment(root, name, extra=_capacity(root))]
     for issue in issues:
         err.print(issue.render(), markup=False, highlight=False, soft_wrap=True)
     files = sum(len(loader.municipality_codes(root, name)) + 1 for name in names)
@@ -75,12 +75,3 @@ def _capacity(root: Path):
     def check(cfg):
         return capacity.capacity_issues(root, cfg) if capacity.has_replica_overrides(cfg) else []
     return check
-
-
-def _rule_ids() -> set[str] | None:
-    """Return the policy rule ids for checking waivers, or None if the policy registry is absent."""
-    try:
-        from policies.registry import rule_ids
-    except ImportError:
-        return None
-    return set(rule_ids())

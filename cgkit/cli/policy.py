@@ -23,9 +23,11 @@ from cgkit.haven import report as haven_report
 from cgkit.haven.live import judge_environment
 from cgkit.project import find_root
 from policies import catalog, formats, manifests, openreports, waivers
-from policies.config import any_section, context_from_config, section, waivers_from_config
+from policies.config import (PolicySettings, any_section, context_from_config, policy_from_config, section,
+                             waivers_from_config)
 from policies.evaluate import evaluate
 from policies.model import Context
+from policies.registry import enforcement_levels
 
 
 class Format(str, enum.Enum):
@@ -90,14 +92,14 @@ def _municipality_section(root: Optional[Path], env: str, gemeente: str) -> dict
         cfg = loader.load_municipality(root or find_root(), env, gemeente)
     except ImportError as e:  # a part of cgkit the loader needs is missing from this checkout
         raise _fail(f"cannot load the config of {gemeente} in {env}: {e}") from e
-    return section(policy_context.context_of(cfg), policy_context.waivers_of(cfg))
+    return section(policy_context.context_of(cfg), cfg.waivers, cfg.environment.policy)
 
 
 def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optional[str],
                   registries: list[str], tenant_namespace: Optional[str], env: Optional[str] = None,
-                  root: Optional[Path] = None) -> tuple[Context, list[waivers.Waiver]]:
-    """The context from ``--env`` + ``--gemeente`` (the municipality's config) or ``--config`` (a
-    pack-config file), overridden field by field by the other flags.
+                  root: Optional[Path] = None) -> tuple[Context, list[waivers.Waiver], PolicySettings]:
+    """The context, waivers and environment policy from ``--env`` + ``--gemeente`` (the municipality's
+    config) or ``--config`` (a pack-config file), the context overridden field by field by the other flags.
 
     Raises CgkitError (ConfigError) when the municipality's config is invalid, WaiverError for a
     malformed waiver.
@@ -115,7 +117,11 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
         wrong.append("allowedRegistries")
     if wrong:
         raise _fail(f"{config}: {', '.join(wrong)}: expected text (allowedRegistries: a list of text)")
-    return context_from_config(section), waivers_from_config(section)
+    try:
+        policy = policy_from_config(section)
+    except ValueError as e:
+        raise _fail(f"{config}: {e}") from e
+    return context_from_config(section), waivers_from_config(section), policy
 
 
 @policy_app.command()
@@ -144,12 +150,15 @@ def check(
     """
     rules = catalog.load()
     try:
-        ctx, waiver_list = build_context(config, gemeente, domain, registry, tenant_namespace, env, root)
+        ctx, waiver_list, policy = build_context(config, gemeente, domain, registry, tenant_namespace, env, root)
         if waivers_file:
             waiver_list += waivers.parse_all(_read_mapping(waivers_file, "waivers").get("waivers"))
-        waivers.validate(waiver_list, rules.by_id)
+        waivers.validate(waiver_list, enforcement_levels(), max_days=policy.max_waiver_days)
         docs = manifests.load(paths)
-    except (manifests.ManifestError, waivers.WaiverError) as e:
+    except waivers.WaiverError as e:  # --env's waivers were checked by the loader, with lines
+        given = ", ".join(str(p) for p in (config, waivers_file) if p)
+        raise _fail(f"{given}: {e}" if given else str(e)) from e
+    except manifests.ManifestError as e:
         raise _fail(str(e)) from e
     except CgkitError as e:
         typer.echo(e.render(), err=True)
@@ -160,7 +169,7 @@ def check(
                     "nothing was checked")
     selected = rules.framework_rules(framework.value) if framework else rules.rules
     findings = evaluate([d.obj for d in docs], ctx, rules=selected, sources=[d.source for d in docs],
-                        waivers=waiver_list)
+                        waivers=waiver_list, enforcement=policy.level)
     findings.sort(key=lambda f: (f.subject.source or "", str(f.subject), f.rule_id))
     n_files = len({d.source for d in docs})
     render = {"text": lambda: formats.text(findings, len(docs), n_files),

@@ -86,7 +86,7 @@ def open_stack(env: str, target: str, purpose: str = "up", notify: Callable[[str
     (``secrets.provided_secret_names``, an OIDC client secret) must be there already for ``up`` and
     ``preview``. The stack is created and its secrets generated under ``engine.stack_lock``, so
     commands opening one new stack at once create it and its secrets once. The policy pack gets a
-    per-stack config (the municipality's domain, registries, waivers) in
+    per-stack config (the municipality's domain, registries, waivers; the environment's enforcement) in
     ``.cgkit/policy/<stack>.json``. ``notify`` receives one-line notes (secrets generated);
     default: printed on stderr.
 
@@ -109,9 +109,10 @@ def open_stack(env: str, target: str, purpose: str = "up", notify: Callable[[str
     if cfg is None:
         names, ctx, waivers = [], policy_context.platform_context(environment), []
     else:
-        names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), policy_context.waivers_of(cfg)
+        names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), cfg.waivers
         provided = provided_secret_names(cfg) if runs_program else []
-    pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json")
+    pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json",
+                                                   environment.policy)
     packs = _policy_packs(root)
     kubeconfig = check_environment(environment, root)
     settings = engine.EngineSettings(root=root, kubeconfig=kubeconfig, policy_packs=packs,

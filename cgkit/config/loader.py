@@ -27,6 +27,9 @@ from cgkit.config.model import EnvironmentFile, MunicipalityConfig, Municipality
 from cgkit.config.yamlsource import FieldPath, YamlSource, dotted, read_yaml
 from cgkit.errors import ConfigError, ConfigIssue, InvalidArgumentError
 from cgkit.gemeenten import all_gemeenten
+from policies import waivers
+from policies.config import PolicySettings
+from policies.registry import enforcement_levels
 
 ENVIRONMENTS = "environments"
 
@@ -128,7 +131,7 @@ def load_municipality(root: Path, env: str, code: str, today: datetime.date | No
     if not os.path.lexists(path):
         raise ConfigError([ConfigIssue(_display(root, path), None, "", f"no such file; create it with "
                                        f"`cgkit onboard {code.upper()} --env {env}`")])
-    config = merge(env, environment, read_municipality_file(root, path, today=today))
+    config = merge(env, environment, read_municipality_file(root, path, today=today, policy=environment.policy))
     weak = _weak_tls(config, _display(root, path))
     if weak:
         raise ConfigError(weak)
@@ -153,8 +156,8 @@ def _weak_tls(config: MunicipalityConfig, shown: Path) -> list[ConfigIssue]:
 
 
 def read_municipality_file(root: Path, path: Path, display: Path | None = None,
-                           today: datetime.date | None = None) -> MunicipalityFile:
-    """Read and check one municipality file on its own (no environment, no files around it).
+                           today: datetime.date | None = None, policy: PolicySettings | None = None) -> MunicipalityFile:
+    """Read and check one municipality file on its own (no files around it).
 
     Args:
         root: the project root (a link out of it is refused).
@@ -162,14 +165,17 @@ def read_municipality_file(root: Path, path: Path, display: Path | None = None,
         display: the file's name in messages and the name its code must match (default: ``path``),
             so a file about to be written can be checked under its final name.
         today: the date waivers are checked against (default: today).
+        policy: the environment's policy section, for the waiver limit (default: the default limit).
 
     Raises:
-        ConfigError: every problem of the file, with lines.
+        ConfigError: every problem of the file, with lines; the waivers' as `policies.waivers.problems`
+            finds them (unknown or repeated rule, expired, past the environment's limit).
     """
     shown = display or _display(root, path)
     source = read_yaml(path, shown, root)
     parsed = _validate(MunicipalityFile, source)
-    issues = _check_municipality_semantics(parsed, source, Path(shown), today or datetime.date.today())
+    issues = _check_municipality_semantics(parsed, source, Path(shown))
+    issues += _waiver_issues(parsed, source, today, policy or PolicySettings())
     if issues:
         raise ConfigError(issues)
     return parsed
@@ -233,13 +239,12 @@ def stray_files(root: Path, env: str) -> list[ConfigIssue]:
 
 
 def check_environment(root: Path, env: str, today: datetime.date | None = None,
-                      rule_ids: Iterable[str] | None = None,
                       extra: Callable[[MunicipalityConfig], list[ConfigIssue]] | None = None) -> list[ConfigIssue]:
     """Return every problem in every config file of ``env`` (empty when all is valid).
 
-    Besides each file on its own, checks across files: no two municipalities share a domain; every
-    waiver names a known policy rule when ``rule_ids`` is given; ``extra`` adds the issues of
-    further checks of each valid municipality (the CLI passes the capacity check).
+    Besides each file on its own (its waivers included, against the environment's limit), checks
+    across files: no two municipalities share a domain; ``extra`` adds the issues of further checks
+    of each valid municipality (the CLI passes the capacity check).
     """
     try:
         load_environment(root, env)
@@ -247,7 +252,6 @@ def check_environment(root: Path, env: str, today: datetime.date | None = None,
         return err.issues
     issues: list[ConfigIssue] = stray_files(root, env) + wave_file_issues(root, env)
     domains: dict[str, Path] = {}
-    known_rules = set(rule_ids) if rule_ids is not None else None
     for code in municipality_codes(root, env):
         try:
             config = load_municipality(root, env, code, today)
@@ -261,10 +265,6 @@ def check_environment(root: Path, env: str, today: datetime.date | None = None,
         domains.setdefault(config.domain, path)
         if extra is not None:
             issues.extend(extra(config))
-        if known_rules is not None:
-            issues.extend(ConfigIssue(path, None, f"waivers[{i}].rule", f"unknown policy rule "
-                                      f"'{w.rule}'{_suggest(w.rule, known_rules)}")
-                          for i, w in enumerate(config.waivers) if w.rule not in known_rules)
     return issues
 
 
@@ -346,7 +346,7 @@ def _all_field_names() -> set[str]:
     names: set[str] = set()
     for cls in (model.EnvironmentFile, model.ClusterSettings, model.IngressSettings, model.ImageSettings,
                 model.DatabaseInCluster, model.DatabaseExternal, model.EnvironmentDefaults, model.Wave,
-                model.MunicipalityFile, model.AppSettings, model.Access, model.Waiver):
+                model.MunicipalityFile, model.AppSettings, model.Access, model.Waiver, PolicySettings):
         names.update(cls.model_fields)
     return names
 
@@ -445,8 +445,7 @@ def _unknown_apps(source: YamlSource, named: Iterable[tuple[FieldPath, str]]) ->
     return issues
 
 
-def _check_municipality_semantics(parsed: MunicipalityFile, source: YamlSource, path: Path,
-                                  today: datetime.date) -> list[ConfigIssue]:
+def _check_municipality_semantics(parsed: MunicipalityFile, source: YamlSource, path: Path) -> list[ConfigIssue]:
     issues = []
     code_line = source.line_of(("code",))
     if parsed.code not in all_gemeenten():
@@ -456,8 +455,11 @@ def _check_municipality_semantics(parsed: MunicipalityFile, source: YamlSource, 
         issues.append(ConfigIssue(source.file, code_line, "code", f"{parsed.code} does not match the "
                                   f"file name; rename the file to {parsed.code.lower()}.yaml"))
     issues += _unknown_apps(source, ((("apps", key), key) for key in parsed.apps or {}))
-    for i, waiver in enumerate(parsed.waivers):
-        if waiver.expires < today:
-            issues.append(ConfigIssue(source.file, source.line_of(("waivers", i, "expires")), f"waivers[{i}].expires",
-                                      f"waiver of {waiver.rule} expired on {waiver.expires}; renew or remove it"))
     return issues
+
+
+def _waiver_issues(parsed: MunicipalityFile, source: YamlSource, today: datetime.date | None,
+                   policy: PolicySettings) -> list[ConfigIssue]:
+    """The problems `policies.waivers.problems` finds in the file's waivers, each at its line."""
+    return [ConfigIssue(source.file, source.line_of(("waivers", p.index, p.field)), p.where, p.message)
+            for p in waivers.problems(parsed.waivers, enforcement_levels(), today, policy.max_waiver_days)]

@@ -7,12 +7,12 @@ Two files, layered over kit defaults (DESIGN.md decision 1)::
 ``EnvironmentFile`` and ``MunicipalityFile`` describe the files as written (strict: no unknown keys,
 no numbers where text is expected); ``MunicipalityConfig`` is the merged, resolved result that the
 program and the CLI use. The JSON Schemas in environments/schema/ are generated from the two file
-models (``cgkit schema``).
+models (``cgkit schema``). Two parts are the policy pack's own models, used here as they are: the
+environment's ``policy:`` section (`PolicySettings`) and a municipality's ``waivers`` (`Waiver`).
 """
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import re
 from typing import Annotated, Literal, Union
@@ -22,6 +22,8 @@ from pydantic_core import PydanticCustomError
 
 from cgkit import otlp
 from cgkit.conventions import is_builtin_identity, tenant_namespace
+from policies.config import PolicySettings
+from policies.waivers import Waiver
 
 #: The pydantic error type of cgkit's own field checks; its message is the whole sentence.
 CHECK_ERROR = "cgkit"
@@ -235,6 +237,8 @@ class EnvironmentFile(_Strict):
     observability: ObservabilitySettings = ObservabilitySettings()
     defaults: EnvironmentDefaults
     waves: list[Wave] = Field(default_factory=list, description="Fleet rollout order (cgkit fleet).")
+    policy: PolicySettings = Field(PolicySettings(), description="How the policy rules are enforced here "
+                                   "(default: mandatory, waivers of mandatory rules at most 180 days).")
 
     @model_validator(mode="after")
     def _sandbox_images_only_on_the_sandbox(self) -> EnvironmentFile:
@@ -286,15 +290,6 @@ class Auth(_Strict):
     """How people log in to the apps' admin; without ``oidc`` the apps keep their local accounts."""
 
     oidc: Oidc | None = None
-
-
-class Waiver(_Strict):
-    """A documented exception to one policy rule for this municipality."""
-
-    rule: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$", description="Policy rule id.")
-    reason: str = Field(min_length=10, max_length=2000, description="Why the rule cannot be met, in a sentence.")
-    approved_by: str = Field(min_length=2, max_length=200, description="Who approved the exception.")
-    expires: datetime.date = Field(description="Last day the waiver holds (YYYY-MM-DD).")
 
 
 class MunicipalityFile(_Strict):

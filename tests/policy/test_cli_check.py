@@ -100,15 +100,26 @@ def test_a_waived_violation_is_reported_as_waived_and_does_not_block(tmp_path):
     assert "debug sidecar during migration (approved by CISO Utrecht" in result.output
 
 
+LATEST = (dt.date.today() + dt.timedelta(days=180)).isoformat()
+
+
 @pytest.mark.parametrize("rule, expires, message", [
-    ("CGK-POD-001", "2020-01-01", "waiver for CGK-POD-001 expired on 2020-01-01"),
-    ("CGK-XXX-999", None, "waiver for CGK-XXX-999 names no known rule"),
+    ("CGK-POD-001", "2020-01-01", "gm0344.yaml: waivers[0].expires: waiver of CGK-POD-001 expired on 2020-01-01"),
+    ("CGK-XXX-999", None, "gm0344.yaml: waivers[0].rule: unknown policy rule 'CGK-XXX-999'"),
+    ("CGK-POD-001", (dt.date.today() + dt.timedelta(days=181)).isoformat(),
+     "gm0344.yaml: waivers[0].expires: waiver of mandatory rule CGK-POD-001 runs until"),
 ])
-def test_expired_or_unknown_waivers_are_errors(tmp_path, rule, expires, message):
+def test_expired_unknown_or_too_long_waivers_are_errors(tmp_path, rule, expires, message):
     result = run("--waivers", _waivers(tmp_path, rule, expires), PRIVILEGED_POD)
     assert result.exit_code == 1
     assert message in result.output
     assert "CGK-POD-001 [" not in result.output  # nothing was checked
+
+
+def test_a_waiver_past_the_limit_names_the_latest_allowed_date(tmp_path):
+    expires = (dt.date.today() + dt.timedelta(days=181)).isoformat()
+    assert f"the latest allowed date is {LATEST}" in run("--waivers", _waivers(tmp_path, expires=expires), PRIVILEGED_POD).output
+    assert run("--waivers", _waivers(tmp_path, expires=LATEST), PRIVILEGED_POD).exit_code == 0
 
 
 def test_bad_yaml_is_an_error_naming_file_and_line(tmp_path):
@@ -137,11 +148,37 @@ def test_a_missing_path_is_an_error(tmp_path):
 def test_a_pack_config_file_gives_the_context(tmp_path):
     from policies.config import pack_config
     from policies.model import Context
-    from policies.registry import rule_ids
+    from policies.registry import enforcement_levels
 
     config = tmp_path / "pack.json"
-    config.write_text(json.dumps(pack_config(Context(gemeente_code="GM0344", domain="utrecht.nl"), rule_ids())))
+    config.write_text(json.dumps(pack_config(Context(gemeente_code="GM0344", domain="utrecht.nl"), enforcement_levels())))
     assert "CGK-NET-004" in run("--config", config, FOREIGN_HOST).output
+
+
+def _pack_config(tmp_path, **policy):
+    from policies.config import PolicySettings, pack_config
+    from policies.model import Context
+    from policies.registry import enforcement_levels
+
+    config = tmp_path / "pack.json"
+    config.write_text(json.dumps(pack_config(Context(gemeente_code="GM0344"), enforcement_levels(),
+                                             policy=PolicySettings(**policy))))
+    return config
+
+
+def test_an_advisory_environment_reports_a_mandatory_violation_without_blocking(tmp_path):
+    assert run("--config", _pack_config(tmp_path), PRIVILEGED_POD).exit_code == 1
+    result = run("--config", _pack_config(tmp_path, enforcement="advisory"), PRIVILEGED_POD)
+    assert result.exit_code == 0, result.output
+    assert "CGK-POD-001 [advisory]" in result.output
+
+
+def test_a_bad_enforcement_in_a_config_file_names_the_valid_values(tmp_path):
+    config = tmp_path / "pack.json"
+    config.write_text(json.dumps({"enforcement": "strict"}))
+    result = run("--config", config, PRIVILEGED_POD)
+    assert result.exit_code == 1
+    assert "pack.json: enforcement: Input should be 'mandatory' or 'advisory' (got 'strict')" in result.output
 
 
 def test_standard_input_is_read_for_a_dash():

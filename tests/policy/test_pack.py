@@ -15,9 +15,9 @@ from pulumi_policy.policy import PolicyCustomTimeouts, PolicyResource
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from policies import cases, pack
-from policies.config import pack_config
-from policies.model import Context
-from policies.registry import rule_ids
+from policies.config import PolicySettings, pack_config
+from policies.model import Context, Enforcement
+from policies.registry import enforcement_levels, rule_ids
 from policies.waivers import Waiver
 
 POLICIES = {p.name: p for p in pack.policies()}
@@ -101,7 +101,7 @@ def test_an_unknown_namespace_reads_as_the_configs_tenant_namespace():
     token = "kubernetes:core/v1:Service"
     with pytest.raises(UnknownValueError):
         validate("CGK-NET-001", token, engine_props(service))
-    config = pack_config(Context(gemeente_code="GM0344"), rule_ids())["CGK-NET-001"]
+    config = pack_config(Context(gemeente_code="GM0344"), enforcement_levels())["CGK-NET-001"]
     [message] = validate("CGK-NET-001", token, engine_props(service), config)
     assert message.startswith("Service/gm0344/openzaak: spec.type:")
 
@@ -110,17 +110,37 @@ def test_context_comes_from_the_policy_config_and_is_absent_without_it():
     ingress = yaml.safe_load((cases.RULES_DIR / "network/cases/CGK-NET-004/fail-ingress-other-domain.yaml").read_text())
     token = "kubernetes:networking.k8s.io/v1:Ingress"
     assert validate("CGK-NET-004", token, engine_props(ingress)) == []
-    config = pack_config(Context(gemeente_code="GM0344", domain="utrecht.nl"), rule_ids())["CGK-NET-004"]
+    config = pack_config(Context(gemeente_code="GM0344", domain="utrecht.nl"), enforcement_levels())["CGK-NET-004"]
     assert len(validate("CGK-NET-004", token, engine_props(ingress), config)) == 2
 
 
 def test_a_waived_rule_is_advisory_in_the_config_and_says_waived_in_the_message():
-    waiver = Waiver("CGK-POD-001", "debug sidecar", "CISO", __import__("datetime").date(2099, 1, 1))
-    config = pack_config(Context(gemeente_code="GM0344"), rule_ids(), [waiver])
+    waiver = Waiver(rule="CGK-POD-001", reason="debug sidecar", approved_by="CISO",
+                    expires=__import__("datetime").date(2099, 1, 1))
+    config = pack_config(Context(gemeente_code="GM0344"), enforcement_levels(), [waiver])
     assert config["CGK-POD-001"]["enforcementLevel"] == "advisory"
-    assert "enforcementLevel" not in config["CGK-POD-002"]
+    assert config["CGK-POD-002"]["enforcementLevel"] == "mandatory"
     [message] = validate("CGK-POD-001", "kubernetes:core/v1:Pod", engine_props(PRIVILEGED), config["CGK-POD-001"])
     assert message.endswith("[waived: debug sidecar (approved by CISO, until 2099-01-01)]")
+
+
+ADVISORY_RULE = "CGK-POD-011"  # read-only root filesystem: advisory in every environment
+
+
+def test_by_default_every_rule_keeps_its_own_level():
+    config = pack_config(Context(gemeente_code="GM0344"), enforcement_levels())
+    assert {rid: Enforcement(s["enforcementLevel"]) for rid, s in config.items()} == enforcement_levels()
+    assert config["CGK-POD-001"]["enforcement"] == "mandatory"
+
+
+def test_an_advisory_environment_makes_mandatory_rules_advisory():
+    assert enforcement_levels()["CGK-POD-001"] is Enforcement.MANDATORY
+    assert enforcement_levels()[ADVISORY_RULE] is Enforcement.ADVISORY
+    config = pack_config(Context(gemeente_code="GM0344"), enforcement_levels(), policy=PolicySettings(enforcement="advisory"))
+    assert {s["enforcementLevel"] for s in config.values()} == {"advisory"}
+    assert config["CGK-POD-001"]["enforcement"] == "advisory"
+    [message] = validate("CGK-POD-001", "kubernetes:core/v1:Pod", engine_props(PRIVILEGED), config["CGK-POD-001"])
+    assert "[waived" not in message  # reported, not waived: the engine shows it as advisory
 
 
 def _resource(manifest, token, status_unknown=False):

@@ -1,5 +1,6 @@
 """The auditor report: fixture evidence per rule, rules per control, verdicts per municipality."""
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from cgkit.cli.policy import policy_app
 from policies import report
 from policies.model import Context
+from policies.config import PolicySettings
 from policies.registry import rule_ids
 from policies.waivers import Waiver
 
@@ -34,12 +36,16 @@ def privileged_copy(code, waivers=()):
     return report.Tenant(code, objects, tenant.context, list(waivers))
 
 
+def waiver(rule, reason, expires):
+    return Waiver(rule=rule, reason=reason, approved_by="CISO", expires=expires)
+
+
 @pytest.fixture(scope="module")
 def data():
     future = dt.date.today() + dt.timedelta(days=90)
-    waived = privileged_copy("GM0345", [Waiver("CGK-POD-001", "vendor debug build until upgrade", "CISO", future),
-                                        Waiver("CGK-WKL-005", "vendor image mirror pending", "CISO", future)])
-    expired = privileged_copy("GM0346", [Waiver("CGK-POD-001", "old exception", "CISO", dt.date(2020, 1, 1))])
+    waived = privileged_copy("GM0345", [waiver("CGK-POD-001", "vendor debug build until upgrade", future),
+                                        waiver("CGK-WKL-005", "vendor image mirror pending", future)])
+    expired = privileged_copy("GM0346", [waiver("CGK-POD-001", "old exception", dt.date(2020, 1, 1))])
     writable = compliant()
     for obj in writable.objects:
         for c in (obj.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or ()):
@@ -80,6 +86,15 @@ def test_advisory_findings_show_but_leave_the_municipality_compliant(data):
     m = {m["code"]: m for m in data["municipalities"]}["GM0347"]
     assert m["rules"]["CGK-POD-011"] == "advisory"
     assert m["verdict"] == "compliant" and m["counts"]["violation"] == 0
+
+
+def test_in_an_advisory_environment_a_mandatory_violation_is_reported_but_does_not_block():
+    tenant = dataclasses.replace(privileged_copy("GM0363"), policy=PolicySettings(enforcement="advisory"))
+    built = report.build("sandbox", [tenant])
+    [m] = built["municipalities"]
+    assert (m["enforcement"], m["verdict"], m["blocking"]) == ("advisory", "compliant", 0)
+    assert m["rules"]["CGK-POD-001"] == "advisory"
+    assert f"| GM0363 | {m['objects']} | advisory |" in report.markdown(built)
 
 
 def test_an_expired_waiver_is_an_error_and_is_not_applied(data):

@@ -71,14 +71,85 @@ def test_waiver_valid_until_its_expiry_day(scratch_root: Path) -> None:
     assert len(loader.check_environment(scratch_root, "sandbox", today=datetime.date(2027, 2, 1))) == 1
 
 
+TODAY = datetime.date(2026, 12, 2)
+MUNICIPALITY = "environments/sandbox/municipalities/gm0344.yaml"
+
+
+def waivers(root: Path, *entries: tuple[str, datetime.date]) -> None:
+    """GM0344's file with one waiver per (rule, expires), each on its own line (line 4 onwards)."""
+    write(root, "GM0344", "code: GM0344\ndomain: u.sandbox.cgkit.test\nwaivers:\n" + "".join(
+        f"  - {{rule: {rule}, reason: media cache on root fs, approved_by: CISO, expires: {expires}}}\n"
+        for rule, expires in entries))
+
+
+def set_policy(root: Path, text: str) -> None:
+    path = loader.environment_file(root, "sandbox")
+    path.write_text(path.read_text().split("\npolicy:")[0] + "\n" + text)
+
+
 def test_waiver_for_unknown_rule_is_an_error(scratch_root: Path) -> None:
-    write(scratch_root, "GM0344", "code: GM0344\ndomain: u.sandbox.cgkit.test\nwaivers:\n"
-          "  - {rule: CGK-POD-070, reason: media cache on root fs, approved_by: CISO, expires: 2027-01-31}\n")
-    issues = loader.check_environment(scratch_root, "sandbox", today=datetime.date(2026, 11, 29),
-                                      rule_ids={"CGK-POD-007"})
-    assert [i.render() for i in issues] == [
-        "environments/sandbox/municipalities/gm0344.yaml: waivers[0].rule: unknown policy rule "
-        "'CGK-POD-070'; did you mean 'CGK-POD-007'?"]
+    waivers(scratch_root, ("CGK-PDO-007", TODAY))
+    assert [i.render() for i in loader.check_environment(scratch_root, "sandbox", today=TODAY)] == [
+        f"{MUNICIPALITY}:4: waivers[0].rule: unknown policy rule 'CGK-PDO-007'; did you mean 'CGK-POD-007'?"]
+
+
+def test_a_mandatory_rule_may_be_waived_up_to_the_limit_and_not_a_day_longer(scratch_root: Path) -> None:
+    assert loader.load_environment(scratch_root, "sandbox").policy.max_waiver_days == 180
+    waivers(scratch_root, ("CGK-POD-007", TODAY + datetime.timedelta(days=180)))
+    assert loader.check_environment(scratch_root, "sandbox", today=TODAY) == []
+    waivers(scratch_root, ("CGK-POD-007", TODAY + datetime.timedelta(days=181)))
+    latest = (TODAY + datetime.timedelta(days=180)).isoformat()
+    assert [i.render() for i in loader.check_environment(scratch_root, "sandbox", today=TODAY)] == [
+        f"{MUNICIPALITY}:4: waivers[0].expires: waiver of mandatory rule CGK-POD-007 runs until 2027-06-01, past "
+        f"the environment's limit of 180 days (policy.max_waiver_days); the latest allowed date is {latest}"]
+
+
+def test_the_limit_stops_preview_and_up_too(scratch_root: Path) -> None:
+    waivers(scratch_root, ("CGK-POD-007", TODAY + datetime.timedelta(days=181)))
+    with pytest.raises(ConfigError) as caught:
+        loader.load_municipality(scratch_root, "sandbox", "GM0344", today=TODAY)
+    assert caught.value.issues[0].field == "waivers[0].expires"
+
+
+def test_the_environment_sets_the_limit(scratch_root: Path) -> None:
+    set_policy(scratch_root, "policy:\n  max_waiver_days: 365\n")
+    waivers(scratch_root, ("CGK-POD-007", TODAY + datetime.timedelta(days=365)))
+    assert loader.check_environment(scratch_root, "sandbox", today=TODAY) == []
+
+
+def test_an_advisory_rule_has_no_waiver_limit(scratch_root: Path) -> None:
+    waivers(scratch_root, ("CGK-POD-011", TODAY + datetime.timedelta(days=1000)))
+    assert loader.check_environment(scratch_root, "sandbox", today=TODAY) == []
+
+
+def test_a_rule_waived_twice_is_an_error(scratch_root: Path) -> None:
+    waivers(scratch_root, ("CGK-POD-007", TODAY), ("CGK-POD-007", TODAY + datetime.timedelta(days=30)))
+    assert [i.render() for i in loader.check_environment(scratch_root, "sandbox", today=TODAY)] == [
+        f"{MUNICIPALITY}:5: waivers[1].rule: CGK-POD-007 is already waived by waivers[0]; one waiver per rule: "
+        "merge the two"]
+
+
+def test_environment_policy_defaults_to_mandatory(scratch_root: Path) -> None:
+    set_policy(scratch_root, "")
+    policy = loader.load_environment(scratch_root, "sandbox").policy
+    assert (policy.enforcement, policy.max_waiver_days) == ("mandatory", 180)
+
+
+def test_environment_policy_can_be_advisory(scratch_root: Path) -> None:
+    set_policy(scratch_root, "policy:\n  enforcement: advisory\n")
+    assert loader.load_environment(scratch_root, "sandbox").policy.enforcement == "advisory"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("policy:\n  enforcement: strict\n", "policy.enforcement: Input should be 'mandatory' or 'advisory' (got 'strict')"),
+    ("policy:\n  max_waiver_days: 0\n", "policy.max_waiver_days: Input should be greater than or equal to 1 (got 0)"),
+    ("policy:\n  enforcment: advisory\n", "policy.enforcment: unknown field; did you mean 'enforcement'?"),
+])
+def test_a_bad_policy_section_names_the_field_and_what_is_valid(scratch_root: Path, text: str, message: str) -> None:
+    set_policy(scratch_root, text)
+    with pytest.raises(ConfigError) as caught:
+        loader.load_environment(scratch_root, "sandbox")
+    assert [i.render() for i in caught.value.issues] == [f"environments/sandbox/environment.yaml:27: {message}"]
 
 
 def test_shipped_sandbox_files_are_valid(project_root: Path) -> None:
