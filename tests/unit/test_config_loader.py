@@ -147,9 +147,11 @@ def test_environment_policy_can_be_advisory(scratch_root: Path) -> None:
 ])
 def test_a_bad_policy_section_names_the_field_and_what_is_valid(scratch_root: Path, text: str, message: str) -> None:
     set_policy(scratch_root, text)
+    lines = loader.environment_file(scratch_root, "sandbox").read_text().splitlines()
+    line = lines.index("policy:") + 2  # the field under it, counted from 1
     with pytest.raises(ConfigError) as caught:
         loader.load_environment(scratch_root, "sandbox")
-    assert [i.render() for i in caught.value.issues] == [f"environments/sandbox/environment.yaml:27: {message}"]
+    assert [i.render() for i in caught.value.issues] == [f"environments/sandbox/environment.yaml:{line}: {message}"]
 
 
 def test_shipped_sandbox_files_are_valid(project_root: Path) -> None:
