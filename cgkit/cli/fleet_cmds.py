@@ -30,11 +30,12 @@ from cgkit.config.model import EnvironmentFile
 from cgkit.conventions import stack_name
 from cgkit.errors import ConfigError, InvalidArgumentError
 from cgkit.fleet import report
-from cgkit.fleet.engine_runner import STACK_CREATED, RunOptions, stack_runner
+from cgkit.fleet.engine_runner import STACK_CREATED, stack_runner
 from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
 from cgkit.fleet.selection import SelectionError, Shard, WavePlan, in_shard, plan_waves, select_codes
 from cgkit.fleet.view import LiveView, change_text, drift_text, summary_table
 from cgkit.project import find_root
+from cgkit.stackops import RunOptions
 
 fleet_app = typer.Typer(help="Preview, update, refresh or destroy many municipality stacks: waves, a "
                         "bounded worker pool, a summary and a report per run.", no_args_is_help=True)

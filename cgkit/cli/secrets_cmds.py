@@ -17,7 +17,8 @@ import typer
 
 from cgkit import engine, secrets
 from cgkit.cli.console import out
-from cgkit.cli.stack_cmds import Env, StackNotDeployed
+from cgkit.cli.stack_cmds import Env
+from cgkit.stackops import StackNotDeployed
 from cgkit.config import loader
 from cgkit.conventions import stack_name
 from cgkit.errors import InvalidArgumentError

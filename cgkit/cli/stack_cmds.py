@@ -1,4 +1,5 @@
-"""Stack commands: ``preview``, ``up``, ``refresh``, ``destroy`` of one stack of an environment.
+"""Stack commands: ``preview``, ``up``, ``refresh``, ``destroy`` of one stack of an environment, on
+top of the stack operations API (cgkit/stackops.py).
 
 ``cgkit up --env sandbox GM0344`` validates the municipality's config (nothing runs if it is
 invalid), selects stack ``sandbox.gm0344``, generates its missing secrets, and runs the engine.
@@ -11,21 +12,18 @@ from __future__ import annotations
 import shlex
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cgkit import capacity, engine, policy_context
-from cgkit.cluster import check_environment
+from cgkit import engine
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
-from cgkit.errors import CgkitError, ConfigError, InvalidArgumentError
-from cgkit.gemeenten import lookup
-from cgkit.project import find_root, state_dir
+from cgkit.errors import CgkitError, InvalidArgumentError
+from cgkit.project import find_root
 from cgkit.sandbox import environment_kubeconfig
-from cgkit.secrets import provided_secret_names, secret_names
+from cgkit.stackops import RunOptions, StackNotDeployed, Verb, load_target, open_stack, run
 
 Target = Annotated[str, typer.Argument(help="A CBS code (GM0344) or 'platform'.")]
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
@@ -45,119 +43,10 @@ class TenantsRemain(CgkitError):
     reference = "tenants-remain"
 
 
-class SecretNotSet(CgkitError):
-    """A secret only a person can provide (an OIDC client secret) is not in the stack config."""
-
-    reference = "secret-not-set"
-
-
 class ConfirmationNeeded(CgkitError):
     """A changing operation was asked for without a terminal to confirm it on and without --yes."""
 
     reference = "confirmation-needed"
-
-
-#: What a command opens a stack for: whether it may create the stack (and its secrets), and whether
-#: the program runs (and so needs the secrets). Read-only commands never create a stack, except
-#: ``preview``, which says so (the program cannot run without the stack's secrets).
-PURPOSES = ("up", "preview", "refresh", "destroy")
-
-
-#: What ``open_stack`` says (after the stack's name) when a preview creates a stack never deployed.
-PREVIEW_CREATED = ("was never deployed: created it (empty) so the program can be previewed with its secrets; "
-                   "`cgkit up` will use the same ones")
-
-
-class StackNotDeployed(CgkitError):
-    """A command that reads a stack's state found no such stack (never deployed); nothing was created."""
-
-    reference = "stack-not-deployed"
-
-
-def open_stack(env: str, target: str, purpose: str = "up", notify: Callable[[str], object] | None = None,
-               ) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
-    """Validate ``target``'s config, probe its cluster, then open its stack for ``purpose``.
-
-    ``purpose`` is one of PURPOSES. ``up`` creates the stack when it is new and generates its
-    missing secrets; ``preview`` does the same (the program reads the secrets) and says so through
-    ``notify`` when it creates a stack that was never deployed. ``refresh`` and ``destroy`` open
-    only an existing stack and generate nothing; a municipality whose file is gone can still be
-    destroyed (offboarding works from the stack's state). Secrets only a person can provide
-    (``secrets.provided_secret_names``, an OIDC client secret) must be there already for ``up`` and
-    ``preview``. The stack is created and its secrets generated under ``engine.stack_lock``, so
-    commands opening one new stack at once create it and its secrets once. The policy pack gets a
-    per-stack config (the municipality's domain, registries, waivers; the environment's enforcement) in
-    ``.cgkit/policy/<stack>.json``. ``notify`` receives one-line notes (secrets generated);
-    default: printed on stderr.
-
-    Raises:
-        InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
-        ConfigError: the config is invalid (before any engine call).
-        ClusterUnreachableError, ClusterUnauthorizedError: the environment's API server did not answer
-            or refused us (before any engine call).
-        StackNotDeployed: ``refresh`` or ``destroy`` of a stack that does not exist.
-        SecretNotSet: the stack lacks a secret someone must set by hand.
-        EngineError: the engine could not select or create the stack.
-    """
-    if purpose not in PURPOSES:
-        raise ValueError(f"purpose {purpose!r} is not one of {', '.join(PURPOSES)}")
-    runs_program = purpose in ("up", "preview")
-    root = find_root()
-    environment, cfg = _load_target(root, env, target, runs_program)
-    name = stack_name(env, target)
-    provided: list[str] = []
-    if cfg is None:
-        names, ctx, waivers = [], policy_context.platform_context(environment), []
-    else:
-        names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), cfg.waivers
-        provided = provided_secret_names(cfg) if runs_program else []
-    pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json",
-                                                   environment.policy)
-    packs = _policy_packs(root)
-    kubeconfig = check_environment(environment, root)
-    settings = engine.EngineSettings(root=root, kubeconfig=kubeconfig, policy_packs=packs,
-                                     policy_pack_configs=[pack_config] if packs else [])
-    say = notify or err.print
-    with engine.stack_lock(root, name):
-        stack = engine.existing_stack(settings, name)
-        if stack is None and not runs_program:
-            raise StackNotDeployed(f"stack {name} does not exist: it was never deployed (or was forgotten); "
-                                   f"there is nothing to {purpose}", hint=f"deploy it first: cgkit up --env {env} {target}")
-        if stack is None:
-            stack = engine.select_stack(settings, name)
-            if purpose == "preview":
-                say(f"stack {name} {PREVIEW_CREATED}")
-        missing = engine.missing_config(stack, provided)
-        if missing:
-            raise SecretNotSet(f"stack {name} has no {', '.join(missing)}: the municipality file asks for OIDC "
-                               "login and the provider's client secret is set by hand",
-                               hint=" ; ".join(f"eval \"$(cgkit env --env {env})\" && pulumi config set --secret "
-                                               f"cgkit:{m} <value> -s {name}" for m in missing))
-        created = engine.ensure_secrets(stack, names) if runs_program else []
-    if created:
-        say(f"generated {len(created)} secret(s) into the stack config (encrypted)"
-            + (" because the program reads them" if purpose == "preview" else ""))
-    return settings, stack
-
-
-def _load_target(root: Path, env: str, target: str, runs_program: bool = True):
-    """Validate ``target`` and its config; return the environment and the municipality config (None for
-    the platform, and for an offboarded municipality whose stack is read or destroyed).
-
-    Raises:
-        InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
-        ConfigError: the config is invalid, or (``runs_program``) the tenant does not fit its size.
-    """
-    _check_target(target)
-    environment = loader.load_environment(root, env)
-    if target.lower() == "platform":
-        return environment, None
-    if not runs_program and not loader.municipality_file(root, env, target).exists():
-        return environment, None  # offboarded: its stack can still be read and destroyed
-    cfg = loader.load_municipality(root, env, target)
-    if runs_program and (short := capacity.capacity_issues(root, cfg)):
-        raise ConfigError(short)
-    return environment, cfg
 
 
 def shell_env(env: Env = "sandbox") -> None:
@@ -173,9 +62,8 @@ def shell_env(env: Env = "sandbox") -> None:
 
 def preview(target: Target, env: Env, skip_policy: NoPolicy = False, no_refresh: NoRefresh = False) -> None:
     """Show what `up` would change (live objects read back first), with the policy pack applied."""
-    settings, stack = open_stack(env, target, "preview")
-    outcome = engine.preview(stack, settings, engine.Operation(on_output=_stream, policies=not skip_policy,
-                                                               refresh=not no_refresh))
+    settings, stack = open_stack(env, target, Verb.PREVIEW, notify=err.print)
+    outcome = run(Verb.PREVIEW, stack, settings, _stream, RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
     out.print(f"preview of {stack.name}: {_summary(outcome.changes, done=False)}{_drift(outcome, no_refresh)}",
               highlight=False, soft_wrap=True)
 
@@ -188,14 +76,14 @@ def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False
     A change that would delete or replace what holds records stops at the preview, unless
     ``--allow-data-loss CODE`` says it is meant.
     """
-    _load_target(find_root(), env, target)  # a bad target or config is named before any question
+    load_target(find_root(), env, target)  # a bad target or config is named before any question
     allowed = _data_loss_allowed(target, allow_data_loss)
     _check_can_confirm(yes, "update")
-    settings, stack = open_stack(env, target, "up")
-    op = engine.Operation(on_output=_stream, policies=not skip_policy, refresh=not no_refresh)
+    settings, stack = open_stack(env, target, Verb.UP, notify=err.print)
+    options = RunOptions(skip_policy=skip_policy, refresh=not no_refresh)
     with engine.unprotected(stack, engine.protected_resources(stack) if allowed else ()):
-        confirm(yes, "update", lambda: engine.preview(stack, settings, op))
-        outcome = engine.up(stack, settings, op)
+        confirm(yes, "update", lambda: run(Verb.PREVIEW, stack, settings, _stream, options))
+        outcome = run(Verb.UP, stack, settings, _stream, options)
     out.print(f"up of {stack.name}: {_summary(outcome.changes)}{_drift(outcome, no_refresh)}", highlight=False,
               soft_wrap=True)
     for name, value in sorted(outcome.outputs.items()):
@@ -205,24 +93,22 @@ def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False
 def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option(
         "--preview-only", help="Only show drift; do not write state.")] = False) -> None:
     """Read the live objects back into the stack's state (or only show the drift)."""
-    _, stack = open_stack(env, target, "refresh")
-    op = engine.Operation(on_output=_stream)
+    settings, stack = open_stack(env, target, Verb.REFRESH, notify=err.print)
+    outcome = run(Verb.REFRESH, stack, settings, _stream, RunOptions(preview_only=preview_only))
     if preview_only:
-        drift = engine.preview_refresh(stack, op).change_summary
-        out.print(f"drift of {stack.name}: {_summary(drift, done=False)}")
+        out.print(f"drift of {stack.name}: {_summary(outcome.changes, done=False)}")
         return
-    result = engine.refresh(stack, op)
-    out.print(f"refresh of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+    out.print(f"refresh of {stack.name}: {_summary(outcome.changes)}")
 
 
 def destroy(target: Target, env: Env, yes: Yes = False, allow_data_loss: AllowDataLoss = None) -> None:
     """Delete every resource of the stack, after showing what will go. A tenant holds records (its
     databases, media): destroying it needs ``--allow-data-loss CODE``."""
-    _load_target(find_root(), env, target, runs_program=False)  # a bad target is named before any question
+    load_target(find_root(), env, target, runs_program=False)  # a bad target is named before any question
     allowed = _data_loss_allowed(target, allow_data_loss)
     _check_can_confirm(yes, "destroy")
     try:
-        settings, stack = open_stack(env, target, "destroy")
+        settings, stack = open_stack(env, target, Verb.DESTROY, notify=err.print)
     except StackNotDeployed:
         out.print(f"stack {stack_name(env, target)} does not exist: nothing to destroy")
         return
@@ -232,11 +118,10 @@ def destroy(target: Target, env: Env, yes: Yes = False, allow_data_loss: AllowDa
             raise TenantsRemain(f"refusing to destroy {stack.name}: {len(tenants)} tenant stack(s) still use it "
                                 f"({', '.join(tenants[:5])}{', ...' if len(tenants) > 5 else ''})",
                                 hint=f"destroy them first: cgkit destroy --env {env} <code> (or cgkit fleet destroy)")
-    held = engine.data_held(stack, allowed)
-    op = engine.Operation(on_output=_stream)
+    engine.data_held(stack, allowed)  # refused before the question, not after it
     confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
-    result = engine.destroy(stack, op, held)
-    out.print(f"destroy of {stack.name}: {_summary(result.summary.resource_changes or {})}")
+    outcome = run(Verb.DESTROY, stack, settings, _stream, RunOptions(allow_data_loss=allowed))
+    out.print(f"destroy of {stack.name}: {_summary(outcome.changes)}")
 
 
 def _data_loss_allowed(target: str, code: str | None) -> bool:
@@ -254,16 +139,6 @@ def _data_loss_allowed(target: str, code: str | None) -> bool:
                                    hint=f"--allow-data-loss {target.upper()}" if target.lower() != "platform"
                                    else "leave --allow-data-loss out")
     return True
-
-
-def _check_target(target: str) -> None:
-    """Refuse a target that is neither 'platform' nor a CBS code of the list."""
-    if target.lower() != "platform":
-        try:
-            lookup(target)
-        except CgkitError as unknown:
-            raise InvalidArgumentError(f"TARGET '{target}' is neither 'platform' nor a municipality: {unknown}",
-                                       hint="give a CBS code such as GM0344, or 'platform'") from None
 
 
 def _check_can_confirm(yes: bool, verb: str) -> None:
@@ -323,8 +198,3 @@ def _summary(changes: dict[str, int], done: bool = True) -> str:
 def _drift(outcome: engine.Outcome, skipped: bool) -> str:
     """The summary's second half: what the refresh found, or that there was none."""
     return "; refresh skipped (--no-refresh)" if skipped else f"; {outcome.drift.text()}"
-
-
-def _policy_packs(root: Path) -> list[Path]:
-    pack = root / "policies"
-    return [pack] if (pack / "PulumiPolicy.yaml").is_file() else []

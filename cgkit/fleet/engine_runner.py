@@ -1,6 +1,6 @@
 """The per-stack operation of a fleet run through the Automation API (``scheduler.StackRunner``).
 
-Each call opens the stack exactly as the single-stack commands do (``stack_cmds.open_stack``:
+Each call opens the stack exactly as the single-stack commands do (``stackops.open_stack``:
 config validated and the cluster probed before any engine call, per-stack policy pack config,
 stack opened for the verb (preview and up create a new one and its secrets, under a lock; refresh
 and destroy never create one); for destroy, a municipality whose file is gone is destroyed from its
@@ -11,31 +11,19 @@ shows secret values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from cgkit import engine
-from cgkit.cli.stack_cmds import PREVIEW_CREATED, StackNotDeployed, open_stack
+from cgkit.engine import Outcome
 from cgkit.errors import CgkitError
 from cgkit.fleet import report
 from cgkit.fleet.scheduler import StackRunner
+from cgkit.stackops import PREVIEW_CREATED, RunOptions, StackNotDeployed, Verb, open_stack, run
 
-VERBS = ("preview", "up", "refresh", "destroy")
+VERBS = tuple(v.value for v in Verb)
 #: The key a preview adds to a stack's changes when it had to create the stack (never deployed).
 STACK_CREATED = "stack-created"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """The flags of a fleet run: ``preview_only`` (refresh: only show drift), ``skip_policy``
-    (preview/up without the policy pack), ``refresh`` (preview/up read the live objects back first),
-    ``allow_data_loss`` (destroy deletes what holds records: the tenants' namespaces, databases, media)."""
-
-    preview_only: bool = False
-    skip_policy: bool = False
-    refresh: bool = True
-    allow_data_loss: bool = False
 
 
 def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOptions()) -> StackRunner:
@@ -53,8 +41,9 @@ def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOp
     """
     if verb not in VERBS:
         raise ValueError(f"unknown fleet verb {verb!r}; one of {', '.join(VERBS)}")
+    action = Verb(verb)
 
-    def run(code: str) -> dict[str, int]:
+    def run_stack(code: str) -> dict[str, int]:
         with report.log_file(run_dir, env, code).open("w", encoding="utf-8") as log:
             write = _line_writer(log)
             notes: list[str] = []
@@ -64,13 +53,12 @@ def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOp
                 write(line)
 
             try:
-                settings, stack = open_stack(env, code, verb, notify=note)
-                changes = _operate(verb, stack, settings, engine.Operation(
-                    on_output=write, policies=not options.skip_policy, refresh=options.refresh), options)
+                settings, stack = open_stack(env, code, action, notify=note)
+                changes = _changes(action, run(action, stack, settings, write, options), write, options)
                 created = any(PREVIEW_CREATED in note for note in notes)
                 return {**changes, STACK_CREATED: 1} if created else changes
             except StackNotDeployed as absent:
-                if verb != "destroy":
+                if action is not Verb.DESTROY:
                     write(absent.render())
                     raise
                 write(f"{absent}: nothing to destroy")
@@ -79,22 +67,16 @@ def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOp
                 write(error.render())
                 raise
 
-    return run
+    return run_stack
 
 
-def _operate(verb: str, stack, settings: engine.EngineSettings, op: engine.Operation,
-             options: RunOptions) -> dict[str, int]:
-    if verb in ("preview", "up"):
-        outcome = (engine.preview if verb == "preview" else engine.up)(stack, settings, op)
-        if op.refresh:
-            op.on_output(outcome.drift.text(limit=50))
+def _changes(verb: Verb, outcome: Outcome, write: Callable[[str], None], options: RunOptions) -> dict[str, int]:
+    """A stack's change counts for the report: the engine's, plus (preview/up with refresh) what the
+    refresh found, which also goes to the log."""
+    if verb.runs_program and options.refresh:
+        write(outcome.drift.text(limit=50))
         return {**outcome.changes, **outcome.drift.counts()}
-    if verb == "refresh" and options.preview_only:
-        return engine.preview_refresh(stack, op).change_summary or {}
-    if verb == "refresh":
-        return engine.refresh(stack, op).summary.resource_changes or {}
-    held = engine.data_held(stack, options.allow_data_loss)
-    return engine.destroy(stack, op, held).summary.resource_changes or {}
+    return outcome.changes
 
 
 def _line_writer(log: TextIO):

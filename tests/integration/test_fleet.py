@@ -23,7 +23,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cgkit.cli.stack_cmds import open_stack
+from cgkit.stackops import open_stack
 from cgkit.config.loader import environment_file
 from cgkit.fleet import report
 from tests.integration.conftest import ENV, ROOT, cgkit

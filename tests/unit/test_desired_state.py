@@ -16,6 +16,7 @@ from pulumi.automation._cmd import CommandResult, PulumiCommand
 from semver import VersionInfo
 
 from cgkit import engine
+from cgkit import stackops
 from cgkit.cli import stack_cmds
 from cgkit.cli.app import main
 from cgkit.cli.exit_codes import ExitStatus
@@ -270,7 +271,7 @@ class FakeEngine:
 
     def install(self, monkeypatch, cluster_up: bool = True) -> None:
         if cluster_up:
-            monkeypatch.setattr(stack_cmds, "check_environment", lambda *args: None)
+            monkeypatch.setattr(stackops, "check_environment", lambda *args: None)
         monkeypatch.setattr(engine, "existing_stack", lambda s, name: FakeStack(name) if name in self.existing else None)
         monkeypatch.setattr(engine, "select_stack", self.create)
         monkeypatch.setattr(engine, "ensure_secrets", self.ensure)
@@ -304,15 +305,15 @@ def project(scratch_root: Path, monkeypatch) -> Path:
 def test_reading_commands_never_create_a_stack_or_its_secrets(project: Path, monkeypatch, purpose) -> None:
     fake = FakeEngine(existing=set())
     fake.install(monkeypatch)
-    with pytest.raises(stack_cmds.StackNotDeployed, match="sandbox.gm0344 does not exist"):
-        stack_cmds.open_stack("sandbox", "GM0344", purpose)
+    with pytest.raises(stackops.StackNotDeployed, match="sandbox.gm0344 does not exist"):
+        stackops.open_stack("sandbox", "GM0344", stackops.Verb(purpose))
     assert fake.created == [] and fake.secrets_for == []
 
 
 def test_refresh_of_a_deployed_stack_writes_no_secrets(project: Path, monkeypatch) -> None:
     fake = FakeEngine(existing={"sandbox.gm0344"})
     fake.install(monkeypatch)
-    assert stack_cmds.open_stack("sandbox", "GM0344", "refresh")[1].name == "sandbox.gm0344"
+    assert stackops.open_stack("sandbox", "GM0344", stackops.Verb.REFRESH)[1].name == "sandbox.gm0344"
     assert fake.created == [] and fake.secrets_for == []
 
 
@@ -320,7 +321,7 @@ def test_preview_of_a_new_stack_creates_it_and_says_why(project: Path, monkeypat
     fake = FakeEngine(existing=set())
     fake.install(monkeypatch)
     notes: list[str] = []
-    stack_cmds.open_stack("sandbox", "GM0344", "preview", notify=notes.append)
+    stackops.open_stack("sandbox", "GM0344", stackops.Verb.PREVIEW, notify=notes.append)
     assert fake.created == ["sandbox.gm0344"] and fake.secrets_for == ["sandbox.gm0344"]
     assert "was never deployed: created it (empty) so the program can be previewed" in notes[0]
     assert "because the program reads them" in notes[1]
@@ -351,7 +352,8 @@ def test_the_cluster_is_probed_before_the_engine_runs(project: Path, monkeypatch
 def fake_operations(monkeypatch, drift: engine.Drift) -> list[engine.Operation]:
     """open_stack and the engine's preview/up replaced; returns the Operations they were given."""
     ops: list[engine.Operation] = []
-    monkeypatch.setattr(stack_cmds, "open_stack", lambda env, target, purpose: (None, FakeStack(f"{env}.{target.lower()}")))
+    monkeypatch.setattr(stack_cmds, "open_stack",
+                        lambda env, target, verb, notify: (None, FakeStack(f"{env}.{target.lower()}")))
 
     def run(stack, settings, op):
         ops.append(op)
@@ -405,8 +407,8 @@ def test_the_fleet_runner_adds_what_the_refresh_found_to_the_changes(monkeypatch
     monkeypatch.setattr(engine, "up", lambda stack, settings, op: engine.Outcome(
         {"update": 1, "same": 3}, engine.Drift(drifted=("Ingress gm0344/openzaak",))))
     lines: list[str] = []
-    changes = engine_runner._operate("up", FakeStack("sandbox.gm0344"), None,
-                                     engine.Operation(on_output=lines.append, refresh=True), engine_runner.RunOptions())
+    outcome = stackops.run(stackops.Verb.UP, FakeStack("sandbox.gm0344"), None, lines.append, stackops.RunOptions())
+    changes = engine_runner._changes(stackops.Verb.UP, outcome, lines.append, stackops.RunOptions())
     assert changes == {"update": 1, "same": 3, "refresh-drifted": 1}
     assert lines == ["refresh found 1 drifted (Ingress gm0344/openzaak)"]
 
@@ -520,10 +522,8 @@ def test_a_deployed_stack_takes_back_fields_another_manager_changed(types, refre
 
 def test_the_platform_is_a_target_for_reading_and_destroying_too(project_root) -> None:
     """A destroy of the platform was refused as "not a CBS code" once the file check came first."""
-    from cgkit.cli.stack_cmds import _load_target
-
     for runs_program in (True, False):
-        environment, cfg = _load_target(project_root, "sandbox", "platform", runs_program)
+        environment, cfg = stackops.load_target(project_root, "sandbox", "platform", runs_program)
         assert cfg is None and environment.name == "sandbox"
 
 
@@ -565,3 +565,33 @@ def test_the_engine_refusing_a_protected_step_becomes_data_at_risk() -> None:
     assert str(error) == ("preview of sandbox.gm0344 stopped: it would replace kubernetes:apps/v1:StatefulSet "
                           "gm0344-postgresql-statefulset, which holds records; nothing was changed")
     assert error.hint.endswith("cgkit up --env sandbox GM0344 --allow-data-loss GM0344")
+
+
+# --- the stack operations API -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb, options, called", [
+    (stackops.Verb.PREVIEW, stackops.RunOptions(), "preview"),
+    (stackops.Verb.UP, stackops.RunOptions(skip_policy=True), "up"),
+    (stackops.Verb.REFRESH, stackops.RunOptions(), "refresh"),
+    (stackops.Verb.REFRESH, stackops.RunOptions(preview_only=True), "preview_refresh"),
+    (stackops.Verb.DESTROY, stackops.RunOptions(allow_data_loss=True), "destroy"),
+])
+def test_run_is_the_one_dispatch_from_a_verb_to_the_engine(monkeypatch, verb, options, called) -> None:
+    seen: list[tuple[str, engine.Operation]] = []
+    summary = SimpleNamespace(resource_changes={"same": 2}, change_summary={"same": 2})
+
+    def record(name):
+        def call(stack, *args):
+            op = next(a for a in args if isinstance(a, engine.Operation))
+            seen.append((name, op))
+            return engine.Outcome({"same": 2}) if name in ("preview", "up") else SimpleNamespace(
+                summary=summary, change_summary=summary.change_summary)
+        return call
+
+    for name in ("preview", "up", "refresh", "preview_refresh", "destroy"):
+        monkeypatch.setattr(engine, name, record(name))
+    monkeypatch.setattr(engine, "data_held", lambda stack, allowed: [] if allowed else pytest.fail("not allowed"))
+    outcome = stackops.run(verb, FakeStack("sandbox.gm0344"), None, print, options)
+    assert [name for name, _ in seen] == [called] and outcome.changes == {"same": 2}
+    assert seen[0][1].policies is not options.skip_policy and seen[0][1].refresh is options.refresh

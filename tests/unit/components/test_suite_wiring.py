@@ -320,7 +320,7 @@ def test_a_stack_without_the_oidc_client_secret_is_refused_before_the_engine_run
 
 
 def test_cli_refuses_a_stack_without_the_oidc_client_secret(scratch_root, monkeypatch, capsys):
-    from cgkit.cli import stack_cmds
+    from cgkit import stackops
     from cgkit.cli.app import main
     from cgkit.cli.exit_codes import ExitStatus
 
@@ -330,7 +330,7 @@ def test_cli_refuses_a_stack_without_the_oidc_client_secret(scratch_root, monkey
     monkeypatch.chdir(scratch_root)
     monkeypatch.delenv("CGKIT_PROJECT_DIR", raising=False)
     stack = _FakeStack()
-    monkeypatch.setattr(stack_cmds, "check_environment", lambda environment, root: None)  # no cluster
+    monkeypatch.setattr(stackops, "check_environment", lambda environment, root: None)  # no cluster
     monkeypatch.setattr(engine, "existing_stack", lambda settings, name: None)
     monkeypatch.setattr(engine, "select_stack", lambda settings, name: stack)
     monkeypatch.setattr(engine, "preview", lambda *a, **k: pytest.fail("the engine ran without the secret"))
