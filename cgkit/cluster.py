@@ -3,8 +3,8 @@
 Without this, a stack whose cluster is unreachable previews as "no changes": the engine compares
 the program with the stack's state and, when nothing changed, never calls the cluster. So every
 stack command first asks the API server itself, with the kubeconfig and context the environment's
-provider uses (``sandbox.environment_kubeconfig``; None = the ambient kubeconfig, as kubectl finds
-it): one ``list namespaces`` (limit 1), which needs the address, valid credentials and the
+provider uses (``environment_kubeconfig``, the one place that resolves it; None = the ambient
+kubeconfig, as kubectl finds it): one ``list namespaces`` (limit 1), which needs the address, valid credentials and the
 cluster-wide read every tenant stack needs anyway (it creates its Namespace).
 """
 
@@ -21,7 +21,7 @@ from kubernetes.config.config_exception import ConfigException
 
 from cgkit.config.model import EnvironmentFile
 from cgkit.errors import CgkitError
-from cgkit.sandbox import environment_kubeconfig
+from cgkit.sandbox import kubeconfig_path
 
 #: Seconds to wait for the API server to accept the connection, then for its answer.
 CONNECT_TIMEOUT_S = 5.0
@@ -38,6 +38,18 @@ class ClusterUnauthorizedError(CgkitError):
     """The API server refused the kubeconfig's credentials (401) or their rights (403); nothing ran."""
 
     reference = "cluster-unauthorized"
+
+
+def environment_kubeconfig(environment: EnvironmentFile, root: Path | None = None) -> Path | None:
+    """Return the kubeconfig an environment's cluster is reached with: the sandbox's when
+    ``cluster.sandbox`` is set, else ``cluster.kubeconfig``, else None (the ambient kubeconfig).
+
+    Raises:
+        SandboxError: a sandbox environment while the sandbox does not exist.
+    """
+    if environment.cluster.sandbox:
+        return kubeconfig_path(root)
+    return Path(environment.cluster.kubeconfig) if environment.cluster.kubeconfig else None
 
 
 def check_environment(environment: EnvironmentFile, root: Path) -> Path | None:

@@ -46,7 +46,6 @@ import yaml
 from cgkit import node, procs
 from cgkit import sandbox_manifests as manifests
 from cgkit import toolchain
-from cgkit.config.model import EnvironmentFile
 from cgkit.errors import CgkitError
 
 CLUSTER_NAME = "cgkit"
@@ -449,16 +448,3 @@ def kubeconfig_path(root: Path | None = None) -> Path:
     if not p.kubeconfig.exists():
         raise SandboxError(f"no sandbox kubeconfig at {p.kubeconfig}", hint="run `cgkit sandbox up`")
     return p.kubeconfig
-
-
-def environment_kubeconfig(environment: EnvironmentFile, root: Path | None = None) -> Path | None:
-    """Return the kubeconfig an environment's cluster is reached with: the sandbox's when
-    ``cluster.sandbox`` is set, else ``cluster.kubeconfig``, else None (the ambient kubeconfig).
-
-    Raises:
-        SandboxError: a sandbox environment while the sandbox does not exist.
-    """
-    if environment.cluster.sandbox:
-        return kubeconfig_path(root)
-    return Path(environment.cluster.kubeconfig) if environment.cluster.kubeconfig else None
-

@@ -19,8 +19,9 @@ from enum import Enum
 from pathlib import Path
 
 from cgkit import capacity, engine, policy_context
-from cgkit.cluster import check_environment
+from cgkit.cluster import check_environment, environment_kubeconfig
 from cgkit.config import loader
+from cgkit.config.model import EnvironmentFile
 from cgkit.conventions import stack_name
 from cgkit.errors import CgkitError, ConfigError, InvalidArgumentError
 from cgkit.gemeenten import lookup
@@ -143,10 +144,7 @@ def open_stack(env: str, target: str, verb: Verb = Verb.UP, notify: Callable[[st
         provided = provided_secret_names(cfg) if verb.runs_program else []
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json",
                                                    environment.policy)
-    packs = policy_packs(root)
-    kubeconfig = check_environment(environment, root)
-    settings = engine.EngineSettings(root=root, kubeconfig=kubeconfig, policy_packs=packs,
-                                     policy_pack_configs=[pack_config] if packs else [])
+    settings = engine_settings(root, environment, pack_config)
     say = notify or (lambda _line: None)
     with engine.stack_lock(root, name):
         stack = engine.existing_stack(settings, name)
@@ -192,6 +190,23 @@ def run(verb: Verb, stack: "engine.auto.Stack", settings: engine.EngineSettings,
         return engine.Outcome(dict(engine.refresh(stack, op).summary.resource_changes or {}))
     held = engine.data_held(stack, options.allow_data_loss)
     return engine.Outcome(dict(engine.destroy(stack, op, held).summary.resource_changes or {}))
+
+
+def engine_settings(root: Path, environment: EnvironmentFile, pack_config: Path | None = None,
+                    probe: bool = True) -> engine.EngineSettings:
+    """The one place engine settings are built: the environment's kubeconfig (resolved once, by
+    ``cluster.environment_kubeconfig``; its API server asked first when ``probe``) and, with a
+    ``pack_config``, the project's policy packs with it.
+
+    Raises:
+        SandboxError: a sandbox environment while the sandbox does not exist.
+        ClusterUnreachableError, ClusterUnauthorizedError: ``probe`` and the API server did not answer
+            or refused us.
+    """
+    kubeconfig = check_environment(environment, root) if probe else environment_kubeconfig(environment, root)
+    packs = policy_packs(root) if pack_config else []
+    return engine.EngineSettings(root=root, kubeconfig=kubeconfig, policy_packs=packs,
+                                 policy_pack_configs=[pack_config] if packs else [])
 
 
 def policy_packs(root: Path) -> list[Path]:

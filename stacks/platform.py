@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 from cgkit import conventions
 from cgkit.config.model import EnvironmentFile
 from cgkit.project import find_root
-from cgkit.sandbox import environment_kubeconfig
+from cgkit.cluster import environment_kubeconfig
 
 
 def provider(environment: EnvironmentFile) -> k8s.Provider:

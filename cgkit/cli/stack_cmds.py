@@ -22,8 +22,7 @@ from cgkit.config import loader
 from cgkit.conventions import stack_name
 from cgkit.errors import CgkitError, InvalidArgumentError
 from cgkit.project import find_root
-from cgkit.sandbox import environment_kubeconfig
-from cgkit.stackops import RunOptions, StackNotDeployed, Verb, load_target, open_stack, run
+from cgkit.stackops import RunOptions, StackNotDeployed, Verb, engine_settings, load_target, open_stack, run
 
 Target = Annotated[str, typer.Argument(help="A CBS code (GM0344) or 'platform'.")]
 Env = Annotated[str, typer.Option("--env", "-e", help="Environment name (a folder in environments/).")]
@@ -53,7 +52,7 @@ def shell_env(env: Env = "sandbox") -> None:
     """Print `export` lines that let plain `pulumi` use cgkit's engine setup (eval "$(cgkit env)")."""
     root = find_root()
     environment = loader.load_environment(root, env)
-    settings = engine.EngineSettings(root=root, kubeconfig=environment_kubeconfig(environment, root))
+    settings = engine_settings(root, environment, probe=False)
     for key, value in sorted(engine.engine_env(settings).items()):
         if key == "PULUMI_CONFIG_PASSPHRASE":  # a secret: it is already in the caller's environment
             continue
