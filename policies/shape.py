@@ -11,8 +11,11 @@ is imported only when a manifest needs explaining.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from typing import Any, Iterator, Mapping
+
+from cgkit import conventions
 
 #: ``list[V1Container]`` and ``dict[str, str]`` (older clients: ``dict(str, str)``) in the type strings.
 _LIST = re.compile(r"list\[(.+)\]")
@@ -28,18 +31,28 @@ _WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "
 def problems(obj: Mapping[str, Any], most: int = 5) -> list[tuple[str, str]]:
     """Return up to ``most`` ``(field path, message)`` pairs where ``obj`` does not match the type of
     its ``apiVersion``/``kind`` in the Kubernetes API (unknown kinds: only the object envelope, i.e.
-    apiVersion, kind and metadata, is checked). Empty when the shape is right.
+    apiVersion, kind and metadata, is checked), and a ``metadata.namespace`` that is no namespace name.
+    Empty when the shape is right.
 
     Paths look like the rules' own: ``spec.template.spec.containers[0].ports``.
     """
     found: list[tuple[str, str]] = []
     model = _model_name(obj.get("apiVersion"), obj.get("kind"))
     walk = _walk(obj, model, "") if model else _fields(obj, _ENVELOPE, "")
-    for path, message in walk:
+    for path, message in itertools.chain(walk, _namespace_name(obj)):
         found.append((path or "(the object)", message))
         if len(found) >= most:
             break
     return found
+
+
+def _namespace_name(obj: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """``metadata.namespace`` when it is text but no namespace name: the API server refuses the object,
+    and an OpenReports Report of it could not be applied. ``""`` is no namespace (kubectl's own)."""
+    meta = obj.get("metadata")
+    namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+    if isinstance(namespace, str) and namespace and not re.fullmatch(conventions.DNS_LABEL_PATTERN, namespace):
+        yield "metadata.namespace", f"{namespace[:80]!r} is not a namespace name: {conventions.DNS_LABEL_HINT}"
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 import yaml
 
+from cgkit import conventions
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.config import loader
 from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
@@ -121,7 +123,12 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
         policy = policy_from_config(section)
     except ValueError as e:
         raise _fail(f"{config}: {e}") from e
-    return context_from_config(section), waivers_from_config(section), policy
+    ctx = context_from_config(section)
+    if ctx.tenant_namespace and not re.fullmatch(conventions.DNS_LABEL_PATTERN, ctx.tenant_namespace):
+        given = "--tenant-namespace" if tenant_namespace else "--gemeente" if gemeente else f"{config}: tenantNamespace"
+        raise _fail(f"{given}: the tenant namespace {ctx.tenant_namespace!r} is not a namespace name: "
+                    f"{conventions.DNS_LABEL_HINT} (a CBS code such as GM0344 gives gm0344)")
+    return ctx, waivers_from_config(section), policy
 
 
 @policy_app.command()

@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic_core import PydanticCustomError
 
 from cgkit import otlp
-from cgkit.conventions import is_builtin_identity, tenant_namespace
+from cgkit.conventions import DNS_LABEL_PATTERN, is_builtin_identity, tenant_namespace
 from policies.config import PolicySettings
 from policies.waivers import CHECK_ERROR, Waiver  # CHECK_ERROR: the error type of cgkit's own field checks
 
@@ -44,8 +44,7 @@ def _not_builtin_identity(name: str) -> str:
 GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"),
                       AfterValidator(_not_builtin_identity)]
 #: Kubernetes object names (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/):
-#: an RFC 1123 label (namespaces) and an RFC 1123 subdomain (IngressClass, StorageClass, ClusterIssuer).
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+#: an RFC 1123 label (namespaces; `DNS_LABEL_PATTERN` in cgkit.conventions) and an RFC 1123 subdomain (IngressClass, StorageClass, ClusterIssuer).
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 #: A controller or provisioner name: a DNS subdomain, optionally followed by /path (``k8s.io/ingress-nginx``,
 #: ``kubernetes.io/no-provisioner``, ``ebs.csi.aws.com``).
