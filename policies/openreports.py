@@ -33,15 +33,19 @@ SOURCE = "cgkit-policy"
 RESULTS = ("pass", "fail", "warn", "error", "skip")
 SEVERITY = {Enforcement.MANDATORY: "high", Enforcement.ADVISORY: "medium"}
 
-#: Kinds the API server keeps outside namespaces (built-in groups and the common extension APIs);
-#: their results go into the ClusterReport.
+#: Kinds the API server keeps outside namespaces (built-in groups and the common extension APIs:
+#: cert-manager, Kyverno, External Secrets, OpenReports); their results go into the ClusterReport.
+#: Not a "Cluster*" prefix rule: OLM's ClusterServiceVersion and CloudNativePG's Cluster are namespaced.
 CLUSTER_SCOPED = frozenset({
     "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass",
-    "CSIDriver", "CSINode", "VolumeAttachment", "IngressClass", "RuntimeClass", "PriorityClass",
-    "CustomResourceDefinition", "APIService", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy",
-    "MutatingAdmissionPolicyBinding", "CertificateSigningRequest", "FlowSchema", "PriorityLevelConfiguration",
-    "ComponentStatus", "ClusterIssuer",
+    "CSIDriver", "CSINode", "VolumeAttachment", "VolumeAttributesClass", "IngressClass", "RuntimeClass",
+    "PriorityClass", "CustomResourceDefinition", "APIService", "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding", "CertificateSigningRequest",
+    "ClusterTrustBundle", "FlowSchema", "PriorityLevelConfiguration", "ComponentStatus", "IPAddress",
+    "ServiceCIDR", "DeviceClass", "ResourceSlice", "StorageVersionMigration",
+    "ClusterIssuer", "ClusterPolicy", "ClusterCleanupPolicy", "ClusterPolicyReport", "ClusterReport",
+    "ClusterSecretStore", "ClusterExternalSecret",
 })
 
 
