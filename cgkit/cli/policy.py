@@ -209,6 +209,9 @@ def report(
     with --haven, the Haven checks of the cluster; with --framework only what that framework needs."""
     from policies import report as report_mod  # imported lazily: it pulls in the renderer
 
+    if out is not None and out.exists() and not out.is_dir():  # before the minutes of rendering
+        raise _fail(f"--out {out} is a file; give a directory (the report is written into it as "
+                    f"policy-report-{env}[-<framework>].{output.value})")
     try:
         root = root or find_root()
         loader.environment_file(root, env)  # the name becomes a file name: refuse ../ and the like first
