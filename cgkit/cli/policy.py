@@ -136,7 +136,7 @@ def check(
     paths: list[Path] = typer.Argument(..., help="Manifest files or directories (multi-document YAML, JSON); "
                                                  "- reads standard input."),
     output: CheckFormat = typer.Option(CheckFormat.TEXT, "--format", "-f",
-                                       help="Output format; openreports: Report objects for kubectl apply."),
+                                       help="Output format; openreports: Report objects for kubectl apply --server-side."),
     gemeente: Optional[str] = typer.Option(None, help="CBS code (GM0344): the tenant and its expected labels."),
     domain: Optional[str] = typer.Option(None, help="The municipality's domain; Ingress hosts must lie within it."),
     registry: list[str] = typer.Option([], "--registry", help="An allowed image registry (repeatable)."),

@@ -110,3 +110,16 @@ def test_with_a_framework_the_reports_hold_only_its_rules():
     assert [d["kind"] for d in docs] == ["Report"]  # no PSS rule judges a ClusterRoleBinding
     assert docs[0]["metadata"]["name"] == "cgkit-policy-pss"
     assert {r["policy"] for r in docs[0]["results"]} <= pss and results(docs, policy="CGK-POD-001", result="fail")
+
+
+def test_a_namespace_past_the_size_limit_continues_in_numbered_reports(monkeypatch):
+    """One tenant's Report is about 550 kB; a bigger chart's must not pass the API server's request
+    limit, so the results continue in <name>-2 and on, each with its own summary."""
+    _, [whole] = check(PRIVILEGED_POD)
+    monkeypatch.setattr(openreports, "MAX_REPORT_BYTES", 3000)
+    _, docs = check(PRIVILEGED_POD)
+    assert len(docs) > 2 and [d["metadata"]["name"] for d in docs[:3]] == ["cgkit-policy", "cgkit-policy-2", "cgkit-policy-3"]
+    assert all(d["metadata"]["namespace"] == "gm0344" and len(yaml.safe_dump(d)) < 3000 + 2000 for d in docs)
+    assert [r["policy"] for d in docs for r in d["results"]] == [r["policy"] for r in whole["results"]]
+    for d in docs:
+        assert sum(d["summary"].values()) == len(d["results"])
