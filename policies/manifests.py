@@ -107,10 +107,7 @@ def read(path: Path, limits: Limits = BULK_LIMITS) -> list[Document]:
     try:
         docs = list(yaml.load_all(text, Loader=SAFE_LOADER))
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e)
-        raise ManifestError(f"{name}{where}: invalid YAML: {problem}") from None
+        raise ManifestError(yaml_error(name, e)) from None
     except (ValueError, TypeError, OverflowError) as e:  # a date such as 2026-13-45, a 5000-digit number
         raise ManifestError(f"{name}: a value cannot be read: {e}; quote it if it is text") from None
     out: list[Document] = []
@@ -127,6 +124,16 @@ def read(path: Path, limits: Limits = BULK_LIMITS) -> list[Document]:
         more = f"\n{name}: ... and {len(problems) - MOST_PROBLEMS} more" if len(problems) > MOST_PROBLEMS else ""
         raise ManifestError("\n".join(printable(f"{name}: {p}") for p in problems[:MOST_PROBLEMS]) + more)
     return out
+
+
+def yaml_error(name: str, err: yaml.YAMLError) -> str:
+    """One line for a YAML error: ``file:line:column: invalid YAML: problem`` (PyYAML's own text spans
+    several lines and names ``<unicode string>``)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+    said = [getattr(err, "context", None), getattr(err, "problem", None)]
+    problem = ", ".join(s for s in said if s) or str(err)  # "expected a single document ..., but found another"
+    return f"{name}{where}: invalid YAML: {problem}"
 
 
 def _objects(doc: Any, where: str, problems: list[str]) -> Iterable[tuple[str, dict[str, Any]]]:

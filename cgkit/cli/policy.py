@@ -79,7 +79,9 @@ def _read_mapping(path: Path, what: str) -> dict:
         data = yaml.safe_load(text)  # JSON is YAML too
     except ConfigError as e:
         raise _fail(f"cannot read {what}: {e.render()}") from None
-    except (yaml.YAMLError, ValueError, TypeError) as e:
+    except yaml.YAMLError as e:
+        raise _fail(f"cannot read {what}: {manifests.yaml_error(str(path), e)}") from None
+    except (ValueError, TypeError) as e:
         raise _fail(f"{path}: cannot read {what}: {e}") from None
     if not isinstance(data, dict):
         raise _fail(f"{path}: {what} must be a mapping (key: value), not {type(data).__name__}")
