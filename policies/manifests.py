@@ -116,7 +116,7 @@ def read(path: Path, limits: Limits = BULK_LIMITS) -> list[Document]:
         if doc is None:
             continue
         for where, obj in _objects(json_shaped(doc), f"document {i}", problems):
-            found = shape.problems(obj)
+            found = shape.problems(obj) or shape.names(obj)
             problems += [f"{where} ({_label(obj)}): {field}: {message}" for field, message in found]
             if not found:
                 out.append(Document(obj, name))
@@ -142,10 +142,10 @@ def _objects(doc: Any, where: str, problems: list[str]) -> Iterable[tuple[str, d
     if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str) or not doc["kind"]:
         problems.append(f"{where} is not a Kubernetes object (a mapping with a text kind)")
         return
-    if not (doc["kind"].endswith("List") and "items" in doc):
-        yield where, doc
+    if not (doc["kind"] == "List" or doc["kind"].endswith("List") and "items" in doc):
+        yield where, doc  # a custom kind named *List without items is an object (AllowList, say)
         return
-    items = doc["items"]
+    items = doc.get("items")  # a List without items is empty
     if items is None:
         return
     if not isinstance(items, list):

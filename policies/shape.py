@@ -11,7 +11,6 @@ is imported only when a manifest needs explaining.
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 from typing import Any, Iterator, Mapping
 
@@ -31,28 +30,35 @@ _WORDS = {"str": "text", "int": "a whole number", "float": "a number", "bool": "
 def problems(obj: Mapping[str, Any], most: int = 5) -> list[tuple[str, str]]:
     """Return up to ``most`` ``(field path, message)`` pairs where ``obj`` does not match the type of
     its ``apiVersion``/``kind`` in the Kubernetes API (unknown kinds: only the object envelope, i.e.
-    apiVersion, kind and metadata, is checked), and a ``metadata.namespace`` that is no namespace name.
-    Empty when the shape is right.
+    apiVersion, kind and metadata, is checked). Empty when the shape is right.
 
     Paths look like the rules' own: ``spec.template.spec.containers[0].ports``.
     """
     found: list[tuple[str, str]] = []
     model = _model_name(obj.get("apiVersion"), obj.get("kind"))
     walk = _walk(obj, model, "") if model else _fields(obj, _ENVELOPE, "")
-    for path, message in itertools.chain(walk, _namespace_name(obj)):
+    for path, message in walk:
         found.append((path or "(the object)", message))
         if len(found) >= most:
             break
     return found
 
 
-def _namespace_name(obj: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """``metadata.namespace`` when it is text but no namespace name: the API server refuses the object,
-    and an OpenReports Report of it could not be applied. ``""`` is no namespace (kubectl's own)."""
+def names(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(field, message)`` for a manifest without ``metadata.name`` (or ``generateName``) and for a
+    ``metadata.namespace`` that is text but no namespace name: the API server refuses both, and a
+    report could only call them ``?`` or put them in a namespace that cannot exist. ``""`` is no
+    namespace (kubectl's own). Only for manifests files: objects in the engine get their names later
+    (Pulumi's auto-naming), so `problems` leaves names alone."""
     meta = obj.get("metadata")
-    namespace = meta.get("namespace") if isinstance(meta, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    found = []
+    if not meta.get("name") and not meta.get("generateName"):
+        found.append(("metadata.name", "required: the API server refuses an object without a name (or generateName)"))
+    namespace = meta.get("namespace")
     if isinstance(namespace, str) and namespace and not re.fullmatch(conventions.DNS_LABEL_PATTERN, namespace):
-        yield "metadata.namespace", f"{namespace[:80]!r} is not a namespace name: {conventions.DNS_LABEL_HINT}"
+        found.append(("metadata.namespace", f"{namespace[:80]!r} is not a namespace name: {conventions.DNS_LABEL_HINT}"))
+    return found
 
 
 @functools.lru_cache(maxsize=None)
