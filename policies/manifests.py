@@ -149,7 +149,7 @@ def _objects(doc: Any, where: str, problems: list[str]) -> Iterable[tuple[str, d
     if items is None:
         return
     if not isinstance(items, list):
-        problems.append(f"{where}: items: expected a list of objects, got {shape._describe(items)}")
+        problems.append(f"{where}: items: expected a list of objects, got {shape.describe(items)}")
         return
     for j, item in enumerate(items):
         yield from _objects(item, f"{where} items[{j}]", problems)

@@ -77,7 +77,7 @@ def _model_name(api_version: Any, kind: Any) -> str | None:
     return name if hasattr(_models(), name) else None
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -92,11 +92,11 @@ def _walk(value: Any, type_name: str, path: str) -> Iterator[tuple[str, str]]:
         return  # null means "unset" to the API server; object is any JSON value
     if type_name in _SCALARS:
         if not isinstance(value, _SCALARS[type_name]) or (isinstance(value, bool) and type_name != "bool"):
-            yield path, f"expected {_WORDS[type_name]}, got {_describe(value)}"
+            yield path, f"expected {_WORDS[type_name]}, got {describe(value)}"
         return
     if m := _LIST.fullmatch(type_name):
         if not isinstance(value, list):
-            yield path, f"expected a list, got {_describe(value)}"
+            yield path, f"expected a list, got {describe(value)}"
             return
         for i, item in enumerate(value):
             if item is None and not m[1] in _SCALARS:
@@ -106,7 +106,7 @@ def _walk(value: Any, type_name: str, path: str) -> Iterator[tuple[str, str]]:
         return
     if m := _DICT.fullmatch(type_name):
         if not isinstance(value, dict):
-            yield path, f"expected a mapping, got {_describe(value)}"
+            yield path, f"expected a mapping, got {describe(value)}"
             return
         for key, item in value.items():
             yield from _walk(item, m[1], f"{path}.{key}" if path else str(key))
@@ -115,7 +115,7 @@ def _walk(value: Any, type_name: str, path: str) -> Iterator[tuple[str, str]]:
     if model is None:
         return
     if not isinstance(value, dict):
-        yield path, f"expected a mapping ({type_name.removeprefix('V1')}), got {_describe(value)}"
+        yield path, f"expected a mapping ({type_name.removeprefix('V1')}), got {describe(value)}"
         return
     yield from _fields(value, {key: model.openapi_types[attr] for attr, key in model.attribute_map.items()}, path)
 
