@@ -137,6 +137,15 @@ class ObservabilitySettings(_Strict):
         "http/protobuf", description="OTLP wire protocol (OTEL_EXPORTER_OTLP_PROTOCOL); the apps speak "
         "grpc (port 4317) and http/protobuf (port 4318).")
 
+    @model_validator(mode="after")
+    def _protocol_needs_an_endpoint(self) -> ObservabilitySettings:
+        """A protocol without an endpoint would leave telemetry off without a word."""
+        if "protocol" in self.model_fields_set and not self.otlp_endpoint:
+            raise PydanticCustomError(CHECK_ERROR, "protocol {protocol} without otlp_endpoint: telemetry stays "
+                                      "off; add otlp_endpoint (e.g. {example}) or remove protocol",
+                                      {"protocol": self.protocol, "example": otlp.EXAMPLE})
+        return self
+
     @property
     def destination(self) -> otlp.Destination | None:
         """The endpoint's NetworkPolicy peer and port; None when telemetry is off."""
