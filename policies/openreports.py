@@ -38,6 +38,8 @@ SEVERITY = {Enforcement.MANDATORY: "high", Enforcement.ADVISORY: "medium"}
 #: large is past the 256 KiB ``kubectl apply`` keeps in its last-applied annotation (so apply it with
 #: ``--server-side``), and a larger chart's would pass the API server's 1.5 MiB request limit.
 MAX_REPORT_BYTES = 1_000_000
+#: The name suffix of the Report of objects that name no namespace.
+NO_NAMESPACE = "no-namespace"
 
 #: Kinds the API server keeps outside namespaces (built-in groups and the common extension APIs:
 #: cert-manager, Kyverno, External Secrets, OpenReports); their results go into the ClusterReport.
@@ -86,9 +88,10 @@ def reports(objects: Sequence[Mapping[str, Any]], findings: Iterable[Finding], r
     """The ClusterReport (when a cluster-scoped object was checked) and one Report per namespace.
 
     ``objects`` are the checked manifests, ``findings`` what ``rules`` found in them (`evaluate`),
-    ``ctx`` supplies the tenant namespace of objects that name none. Every report is called ``name``;
-    a Report for objects without any namespace has no ``metadata.namespace`` either, so it lands where
-    ``kubectl apply`` puts those objects. Results are in rule order, then object order; a namespace
+    ``ctx`` supplies the tenant namespace of objects that name none. Every report is called ``name``
+    but the one for objects without any namespace: it has no ``metadata.namespace`` either, so it
+    lands where ``kubectl apply`` puts those objects, and is called ``<name>-no-namespace`` so that it
+    never replaces the Report of objects that name that namespace. Results are in rule order, then object order; a namespace
     whose results pass `MAX_REPORT_BYTES` gets further Reports, ``<name>-2`` and on.
     """
     ctx, now = ctx or Context(), now or dt.datetime.now(dt.timezone.utc)
@@ -117,7 +120,8 @@ def reports(objects: Sequence[Mapping[str, Any]], findings: Iterable[Finding], r
     order = {r.id: i for i, r in enumerate(rules)}
     # the ClusterReport first (it may hold the Namespaces), then by namespace, the unnamed one last
     namespaces = sorted(grouped, key=lambda ns: (ns is not None, ns == "", ns or ""))
-    return [_report(ns, part, name if i == 0 else f"{name}-{i + 1}")
+    named = {ns: name if ns != "" else f"{name}-{NO_NAMESPACE}" for ns in namespaces}
+    return [_report(ns, part, named[ns] if i == 0 else f"{named[ns]}-{i + 1}")
             for ns in namespaces
             for i, part in enumerate(_parts(sorted(grouped[ns], key=lambda x: order[x["policy"]])))]
 

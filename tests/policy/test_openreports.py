@@ -123,3 +123,15 @@ def test_a_namespace_past_the_size_limit_continues_in_numbered_reports(monkeypat
     assert [r["policy"] for d in docs for r in d["results"]] == [r["policy"] for r in whole["results"]]
     for d in docs:
         assert sum(d["summary"].values()) == len(d["results"])
+
+
+def test_objects_without_a_namespace_never_replace_the_report_of_a_namespace(tmp_path):
+    """Applied with -n gm0344, a Report of objects without a namespace must not overwrite the one of
+    objects that name gm0344: the two have different names."""
+    pod = yaml.safe_load(GOOD_POD.read_text())
+    bare = {**pod, "metadata": {k: v for k, v in pod["metadata"].items() if k != "namespace"}}
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text(yaml.safe_dump_all([pod, bare]))
+    _, docs = check(manifest)
+    assert [(d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs] == [
+        (pod["metadata"]["namespace"], "cgkit-policy"), (None, "cgkit-policy-no-namespace")]
