@@ -116,7 +116,7 @@ def read(path: Path, limits: Limits = BULK_LIMITS) -> list[Document]:
         if doc is None:
             continue
         for where, obj in _objects(json_shaped(doc), f"document {i}", problems):
-            found = shape.problems(obj) or shape.names(obj)
+            found = shape.problems(obj) or shape.identity(obj)
             problems += [f"{where} ({_label(obj)}): {field}: {message}" for field, message in found]
             if not found:
                 out.append(Document(obj, name))

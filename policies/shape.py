@@ -44,15 +44,21 @@ def problems(obj: Mapping[str, Any], most: int = 5) -> list[tuple[str, str]]:
     return found
 
 
-def names(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(field, message)`` for a manifest without ``metadata.name`` (or ``generateName``) and for a
-    ``metadata.namespace`` that is text but no namespace name: the API server refuses both, and a
-    report could only call them ``?`` or put them in a namespace that cannot exist. ``""`` is no
-    namespace (kubectl's own). Only for manifests files: objects in the engine get their names later
-    (Pulumi's auto-naming), so `problems` leaves names alone."""
+def identity(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(field, message)`` where a manifest does not say what it is as the API server needs: no
+    ``apiVersion``, a ``kind`` that is no kind name (``pod``, ``"Pod "``: no rule for Pods would judge
+    it), no ``metadata.name`` (or ``generateName``), a ``metadata.namespace`` that is text but no
+    namespace name. The API server refuses each, and a report could only call them ``?`` or put them
+    in a namespace that cannot exist. ``""`` is no namespace (kubectl's own). Only for manifest files:
+    objects in the engine get their names later (Pulumi's auto-naming), so `problems` leaves this alone."""
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     found = []
+    if not obj.get("apiVersion"):
+        found.append(("apiVersion", "required, e.g. v1 or apps/v1"))
+    kind = obj.get("kind")
+    if isinstance(kind, str) and not re.fullmatch(r"[A-Z][A-Za-z0-9]*", kind):
+        found.append(("kind", f"{kind[:80]!r} is not a kind: CamelCase letters and digits, e.g. Deployment"))
     if not meta.get("name") and not meta.get("generateName"):
         found.append(("metadata.name", "required: the API server refuses an object without a name (or generateName)"))
     namespace = meta.get("namespace")
