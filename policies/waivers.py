@@ -19,9 +19,9 @@ import dataclasses
 import datetime as dt
 import difflib
 import re
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Annotated, Any, Iterable, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
 from policies.model import Enforcement, Finding, Status
@@ -45,8 +45,9 @@ class Waiver(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     rule: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$", description="Policy rule id.")
-    reason: str = Field(min_length=10, max_length=2000, description="Why the rule cannot be met, in a sentence.")
-    approved_by: str = Field(min_length=2, max_length=200, description="Who approved the exception.")
+    # reason and approver are counted without surrounding blanks: twelve spaces are no reason
+    reason: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(min_length=10, max_length=2000, description="Why the rule cannot be met, in a sentence.")
+    approved_by: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(min_length=2, max_length=200, description="Who approved the exception.")
     expires: dt.date = Field(description="Last day the waiver holds (YYYY-MM-DD).")
 
     @field_validator("expires", mode="before")
