@@ -85,7 +85,8 @@ def _verdict(f: Finding) -> tuple[str, dict[str, str]]:
 def reports(objects: Sequence[Mapping[str, Any]], findings: Iterable[Finding], rules: Sequence[Rule],
             ctx: Context | None = None, now: dt.datetime | None = None, name: str = "cgkit-policy",
             ) -> list[dict[str, Any]]:
-    """The ClusterReport (when a cluster-scoped object was checked) and one Report per namespace.
+    """The ClusterReport (when a cluster-scoped object was checked) and one Report per namespace of
+    the checked objects (with no results when no rule judged them).
 
     ``objects`` are the checked manifests, ``findings`` what ``rules`` found in them (`evaluate`),
     ``ctx`` supplies the tenant namespace of objects that name none. Every report is called ``name``
@@ -104,7 +105,10 @@ def reports(objects: Sequence[Mapping[str, Any]], findings: Iterable[Finding], r
         return {k: v for k, v in (("apiVersion", api_versions.get(_key(s), "")), ("kind", s.kind),
                                   ("namespace", namespace), ("name", s.name)) if v}
 
-    grouped: dict[str | None, list[dict[str, Any]]] = {}
+    # every namespace of a checked object has its Report, empty when no selected rule judges its
+    # objects (--framework pss on ConfigMaps): the check happened, and kubectl gets objects to apply
+    grouped: dict[str | None, list[dict[str, Any]]] = {
+        _namespace(s.kind, s.namespace, ctx): [] for s in map(Subject.of, objects)}
     found = {(f.rule_id, _key(f.subject)) for f in findings}
     for f in findings:
         verdict, properties = _verdict(f)
