@@ -161,7 +161,11 @@ def check(
     try:
         ctx, waiver_list, policy = build_context(config, gemeente, domain, registry, tenant_namespace, env, root)
         if waivers_file:
-            waiver_list += waivers.parse_all(_read_mapping(waivers_file, "waivers").get("waivers"))
+            given = _read_mapping(waivers_file, "waivers")
+            if "waivers" not in given and "code" not in given:  # a typo (waiver:) or the wrong file
+                raise _fail(f"{waivers_file}: neither a municipality file nor a 'waivers:' list (keys: "
+                            f"{', '.join(map(str, given))[:200]}); give a file with waivers: [...]")
+            waiver_list += waivers.parse_all(given.get("waivers"))  # a municipality file may have none
         waivers.validate(waiver_list, enforcement_levels(), max_days=policy.max_waiver_days)
         docs = manifests.load(paths)
     except waivers.WaiverError as e:  # --env's waivers were checked by the loader, with lines
