@@ -14,6 +14,11 @@ LABEL_TENANT = "cgkit.io/tenant"  #: on tenant Namespaces: the namespace name (=
 #: The OpenTelemetry resource attribute carrying the CBS code in every app's telemetry (cgkit.otlp).
 OTEL_GEMEENTE = "cgkit.gemeente.code"
 
+#: A namespace name (and other RFC 1123 label names): at most 63 lower-case letters, digits and '-',
+#: starting and ending with a letter or digit (kubernetes.io/docs/concepts/overview/working-with-objects/names/).
+DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+DNS_LABEL_HINT = "at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit"
+
 PART_OF = "common-ground"
 MANAGED_BY = "cgkit"
 

@@ -50,7 +50,7 @@ def destination(endpoint: str) -> Destination:
     """Parse an OTLP endpoint URL (``OTEL_EXPORTER_OTLP_ENDPOINT``) into its NetworkPolicy peer.
 
     Accepts ``http`` or ``https``, an explicit port, no user, path, query or fragment, and a host
-    that is a cluster Service outside the tenant namespaces or a (not loopback) IP address.
+    that is a cluster Service outside the tenant namespaces or one IP address (see `_collector_cidr`).
     Raises ValueError with a sentence saying what is wrong and what is valid.
     """
     try:
@@ -74,9 +74,7 @@ def destination(endpoint: str) -> Destination:
     except ValueError:
         ip = None
     if ip is not None:
-        if ip.is_loopback or ip.is_unspecified:
-            raise ValueError(f"'{endpoint}': {host} is the pod itself or no address; {VALID}")
-        return Destination(port=port, cidr=f"{ip}/{ip.max_prefixlen}")
+        return Destination(port=port, cidr=_collector_cidr(endpoint, ip))
     service = _CLUSTER_SERVICE.match(host)
     if service is None:
         raise ValueError(f"'{endpoint}': {host or 'the host'} is not a cluster Service, and a NetworkPolicy "
@@ -87,6 +85,29 @@ def destination(endpoint: str) -> Destination:
         raise ValueError(f"'{endpoint}': the collector must run in a platform namespace of its own, not in "
                          f"'{namespace}' (a tenant's, default or kube-*); {VALID}")
     return Destination(port=port, namespace=namespace)
+
+
+def _collector_cidr(endpoint: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    """The NetworkPolicy ``ipBlock.cidr`` of a collector's address (``<ip>/32`` or ``<ip>/128``).
+
+    Raises ValueError for an address that is no single collector a NetworkPolicy can name: loopback
+    or unspecified (the pod itself), link-local (``169.254.169.254`` is a cloud's metadata service,
+    ``fe80::`` needs a zone), multicast or broadcast, an IPv6 zone (``%eth0``, not CIDR syntax) and
+    an IPv4-mapped IPv6 address (the packets go out as IPv4, which a /128 never matches).
+    """
+    mapped = getattr(ip, "ipv4_mapped", None)
+    if mapped is not None:
+        raise ValueError(f"'{endpoint}': {ip} is the IPv4 address {mapped} written as IPv6; write {mapped} "
+                         f"(a NetworkPolicy matches the address the packets carry); {VALID}")
+    if getattr(ip, "scope_id", None):
+        raise ValueError(f"'{endpoint}': {ip} names a network interface (%{ip.scope_id}), which a "
+                         f"NetworkPolicy cannot; {VALID}")
+    if ip.is_loopback or ip.is_unspecified:
+        raise ValueError(f"'{endpoint}': {ip} is the pod itself or no address; {VALID}")
+    if ip.is_link_local or ip.is_multicast or ip == ipaddress.IPv4Address("255.255.255.255"):
+        raise ValueError(f"'{endpoint}': {ip} is a link-local, multicast or broadcast address, not a "
+                         f"collector's; {VALID}")
+    return f"{ip}/{ip.max_prefixlen}"
 
 
 def resource_attributes(*, service: str, namespace: str, code: str, environment: str) -> str:

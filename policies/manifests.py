@@ -107,10 +107,7 @@ def read(path: Path, limits: Limits = BULK_LIMITS) -> list[Document]:
     try:
         docs = list(yaml.load_all(text, Loader=SAFE_LOADER))
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or getattr(e, "context", None) or str(e)
-        raise ManifestError(f"{name}{where}: invalid YAML: {problem}") from None
+        raise ManifestError(yaml_error(name, e)) from None
     except (ValueError, TypeError, OverflowError) as e:  # a date such as 2026-13-45, a 5000-digit number
         raise ManifestError(f"{name}: a value cannot be read: {e}; quote it if it is text") from None
     out: list[Document] = []
@@ -119,7 +116,7 @@ def read(path: Path, limits: Limits = BULK_LIMITS) -> list[Document]:
         if doc is None:
             continue
         for where, obj in _objects(json_shaped(doc), f"document {i}", problems):
-            found = shape.problems(obj)
+            found = shape.problems(obj) or shape.identity(obj)
             problems += [f"{where} ({_label(obj)}): {field}: {message}" for field, message in found]
             if not found:
                 out.append(Document(obj, name))
@@ -129,20 +126,30 @@ def read(path: Path, limits: Limits = BULK_LIMITS) -> list[Document]:
     return out
 
 
+def yaml_error(name: str, err: yaml.YAMLError) -> str:
+    """One line for a YAML error: ``file:line:column: invalid YAML: problem`` (PyYAML's own text spans
+    several lines and names ``<unicode string>``)."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+    said = [getattr(err, "context", None), getattr(err, "problem", None)]
+    problem = ", ".join(s for s in said if s) or str(err)  # "expected a single document ..., but found another"
+    return f"{name}{where}: invalid YAML: {problem}"
+
+
 def _objects(doc: Any, where: str, problems: list[str]) -> Iterable[tuple[str, dict[str, Any]]]:
     """Yield ``(where, object)`` for a document: the object itself, or every item of a List, to any depth
     (the depth is bounded by the reader). Problems are appended as text."""
     if not isinstance(doc, dict) or not isinstance(doc.get("kind"), str) or not doc["kind"]:
         problems.append(f"{where} is not a Kubernetes object (a mapping with a text kind)")
         return
-    if not (doc["kind"].endswith("List") and "items" in doc):
-        yield where, doc
+    if not (doc["kind"] == "List" or doc["kind"].endswith("List") and "items" in doc):
+        yield where, doc  # a custom kind named *List without items is an object (AllowList, say)
         return
-    items = doc["items"]
+    items = doc.get("items")  # a List without items is empty
     if items is None:
         return
     if not isinstance(items, list):
-        problems.append(f"{where}: items: expected a list of objects, got {shape._describe(items)}")
+        problems.append(f"{where}: items: expected a list of objects, got {shape.describe(items)}")
         return
     for j, item in enumerate(items):
         yield from _objects(item, f"{where} items[{j}]", problems)

@@ -1,4 +1,4 @@
-"""Check results as OpenReports objects (``openreports.io/v1alpha1``) that ``kubectl apply -f`` loads.
+"""Check results as OpenReports objects (``openreports.io/v1alpha1``) that ``kubectl apply --server-side -f`` loads.
 
 OpenReports is the Kubernetes Policy WG's PolicyReport API (``wgpolicyk8s.io``) continued as its own
 project (github.com/openreports/reports-api); Kyverno 1.15 writes it (kyverno#13452) and Policy
@@ -22,6 +22,7 @@ result, scored, resources[] (object references), message, properties (text value
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
@@ -32,16 +33,27 @@ API_VERSION = "openreports.io/v1alpha1"
 SOURCE = "cgkit-policy"
 RESULTS = ("pass", "fail", "warn", "error", "skip")
 SEVERITY = {Enforcement.MANDATORY: "high", Enforcement.ADVISORY: "medium"}
+#: The most bytes of results one Report holds; more go into further Reports of the namespace, named
+#: ``<name>-2``, ``<name>-3``, ... One tenant's 107 objects make about 550 kB of results: one object that
+#: large is past the 256 KiB ``kubectl apply`` keeps in its last-applied annotation (so apply it with
+#: ``--server-side``), and a larger chart's would pass the API server's 1.5 MiB request limit.
+MAX_REPORT_BYTES = 1_000_000
+#: The name suffix of the Report of objects that name no namespace.
+NO_NAMESPACE = "no-namespace"
 
-#: Kinds the API server keeps outside namespaces (built-in groups and the common extension APIs);
-#: their results go into the ClusterReport.
+#: Kinds the API server keeps outside namespaces (built-in groups and the common extension APIs:
+#: cert-manager, Kyverno, External Secrets, OpenReports); their results go into the ClusterReport.
+#: Not a "Cluster*" prefix rule: OLM's ClusterServiceVersion and CloudNativePG's Cluster are namespaced.
 CLUSTER_SCOPED = frozenset({
     "Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass",
-    "CSIDriver", "CSINode", "VolumeAttachment", "IngressClass", "RuntimeClass", "PriorityClass",
-    "CustomResourceDefinition", "APIService", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration",
-    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "MutatingAdmissionPolicy",
-    "MutatingAdmissionPolicyBinding", "CertificateSigningRequest", "FlowSchema", "PriorityLevelConfiguration",
-    "ComponentStatus", "ClusterIssuer",
+    "CSIDriver", "CSINode", "VolumeAttachment", "VolumeAttributesClass", "IngressClass", "RuntimeClass",
+    "PriorityClass", "CustomResourceDefinition", "APIService", "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding", "CertificateSigningRequest",
+    "ClusterTrustBundle", "FlowSchema", "PriorityLevelConfiguration", "ComponentStatus", "IPAddress",
+    "ServiceCIDR", "DeviceClass", "ResourceSlice", "StorageVersionMigration",
+    "ClusterIssuer", "ClusterPolicy", "ClusterCleanupPolicy", "ClusterPolicyReport", "ClusterReport",
+    "ClusterSecretStore", "ClusterExternalSecret",
 })
 
 
@@ -73,12 +85,15 @@ def _verdict(f: Finding) -> tuple[str, dict[str, str]]:
 def reports(objects: Sequence[Mapping[str, Any]], findings: Iterable[Finding], rules: Sequence[Rule],
             ctx: Context | None = None, now: dt.datetime | None = None, name: str = "cgkit-policy",
             ) -> list[dict[str, Any]]:
-    """The ClusterReport (when a cluster-scoped object was checked) and one Report per namespace.
+    """The ClusterReport (when a cluster-scoped object was checked) and one Report per namespace of
+    the checked objects (with no results when no rule judged them).
 
     ``objects`` are the checked manifests, ``findings`` what ``rules`` found in them (`evaluate`),
-    ``ctx`` supplies the tenant namespace of objects that name none. Every report is called ``name``;
-    a Report for objects without any namespace has no ``metadata.namespace`` either, so it lands where
-    ``kubectl apply`` puts those objects. Results are in rule order, then object order.
+    ``ctx`` supplies the tenant namespace of objects that name none. Every report is called ``name``
+    but the one for objects without any namespace: it has no ``metadata.namespace`` either, so it
+    lands where ``kubectl apply`` puts those objects, and is called ``<name>-no-namespace`` so that it
+    never replaces the Report of objects that name that namespace. Results are in rule order, then object order; a namespace
+    whose results pass `MAX_REPORT_BYTES` gets further Reports, ``<name>-2`` and on.
     """
     ctx, now = ctx or Context(), now or dt.datetime.now(dt.timezone.utc)
     stamp = {"seconds": int(now.timestamp()), "nanos": 0}
@@ -90,7 +105,10 @@ def reports(objects: Sequence[Mapping[str, Any]], findings: Iterable[Finding], r
         return {k: v for k, v in (("apiVersion", api_versions.get(_key(s), "")), ("kind", s.kind),
                                   ("namespace", namespace), ("name", s.name)) if v}
 
-    grouped: dict[str | None, list[dict[str, Any]]] = {}
+    # every namespace of a checked object has its Report, empty when no selected rule judges its
+    # objects (--framework pss on ConfigMaps): the check happened, and kubectl gets objects to apply
+    grouped: dict[str | None, list[dict[str, Any]]] = {
+        _namespace(s.kind, s.namespace, ctx): [] for s in map(Subject.of, objects)}
     found = {(f.rule_id, _key(f.subject)) for f in findings}
     for f in findings:
         verdict, properties = _verdict(f)
@@ -106,7 +124,26 @@ def reports(objects: Sequence[Mapping[str, Any]], findings: Iterable[Finding], r
     order = {r.id: i for i, r in enumerate(rules)}
     # the ClusterReport first (it may hold the Namespaces), then by namespace, the unnamed one last
     namespaces = sorted(grouped, key=lambda ns: (ns is not None, ns == "", ns or ""))
-    return [_report(ns, sorted(grouped[ns], key=lambda x: order[x["policy"]]), name) for ns in namespaces]
+    named = {ns: name if ns != "" else f"{name}-{NO_NAMESPACE}" for ns in namespaces}
+    return [_report(ns, part, named[ns] if i == 0 else f"{named[ns]}-{i + 1}")
+            for ns in namespaces
+            for i, part in enumerate(_parts(sorted(grouped[ns], key=lambda x: order[x["policy"]])))]
+
+
+def _parts(results: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``results`` cut, in order, into runs of at most `MAX_REPORT_BYTES` bytes of JSON each (at
+    least one result per run), so that every Report stays an object the API server stores."""
+    budget = MAX_REPORT_BYTES
+    parts: list[list[dict[str, Any]]] = [[]]
+    size = 0
+    for result in results:
+        n = len(json.dumps(result, separators=(",", ":")))
+        if parts[-1] and size + n > budget:
+            parts.append([])
+            size = 0
+        parts[-1].append(result)
+        size += n
+    return parts
 
 
 def _report(namespace: str | None, results: list[dict[str, Any]], name: str) -> dict[str, Any]:

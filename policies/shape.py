@@ -14,6 +14,8 @@ import functools
 import re
 from typing import Any, Iterator, Mapping
 
+from cgkit import conventions
+
 #: ``list[V1Container]`` and ``dict[str, str]`` (older clients: ``dict(str, str)``) in the type strings.
 _LIST = re.compile(r"list\[(.+)\]")
 _DICT = re.compile(r"dict[\[(]str, (.+)[\])]")
@@ -42,6 +44,29 @@ def problems(obj: Mapping[str, Any], most: int = 5) -> list[tuple[str, str]]:
     return found
 
 
+def identity(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``(field, message)`` where a manifest does not say what it is as the API server needs: no
+    ``apiVersion``, a ``kind`` that is no kind name (``pod``, ``"Pod "``: no rule for Pods would judge
+    it), no ``metadata.name`` (or ``generateName``), a ``metadata.namespace`` that is text but no
+    namespace name. The API server refuses each, and a report could only call them ``?`` or put them
+    in a namespace that cannot exist. ``""`` is no namespace (kubectl's own). Only for manifest files:
+    objects in the engine get their names later (Pulumi's auto-naming), so `problems` leaves this alone."""
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    found = []
+    if not obj.get("apiVersion"):
+        found.append(("apiVersion", "required, e.g. v1 or apps/v1"))
+    kind = obj.get("kind")
+    if isinstance(kind, str) and not re.fullmatch(r"[A-Z][A-Za-z0-9]*", kind):
+        found.append(("kind", f"{kind[:80]!r} is not a kind: CamelCase letters and digits, e.g. Deployment"))
+    if not meta.get("name") and not meta.get("generateName"):
+        found.append(("metadata.name", "required: the API server refuses an object without a name (or generateName)"))
+    namespace = meta.get("namespace")
+    if isinstance(namespace, str) and namespace and not re.fullmatch(conventions.DNS_LABEL_PATTERN, namespace):
+        found.append(("metadata.namespace", f"{namespace[:80]!r} is not a namespace name: {conventions.DNS_LABEL_HINT}"))
+    return found
+
+
 @functools.lru_cache(maxsize=None)
 def _models() -> Any:
     import kubernetes.client.models as models  # about a second to import: only for broken manifests
@@ -58,7 +83,7 @@ def _model_name(api_version: Any, kind: Any) -> str | None:
     return name if hasattr(_models(), name) else None
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -73,11 +98,11 @@ def _walk(value: Any, type_name: str, path: str) -> Iterator[tuple[str, str]]:
         return  # null means "unset" to the API server; object is any JSON value
     if type_name in _SCALARS:
         if not isinstance(value, _SCALARS[type_name]) or (isinstance(value, bool) and type_name != "bool"):
-            yield path, f"expected {_WORDS[type_name]}, got {_describe(value)}"
+            yield path, f"expected {_WORDS[type_name]}, got {describe(value)}"
         return
     if m := _LIST.fullmatch(type_name):
         if not isinstance(value, list):
-            yield path, f"expected a list, got {_describe(value)}"
+            yield path, f"expected a list, got {describe(value)}"
             return
         for i, item in enumerate(value):
             if item is None and not m[1] in _SCALARS:
@@ -87,7 +112,7 @@ def _walk(value: Any, type_name: str, path: str) -> Iterator[tuple[str, str]]:
         return
     if m := _DICT.fullmatch(type_name):
         if not isinstance(value, dict):
-            yield path, f"expected a mapping, got {_describe(value)}"
+            yield path, f"expected a mapping, got {describe(value)}"
             return
         for key, item in value.items():
             yield from _walk(item, m[1], f"{path}.{key}" if path else str(key))
@@ -96,7 +121,7 @@ def _walk(value: Any, type_name: str, path: str) -> Iterator[tuple[str, str]]:
     if model is None:
         return
     if not isinstance(value, dict):
-        yield path, f"expected a mapping ({type_name.removeprefix('V1')}), got {_describe(value)}"
+        yield path, f"expected a mapping ({type_name.removeprefix('V1')}), got {describe(value)}"
         return
     yield from _fields(value, {key: model.openapi_types[attr] for attr, key in model.attribute_map.items()}, path)
 

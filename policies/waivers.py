@@ -18,14 +18,19 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import difflib
-from typing import Any, Iterable, Mapping, Sequence
+import re
+from typing import Annotated, Any, Iterable, Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from policies.model import Enforcement, Finding, Status
 
 #: How long a waiver of a mandatory rule may run, in days from today, when the environment sets no limit.
 DEFAULT_MAX_WAIVER_DAYS = 180
+#: The pydantic error type of cgkit's own field checks; its message is the whole sentence, value
+#: included (cgkit's config model raises it too, as ``cgkit.config.model.CHECK_ERROR``).
+CHECK_ERROR = "cgkit"
 
 
 class WaiverError(ValueError):
@@ -35,14 +40,31 @@ class WaiverError(ValueError):
 class Waiver(BaseModel):
     """A documented exception to one policy rule for this municipality, until a date."""
 
-    # Strict like every config model: no unknown keys, text where text is expected, ``expires`` a
-    # date (an unquoted YAML date); `parse` also takes ``expires`` as YYYY-MM-DD text (JSON).
+    # Strict like every config model: no unknown keys, text where text is expected; ``expires`` a
+    # date, written unquoted (a YAML date) or as YYYY-MM-DD text (JSON, or quoted as the schema allows).
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     rule: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$", description="Policy rule id.")
-    reason: str = Field(min_length=10, max_length=2000, description="Why the rule cannot be met, in a sentence.")
-    approved_by: str = Field(min_length=2, max_length=200, description="Who approved the exception.")
+    # reason and approver are counted without surrounding blanks: twelve spaces are no reason
+    reason: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(min_length=10, max_length=2000, description="Why the rule cannot be met, in a sentence.")
+    approved_by: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(min_length=2, max_length=200, description="Who approved the exception.")
     expires: dt.date = Field(description="Last day the waiver holds (YYYY-MM-DD).")
+
+    @field_validator("expires", mode="before")
+    @classmethod
+    def _a_day(cls, value: Any) -> dt.date:
+        """``expires`` as a date: a YAML date, or YYYY-MM-DD text; anything else (a timestamp, a
+        number, another date format) is refused with what to write instead."""
+        if isinstance(value, str):
+            value = _iso_date(value)
+        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+            return value
+        if isinstance(value, (list, dict)) or value is None:
+            shown = {list: "a list", dict: "a mapping"}.get(type(value), "null")
+        else:
+            shown = repr(value.isoformat() if isinstance(value, dt.datetime) else str(value)[:40])
+        raise PydanticCustomError(CHECK_ERROR, "{value} is not a date; write the last day the waiver "
+                                  "holds as YYYY-MM-DD, e.g. 2027-05-31", {"value": shown})
 
     @classmethod
     def parse(cls, data: Any, index: int = 0) -> "Waiver":
@@ -52,8 +74,6 @@ class Waiver(BaseModel):
             WaiverError: ``data`` is not a mapping of the four fields with valid values; the message
                 names ``waivers[index]``, each bad field and what was given.
         """
-        if isinstance(data, Mapping) and isinstance(data.get("expires"), str):
-            data = {**data, "expires": _iso_date(data["expires"])}
         try:
             return cls.model_validate(data)
         except ValidationError as e:
@@ -69,9 +89,10 @@ class Waiver(BaseModel):
 
 
 def _iso_date(text: str) -> dt.date | str:
-    """``text`` as a date when it is YYYY-MM-DD, else unchanged (the model then refuses it, naming it)."""
+    """``text`` as a date when it is YYYY-MM-DD (exactly: not 20270531 or 2027-W22, which Python
+    also reads), else unchanged (the model then refuses it, naming it)."""
     try:
-        return dt.date.fromisoformat(text)
+        return dt.date.fromisoformat(text) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) else text
     except ValueError:
         return text
 
@@ -80,7 +101,8 @@ def _field_error(index: int, error: Mapping[str, Any]) -> str:
     """``waivers[i].field: message (got value)`` for one pydantic error."""
     where = ".".join(str(p) for p in (f"waivers[{index}]", *error["loc"]))
     value = error.get("input")
-    shown = "" if error["type"] == "missing" or isinstance(value, (dict, list)) else f" (got {str(value)[:60]!r})"
+    quiet = error["type"] in ("missing", CHECK_ERROR) or isinstance(value, (dict, list))
+    shown = "" if quiet else f" (got {str(value)[:60]!r})"
     return f"{where}: {error['msg']}{shown}"
 
 

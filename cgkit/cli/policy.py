@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 import yaml
 
+from cgkit import conventions
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.config import loader
 from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
@@ -77,7 +79,9 @@ def _read_mapping(path: Path, what: str) -> dict:
         data = yaml.safe_load(text)  # JSON is YAML too
     except ConfigError as e:
         raise _fail(f"cannot read {what}: {e.render()}") from None
-    except (yaml.YAMLError, ValueError, TypeError) as e:
+    except yaml.YAMLError as e:
+        raise _fail(f"cannot read {what}: {manifests.yaml_error(str(path), e)}") from None
+    except (ValueError, TypeError) as e:
         raise _fail(f"{path}: cannot read {what}: {e}") from None
     if not isinstance(data, dict):
         raise _fail(f"{path}: {what} must be a mapping (key: value), not {type(data).__name__}")
@@ -121,7 +125,12 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
         policy = policy_from_config(section)
     except ValueError as e:
         raise _fail(f"{config}: {e}") from e
-    return context_from_config(section), waivers_from_config(section), policy
+    ctx = context_from_config(section)
+    if ctx.tenant_namespace and not re.fullmatch(conventions.DNS_LABEL_PATTERN, ctx.tenant_namespace):
+        given = "--tenant-namespace" if tenant_namespace else "--gemeente" if gemeente else f"{config}: tenantNamespace"
+        raise _fail(f"{given}: the tenant namespace {ctx.tenant_namespace!r} is not a namespace name: "
+                    f"{conventions.DNS_LABEL_HINT} (a CBS code such as GM0344 gives gm0344)")
+    return ctx, waivers_from_config(section), policy
 
 
 @policy_app.command()
@@ -129,7 +138,7 @@ def check(
     paths: list[Path] = typer.Argument(..., help="Manifest files or directories (multi-document YAML, JSON); "
                                                  "- reads standard input."),
     output: CheckFormat = typer.Option(CheckFormat.TEXT, "--format", "-f",
-                                       help="Output format; openreports: Report objects for kubectl apply."),
+                                       help="Output format; openreports: Report objects for kubectl apply --server-side."),
     gemeente: Optional[str] = typer.Option(None, help="CBS code (GM0344): the tenant and its expected labels."),
     domain: Optional[str] = typer.Option(None, help="The municipality's domain; Ingress hosts must lie within it."),
     registry: list[str] = typer.Option([], "--registry", help="An allowed image registry (repeatable)."),
@@ -152,7 +161,11 @@ def check(
     try:
         ctx, waiver_list, policy = build_context(config, gemeente, domain, registry, tenant_namespace, env, root)
         if waivers_file:
-            waiver_list += waivers.parse_all(_read_mapping(waivers_file, "waivers").get("waivers"))
+            given = _read_mapping(waivers_file, "waivers")
+            if "waivers" not in given and "code" not in given:  # a typo (waiver:) or the wrong file
+                raise _fail(f"{waivers_file}: neither a municipality file nor a 'waivers:' list (keys: "
+                            f"{', '.join(map(str, given))[:200]}); give a file with waivers: [...]")
+            waiver_list += waivers.parse_all(given.get("waivers"))  # a municipality file may have none
         waivers.validate(waiver_list, enforcement_levels(), max_days=policy.max_waiver_days)
         docs = manifests.load(paths)
     except waivers.WaiverError as e:  # --env's waivers were checked by the loader, with lines
@@ -202,6 +215,9 @@ def report(
     with --haven, the Haven checks of the cluster; with --framework only what that framework needs."""
     from policies import report as report_mod  # imported lazily: it pulls in the renderer
 
+    if out is not None and out.exists() and not out.is_dir():  # before the minutes of rendering
+        raise _fail(f"--out {out} is a file; give a directory (the report is written into it as "
+                    f"policy-report-{env}[-<framework>].{output.value})")
     try:
         root = root or find_root()
         loader.environment_file(root, env)  # the name becomes a file name: refuse ../ and the like first

@@ -132,11 +132,12 @@ def _data_loss_allowed(target: str, code: str | None) -> bool:
     """
     if code is None:
         return False
-    if code.strip().upper() != target.upper() or target.lower() == "platform":
-        raise InvalidArgumentError(f"--allow-data-loss {code!r} must repeat the municipality's code {target.upper()!r}"
-                                   + (": the platform holds no records" if target.lower() == "platform" else ""),
-                                   hint=f"--allow-data-loss {target.upper()}" if target.lower() != "platform"
-                                   else "leave --allow-data-loss out")
+    if target.lower() == "platform":
+        raise InvalidArgumentError(f"--allow-data-loss {code!r} is for a municipality's stack: the platform "
+                                   "holds no records", hint="leave --allow-data-loss out")
+    if code.strip().upper() != target.upper():
+        raise InvalidArgumentError(f"--allow-data-loss {code!r} must repeat the municipality's code {target.upper()!r}",
+                                   hint=f"--allow-data-loss {target.upper()}")
     return True
 
 

@@ -27,7 +27,7 @@ from cgkit.config.model import EnvironmentFile, MunicipalityConfig, Municipality
 from cgkit.config.yamlsource import FieldPath, YamlSource, dotted, read_yaml
 from cgkit.errors import ConfigError, ConfigIssue, InvalidArgumentError
 from cgkit.gemeenten import all_gemeenten
-from policies import waivers
+from policies import shape, waivers
 from policies.config import PolicySettings
 from policies.registry import enforcement_levels
 
@@ -334,6 +334,10 @@ def _message(error: dict[str, Any], path: FieldPath) -> str:
         if last == "code":
             return f"expected a CBS code, got the number {value!r}; write GM and four digits, e.g. GM0344"
         return f"expected text, got the number {value!r}; quote it"
+    if kind in ("model_type", "dict_type"):  # pydantic says "... or instance of ObservabilitySettings"
+        return f"expected a mapping of fields (key: value), got {shape.describe(value)}"
+    if kind == "list_type":
+        return f"expected a list (- item, or [a, b]), got {shape.describe(value)}"
     if kind == "union_tag_invalid":
         return f"mode must be 'in-cluster' or 'external', not {error['ctx'].get('tag')!r}"
     if kind == "union_tag_not_found":

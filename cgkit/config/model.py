@@ -21,12 +21,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from pydantic_core import PydanticCustomError
 
 from cgkit import otlp
-from cgkit.conventions import is_builtin_identity, tenant_namespace
+from cgkit.conventions import DNS_LABEL_PATTERN, is_builtin_identity, tenant_namespace
 from policies.config import PolicySettings
-from policies.waivers import Waiver
-
-#: The pydantic error type of cgkit's own field checks; its message is the whole sentence.
-CHECK_ERROR = "cgkit"
+from policies.waivers import CHECK_ERROR, Waiver  # CHECK_ERROR: the error type of cgkit's own field checks
 
 Size = Literal["S", "M", "L", "XL"]
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
@@ -47,8 +44,7 @@ def _not_builtin_identity(name: str) -> str:
 GroupName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"),
                       AfterValidator(_not_builtin_identity)]
 #: Kubernetes object names (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/):
-#: an RFC 1123 label (namespaces) and an RFC 1123 subdomain (IngressClass, StorageClass, ClusterIssuer).
-DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+#: an RFC 1123 label (namespaces; `DNS_LABEL_PATTERN` in cgkit.conventions) and an RFC 1123 subdomain (IngressClass, StorageClass, ClusterIssuer).
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 #: A controller or provisioner name: a DNS subdomain, optionally followed by /path (``k8s.io/ingress-nginx``,
 #: ``kubernetes.io/no-provisioner``, ``ebs.csi.aws.com``).
@@ -140,6 +136,15 @@ class ObservabilitySettings(_Strict):
     protocol: Literal["grpc", "http/protobuf"] = Field(
         "http/protobuf", description="OTLP wire protocol (OTEL_EXPORTER_OTLP_PROTOCOL); the apps speak "
         "grpc (port 4317) and http/protobuf (port 4318).")
+
+    @model_validator(mode="after")
+    def _protocol_needs_an_endpoint(self) -> ObservabilitySettings:
+        """A protocol without an endpoint would leave telemetry off without a word."""
+        if "protocol" in self.model_fields_set and not self.otlp_endpoint:
+            raise PydanticCustomError(CHECK_ERROR, "protocol {protocol} without otlp_endpoint: telemetry stays "
+                                      "off; add otlp_endpoint (e.g. {example}) or remove protocol",
+                                      {"protocol": self.protocol, "example": otlp.EXAMPLE})
+        return self
 
     @property
     def destination(self) -> otlp.Destination | None:

@@ -107,6 +107,33 @@ def test_objects_without_a_namespace_go_to_the_tenant_or_to_kubectls_namespace(t
 def test_with_a_framework_the_reports_hold_only_its_rules():
     _, docs = check("--framework", "PSS", PRIVILEGED_POD, CLUSTER_ADMIN)
     pss = {r.id for r in catalog.load().framework_rules("pss")}
-    assert [d["kind"] for d in docs] == ["Report"]  # no PSS rule judges a ClusterRoleBinding
+    # no PSS rule judges a ClusterRoleBinding: its ClusterReport is empty, but says it was checked
+    assert [d["kind"] for d in docs] == ["ClusterReport", "Report"] and docs[0]["results"] == []
+    docs = docs[1:]
     assert docs[0]["metadata"]["name"] == "cgkit-policy-pss"
     assert {r["policy"] for r in docs[0]["results"]} <= pss and results(docs, policy="CGK-POD-001", result="fail")
+
+
+def test_a_namespace_past_the_size_limit_continues_in_numbered_reports(monkeypatch):
+    """One tenant's Report is about 550 kB; a bigger chart's must not pass the API server's request
+    limit, so the results continue in <name>-2 and on, each with its own summary."""
+    _, [whole] = check(PRIVILEGED_POD)
+    monkeypatch.setattr(openreports, "MAX_REPORT_BYTES", 3000)
+    _, docs = check(PRIVILEGED_POD)
+    assert len(docs) > 2 and [d["metadata"]["name"] for d in docs[:3]] == ["cgkit-policy", "cgkit-policy-2", "cgkit-policy-3"]
+    assert all(d["metadata"]["namespace"] == "gm0344" and len(yaml.safe_dump(d)) < 3000 + 2000 for d in docs)
+    assert [r["policy"] for d in docs for r in d["results"]] == [r["policy"] for r in whole["results"]]
+    for d in docs:
+        assert sum(d["summary"].values()) == len(d["results"])
+
+
+def test_objects_without_a_namespace_never_replace_the_report_of_a_namespace(tmp_path):
+    """Applied with -n gm0344, a Report of objects without a namespace must not overwrite the one of
+    objects that name gm0344: the two have different names."""
+    pod = yaml.safe_load(GOOD_POD.read_text())
+    bare = {**pod, "metadata": {k: v for k, v in pod["metadata"].items() if k != "namespace"}}
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text(yaml.safe_dump_all([pod, bare]))
+    _, docs = check(manifest)
+    assert [(d["metadata"].get("namespace"), d["metadata"]["name"]) for d in docs] == [
+        (pod["metadata"]["namespace"], "cgkit-policy"), (None, "cgkit-policy-no-namespace")]

@@ -32,6 +32,11 @@ def test_cluster_services_and_addresses_are_accepted(endpoint, expected):
     ("http://otel.gm0344.svc:4318", "not in 'gm0344'"),
     ("http://otel.kube-system.svc:4318", "not in 'kube-system'"),
     ("http://127.0.0.1:4318", "is the pod itself"),
+    ("http://169.254.169.254:4318", "link-local, multicast or broadcast"),
+    ("http://224.0.0.1:4318", "link-local, multicast or broadcast"),
+    ("http://255.255.255.255:4318", "link-local, multicast or broadcast"),
+    ("http://[fe80::1%25eth0]:4318", "names a network interface"),
+    ("http://[::ffff:10.0.0.5]:4318", "write 10.0.0.5"),
     ("http://user:pw@otel.observability.svc:4318", "carries credentials"),
     ("http://otel.observability.svc:4318/v1/traces", "has a path, query or fragment"),
 ])
