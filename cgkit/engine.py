@@ -1,7 +1,8 @@
 """Drive Pulumi stacks through the Automation API with the local program in stacks/.
 
-The engine is the real Pulumi CLI from the offline toolchain (tools/), with a local file state
-backend under ``<root>/.cgkit/state`` and a passphrase secrets provider. Nothing here decides what
+The engine is the real Pulumi CLI from the offline toolchain (tools/), with the environment's state
+backend and secrets provider (its ``state:`` section, `cgkit.state`; by default a local file backend
+under ``<root>/.cgkit/state`` and a passphrase). Nothing here decides what
 is deployed; it only selects the stack, makes sure its generated secrets exist (encrypted in the
 stack's config file), and runs preview / up / refresh / destroy, streaming the engine's output.
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
-from cgkit import toolchain
+from cgkit import state, toolchain
 from cgkit.errors import (CgkitError, DataAtRiskError, EngineError, EngineInterruptedError, PolicyViolationError,
                           StackLockedError)
 from cgkit.project import state_dir
@@ -44,12 +45,18 @@ class EngineSettings:
         kubeconfig: the kubeconfig for the environment's cluster, or None for the ambient one.
         policy_packs: policy pack folders applied to preview and up (CrossGuard).
         policy_pack_configs: JSON config files, one per pack, same order (may be empty).
+        backend_url: the environment's state backend (``cgkit.state.backend_url``); None = the
+            project's file backend ``<root>/.cgkit/state``. ``PULUMI_BACKEND_URL`` wins over both.
+        secrets_provider: what encrypts the secrets of a stack this creates (``passphrase`` or a
+            KMS URL, ``cgkit.state``); existing stacks keep their own.
     """
 
     root: Path
     kubeconfig: Path | None = None
     policy_packs: list[Path] = field(default_factory=list)
     policy_pack_configs: list[Path] = field(default_factory=list)
+    backend_url: str | None = None
+    secrets_provider: str = state.DEFAULT_SECRETS_PROVIDER
 
 
 def passphrase_file(root: Path) -> Path:
@@ -68,21 +75,39 @@ def passphrase_file(root: Path) -> Path:
     return path
 
 
+def backend_of(settings: EngineSettings) -> str:
+    """The state backend URL the engine will use: ``PULUMI_BACKEND_URL`` when set (as for plain
+    pulumi), else the environment's (``settings.backend_url``), else the project's file backend."""
+    return os.environ.get("PULUMI_BACKEND_URL") or state.backend_url(settings.backend_url, settings.root)
+
+
 def engine_env(settings: EngineSettings) -> dict[str, str]:
-    """Return the environment variables every engine command runs with (see module doc)."""
-    state = state_dir(settings.root)
-    (state / "state").mkdir(exist_ok=True)
-    home = Path(os.environ.get("PULUMI_HOME", state / "pulumi-home"))
+    """Return the environment variables every engine command runs with (see module doc).
+
+    Raises:
+        EngineError: a passphrase is needed for a shared backend and none is given (cgkit generates
+            ``.cgkit/passphrase`` only for a file backend: a passphrase of one machine would lock
+            everybody else out of the stacks it encrypts).
+    """
+    dirs = state_dir(settings.root)
+    backend = backend_of(settings)
+    if (local := state.local_path(backend)) is not None:
+        local.mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ.get("PULUMI_HOME", dirs / "pulumi-home"))
     env = {
         **toolchain.engine_env(pulumi_home=home),  # PATH (toolchain, then this Python's bin), no downloads
-        "PULUMI_BACKEND_URL": os.environ.get("PULUMI_BACKEND_URL", f"file://{state / 'state'}"),
-        "PULUMI_CONFIG_PASSPHRASE_FILE": os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE", ""),
+        "PULUMI_BACKEND_URL": backend,
     }
     if "PULUMI_CONFIG_PASSPHRASE" in os.environ:
         env["PULUMI_CONFIG_PASSPHRASE"] = os.environ["PULUMI_CONFIG_PASSPHRASE"]
-        del env["PULUMI_CONFIG_PASSPHRASE_FILE"]
-    elif not env["PULUMI_CONFIG_PASSPHRASE_FILE"]:
+    elif os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        env["PULUMI_CONFIG_PASSPHRASE_FILE"] = os.environ["PULUMI_CONFIG_PASSPHRASE_FILE"]
+    elif local is not None:
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file(settings.root))
+    elif settings.secrets_provider == state.DEFAULT_SECRETS_PROVIDER:
+        raise EngineError(f"the state backend {backend} is shared, and its stacks' passphrase is not given",
+                          hint="set PULUMI_CONFIG_PASSPHRASE_FILE (or PULUMI_CONFIG_PASSPHRASE) to the team's "
+                               "passphrase, or set state.secrets_provider to a KMS key in the environment file")
     if settings.kubeconfig:
         env["KUBECONFIG"] = str(settings.kubeconfig)
     return env
@@ -146,7 +171,7 @@ def _stack(settings: EngineSettings, stack_name: str,
     except FileNotFoundError as missing:
         raise toolchain_missing() from missing
     except auto.CommandError as failed:
-        raise _engine_error(f"could not select stack {stack_name}", failed) from failed
+        raise engine_error(f"could not select stack {stack_name}", failed) from failed
 
 
 @contextlib.contextmanager
@@ -174,7 +199,7 @@ def workspace(settings: EngineSettings) -> auto.LocalWorkspace:
     env = engine_env(settings)
     os.environ["PATH"] = env["PATH"]
     return _Workspace(work_dir=str(settings.root), env_vars=env, pulumi_home=env["PULUMI_HOME"],
-                      secrets_provider="passphrase")
+                      secrets_provider=settings.secrets_provider)
 
 
 def stacks_with_resources(settings: EngineSettings, prefix: str) -> list[str]:
@@ -216,7 +241,7 @@ def ensure_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
     try:
         present = stack.get_all_config()
     except auto.CommandError as failed:
-        raise _engine_error(f"could not read the config of stack {stack.name}", failed) from failed
+        raise engine_error(f"could not read the config of stack {stack.name}", failed) from failed
     return replace_secrets(stack, [name for name in names if f"{CONFIG_NAMESPACE}:{name}" not in present])
 
 
@@ -232,7 +257,7 @@ def replace_secrets(stack: auto.Stack, names: Iterable[str]) -> list[str]:
         try:
             stack.set_all_config(fresh)
         except auto.CommandError as failed:
-            raise _engine_error(f"could not write the secrets of stack {stack.name}", failed) from failed
+            raise engine_error(f"could not write the secrets of stack {stack.name}", failed) from failed
     return [key.split(":", 1)[1] for key in fresh]
 
 
@@ -253,7 +278,7 @@ def missing_config(stack: auto.Stack, names: Iterable[str]) -> list[str]:
     try:
         present = stack.get_all_config()
     except auto.CommandError as failed:
-        raise _engine_error(f"could not read the config of stack {stack.name}", failed) from failed
+        raise engine_error(f"could not read the config of stack {stack.name}", failed) from failed
     return [name for name in names if f"{CONFIG_NAMESPACE}:{name}" not in present]
 
 
@@ -408,7 +433,7 @@ def _state_resources(stack: auto.Stack) -> list[dict]:
     try:
         return stack.export_stack().deployment.get("resources") or []
     except auto.CommandError as failed:
-        raise _engine_error(f"could not read the state of stack {stack.name}", failed) from failed
+        raise engine_error(f"could not read the state of stack {stack.name}", failed) from failed
 
 
 def _object_text(resource: dict) -> str:
@@ -447,7 +472,7 @@ def _state_cmd(stack: auto.Stack, verb: str, urns: list[str]) -> None:
     try:
         stack.workspace._run_pulumi_cmd_sync(["state", verb, "--yes", "--stack", stack.name, *urns])
     except auto.CommandError as failed:
-        raise _engine_error(f"could not {verb} {len(urns)} resource(s) of stack {stack.name}", failed) from failed
+        raise engine_error(f"could not {verb} {len(urns)} resource(s) of stack {stack.name}", failed) from failed
 
 
 def destroy(stack: auto.Stack, op: Operation, held: Iterable[Protected] = ()) -> auto.DestroyResult:
@@ -665,7 +690,7 @@ def _run(call: Callable[[], object], stack: auto.Stack, verb: str, watch: _Watch
                               hint=f"run `cgkit refresh` for the stack, then `cgkit {verb}` again") from None
         if held := _PROTECTED_STEP.findall(str(failed)):
             raise _data_at_risk(stack.name, verb, held) from None
-        raise _engine_error(f"{verb} of {stack.name} failed", failed) from failed
+        raise engine_error(f"{verb} of {stack.name} failed", failed) from failed
     finally:
         if watch is not None and watch.quiet is not None:
             watch.quiet.flush()
@@ -761,7 +786,7 @@ def _forward_interrupts(interrupted: list[int]) -> dict[int, object]:
     return {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
 
 
-def _engine_error(what: str, failed: auto.CommandError) -> EngineError:
+def engine_error(what: str, failed: auto.CommandError) -> EngineError:
     """Return an EngineError for a failed CLI call: its cause, and a hint where one is known."""
     text = str(failed)
     hint = None

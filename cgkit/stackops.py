@@ -195,8 +195,9 @@ def run(verb: Verb, stack: "engine.auto.Stack", settings: engine.EngineSettings,
 def engine_settings(root: Path, environment: EnvironmentFile, pack_config: Path | None = None,
                     probe: bool = True) -> engine.EngineSettings:
     """The one place engine settings are built: the environment's kubeconfig (resolved once, by
-    ``cluster.environment_kubeconfig``; its API server asked first when ``probe``) and, with a
-    ``pack_config``, the project's policy packs with it.
+    ``cluster.environment_kubeconfig``; its API server asked first when ``probe``), its state backend
+    and secrets provider (the ``state:`` section) and, with a ``pack_config``, the project's policy
+    packs with it.
 
     Raises:
         SandboxError: a sandbox environment while the sandbox does not exist.
@@ -206,7 +207,9 @@ def engine_settings(root: Path, environment: EnvironmentFile, pack_config: Path 
     kubeconfig = check_environment(environment, root) if probe else environment_kubeconfig(environment, root)
     packs = policy_packs(root) if pack_config else []
     return engine.EngineSettings(root=root, kubeconfig=kubeconfig, policy_packs=packs,
-                                 policy_pack_configs=[pack_config] if packs else [])
+                                 policy_pack_configs=[pack_config] if packs else [],
+                                 backend_url=environment.state.backend,
+                                 secrets_provider=environment.state.secrets_provider)
 
 
 def policy_packs(root: Path) -> list[Path]:

@@ -14,9 +14,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cgkit import sandbox, toolchain
+from cgkit import engine, sandbox, toolchain
 from cgkit.cli.console import out
-from cgkit.errors import ToolchainError
+from cgkit.config import loader
+from cgkit.errors import CgkitError, ToolchainError
 
 toolchain_app = typer.Typer(help="Build or locate the offline engine toolchain (tools/).",
                             no_args_is_help=True)
@@ -37,7 +38,8 @@ def doctor() -> None:
         mark = "[green]ok[/]" if s.ok else "[red]MISSING[/]" if s.found is None else "[red]WRONG[/]"
         table.add_row(s.name, s.found or "-", s.expected, mark, str(s.path))
     out.print(table)
-    out.print(f"backend:    {_backend()}", markup=False, highlight=False)
+    for line in _backends():
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
     out.print(f"kubeconfig: {_kubeconfig()}", markup=False, highlight=False)
     bad = [s for s in statuses if not s.ok]
     if bad:
@@ -47,10 +49,23 @@ def doctor() -> None:
                              hint="run `cgkit toolchain build` (or tools/build-toolchain)")
 
 
-def _backend() -> str:
-    """The state backend the engine will use: $PULUMI_BACKEND_URL or the project's file backend."""
-    url = os.environ.get("PULUMI_BACKEND_URL")
-    return url if url else f"file://{toolchain.REPO_ROOT / '.cgkit' / 'state'} (default)"
+def _backends() -> list[str]:
+    """One line per environment of the project: the state backend the engine will use for it
+    ($PULUMI_BACKEND_URL, else the environment file's ``state.backend``, else the project's file backend)."""
+    root = toolchain.REPO_ROOT
+    lines = []
+    for name in loader.environments(root):
+        try:
+            environment = loader.load_environment(root, name)
+        except CgkitError as invalid:
+            lines.append(f"backend ({name}): unknown, its environment file is invalid: {invalid}")
+            continue
+        settings = engine.EngineSettings(root=root, backend_url=environment.state.backend)
+        how = ("$PULUMI_BACKEND_URL" if os.environ.get("PULUMI_BACKEND_URL")
+               else "state.backend" if environment.state.backend else "default")
+        lines.append(f"backend ({name}): {engine.backend_of(settings)} ({how}); "
+                     f"secrets: {environment.state.secrets_provider}")
+    return lines
 
 
 def _kubeconfig() -> str:

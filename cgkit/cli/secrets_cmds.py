@@ -18,7 +18,7 @@ import typer
 from cgkit import engine, secrets
 from cgkit.cli.console import out
 from cgkit.cli.stack_cmds import Env
-from cgkit.stackops import StackNotDeployed
+from cgkit.stackops import StackNotDeployed, engine_settings
 from cgkit.config import loader
 from cgkit.conventions import stack_name
 from cgkit.errors import InvalidArgumentError
@@ -44,7 +44,7 @@ def rotate(code: Annotated[str, typer.Argument(help="The municipality's CBS code
     cfg = loader.load_municipality(root, env, code)
     names = secrets.rotation_names(cfg, app, what)
     name = stack_name(env, code)
-    settings = engine.EngineSettings(root=root)
+    settings = engine_settings(root, loader.load_environment(root, env), probe=False)
     with engine.stack_lock(root, name):
         stack = engine.existing_stack(settings, name)
         if stack is None:

@@ -20,7 +20,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from cgkit import otlp
+from cgkit import otlp, state
 from cgkit.conventions import DNS_LABEL_PATTERN, is_builtin_identity, tenant_namespace
 from policies.config import PolicySettings
 from policies.waivers import CHECK_ERROR, Waiver  # CHECK_ERROR: the error type of cgkit's own field checks
@@ -113,16 +113,23 @@ class ResourceSettings(_Strict):
                                   "the sandbox's one real node has 2 cores, so it uses 0.1.")
 
 
+def _checked(check):
+    """An AfterValidator that turns ``check``'s ValueError into a field error with its sentence."""
+    def validate(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as err:
+            raise PydanticCustomError(CHECK_ERROR, "{reason}", {"reason": str(err)}) from None
+    return AfterValidator(validate)
+
+
 def _otlp_endpoint(endpoint: str) -> str:
     """Refuse an endpoint a NetworkPolicy cannot name exactly (``cgkit.otlp.destination``)."""
-    try:
-        otlp.destination(endpoint)
-    except ValueError as err:
-        raise PydanticCustomError(CHECK_ERROR, "{reason}", {"reason": str(err)}) from None
+    otlp.destination(endpoint)
     return endpoint
 
 
-OtlpEndpoint = Annotated[str, StringConstraints(max_length=300), AfterValidator(_otlp_endpoint)]
+OtlpEndpoint = Annotated[str, StringConstraints(max_length=300), _checked(_otlp_endpoint)]
 
 
 class ObservabilitySettings(_Strict):
@@ -150,6 +157,25 @@ class ObservabilitySettings(_Strict):
     def destination(self) -> otlp.Destination | None:
         """The endpoint's NetworkPolicy peer and port; None when telemetry is off."""
         return otlp.destination(self.otlp_endpoint) if self.otlp_endpoint else None
+
+
+BackendUrl = Annotated[str, StringConstraints(max_length=1000), _checked(state.check_backend)]
+SecretsProvider = Annotated[str, StringConstraints(max_length=1000), _checked(state.check_secrets_provider)]
+
+
+class StateSettings(_Strict):
+    """Where this environment's Pulumi state lives and what encrypts its stacks' secrets
+    (``cgkit.state``). Without the section: the project's file backend and a passphrase."""
+
+    backend: BackendUrl | None = Field(
+        None, description="Pulumi state backend URL: file://<path> (relative to the project root), "
+        "s3://<bucket>?region=...[&endpoint=https://...&use_path_style=true], azblob://<container> or "
+        "gs://<bucket>; no credentials in the URL. None = file://.cgkit/state. PULUMI_BACKEND_URL, "
+        "when set, wins (as for plain pulumi).")
+    secrets_provider: SecretsProvider = Field(
+        state.DEFAULT_SECRETS_PROVIDER, description="What encrypts a new stack's secrets: passphrase "
+        "(PULUMI_CONFIG_PASSPHRASE[_FILE], else .cgkit/passphrase on a file backend), or awskms://, "
+        "azurekeyvault://, gcpkms://, hashivault:// with the key. Existing stacks keep theirs.")
 
 
 #: Binary multiples of the volume sizes: Mi, Gi, Ti -> bytes.
@@ -240,6 +266,8 @@ class EnvironmentFile(_Strict):
     images: ImageSettings
     resources: ResourceSettings = ResourceSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    state: StateSettings = Field(StateSettings(), description="Where the stacks' state lives and what "
+                                 "encrypts their secrets (default: the project's file backend, a passphrase).")
     defaults: EnvironmentDefaults
     waves: list[Wave] = Field(default_factory=list, description="Fleet rollout order (cgkit fleet).")
     policy: PolicySettings = Field(PolicySettings(), description="How the policy rules are enforced here "
