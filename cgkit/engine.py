@@ -105,9 +105,12 @@ def engine_env(settings: EngineSettings) -> dict[str, str]:
     elif local is not None:
         env["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(passphrase_file(settings.root))
     elif settings.secrets_provider == state.DEFAULT_SECRETS_PROVIDER:
+        mine = dirs / "passphrase"
         raise EngineError(f"the state backend {backend} is shared, and its stacks' passphrase is not given",
                           hint="set PULUMI_CONFIG_PASSPHRASE_FILE (or PULUMI_CONFIG_PASSPHRASE) to the team's "
-                               "passphrase, or set state.secrets_provider to a KMS key in the environment file")
+                               "passphrase" + (f" (stacks made here on the file backend use {mine})"
+                                               if mine.exists() else "")
+                               + ", or set state.secrets_provider to a KMS key in the environment file")
     if settings.kubeconfig:
         env["KUBECONFIG"] = str(settings.kubeconfig)
     return env

@@ -22,6 +22,7 @@ State lives in ``<repo>/.cgkit/sandbox/`` (gitignored; override with $CGKIT_SAND
     encryption-config.yaml  the EncryptionConfiguration with the key (0600)
     kubeconfig            admin kubeconfig of the sandbox (0600)
     node/                 the real node (cgkit.node.NodePaths)
+    objectstore/          the S3-compatible object store, when started (cgkit.objectstore)
     volumes/pv-NNN        the real node's volume pool
 ``down`` stops the real node (leaving nothing on the host, or raising), deletes the cluster, ends
 any of its processes left, and removes the whole state dir. Volumes of the pool are kept while the
@@ -74,6 +75,11 @@ class SandboxPaths:
     @property
     def kwok_workdir(self) -> Path:
         return self.root / "kwok"
+
+    @property
+    def objectstore(self) -> Path:
+        """The folder of the sandbox's object store (cgkit.objectstore), when it is started."""
+        return self.root / "objectstore"
 
     @property
     def cluster_dir(self) -> Path:

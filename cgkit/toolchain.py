@@ -49,6 +49,7 @@ class Pins:
         kwok: kwok/kwokctl release, e.g. "0.8.0".
         kube_router: kube-router release (the real node's NetworkPolicy enforcer), e.g. "2.1.0".
         coredns: CoreDNS release (the real node's cluster DNS), e.g. "1.15.0".
+        versitygw: Versity S3 gateway release (the sandbox's object store), e.g. "1.8.0".
     """
 
     pulumi: str
@@ -60,6 +61,7 @@ class Pins:
     kwok: str
     kube_router: str
     coredns: str
+    versitygw: str
 
     def key(self) -> str:
         """Return a 12-hex-digit digest of all pins: the cache directory name for this set."""
@@ -109,6 +111,7 @@ def load_pins(path: Path | str | None = None) -> Pins:
         kwok=bare(get("kwok")),
         kube_router=bare(get("kube-router")),
         coredns=bare(get("coredns")),
+        versitygw=bare(get("versitygw")),
     )
 
 
@@ -170,6 +173,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool("kube-proxy", "kubernetes", lambda p: p.kubernetes),
     Tool("kube-router", "kube-router", lambda p: p.kube_router, ("--version",)),
     Tool("coredns", "coredns", lambda p: p.coredns, ("-version",)),
+    # the sandbox's object store (cgkit.objectstore)
+    Tool("versitygw", "objectstore", lambda p: p.versitygw, ("--version",)),
 )
 
 

@@ -10,6 +10,7 @@ import typer
 
 from cgkit.cli import config_cmds, doctor, render_cmds, sandbox, stack_cmds
 from cgkit.cli.secrets_cmds import secrets_app
+from cgkit.cli.state_cmds import state_app
 from cgkit.cli.fleet_cmds import fleet_app
 from cgkit.cli.haven_cmds import haven_app
 from cgkit.cli.policy import policy_app
@@ -39,6 +40,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(fleet_app, name="fleet")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(haven_app, name="haven")
+app.add_typer(state_app, name="state")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,18 +6,24 @@ Register in app.py with ``app.add_typer(sandbox.sandbox_app, name="sandbox")``.
 from __future__ import annotations
 
 import os
+import shlex
 import time
 from typing import Annotated
 
 import typer
 
-from cgkit import engine, node, sandbox, sandbox_images
+from cgkit import engine, node, objectstore, sandbox, sandbox_images, state
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.project import find_root
+from cgkit.stackops import engine_settings
 
 sandbox_app = typer.Typer(help="The local sandbox cluster (real control plane, a real node).",
                           no_args_is_help=True)
+
+
+#: The bucket `sandbox up --object-store` creates for Pulumi state.
+STATE_BUCKET = "cgkit-state"
 
 
 def _say(msg: str) -> None:
@@ -32,6 +38,9 @@ def up(
                                                  "kube-proxy, kube-router, CoreDNS; needs root)")] = True,
     volumes: Annotated[int, typer.Option(help="static PersistentVolumes per pool")] = 100,
     volume_size: Annotated[int, typer.Option(help="size of each volume, GiB")] = 50,
+    object_store: Annotated[bool, typer.Option(help="also start the S3-compatible object store (versitygw) "
+                                                    "on 127.0.0.1, with a bucket for Pulumi state")] = False,
+    object_store_port: Annotated[int, typer.Option(min=1024, max=65535, help="its port")] = objectstore.DEFAULT_PORT,
 ) -> None:
     """Start the sandbox (or top up the running one, restarting what died). Idempotent."""
     start = time.monotonic()
@@ -40,6 +49,13 @@ def up(
     _say(f"ready in {time.monotonic() - start:.1f}s: {st.nodes_ready}/{st.nodes_total} nodes, "
          f"API {st.server}")
     out.print(f"export KUBECONFIG={st.kubeconfig}", markup=False, highlight=False, soft_wrap=True)
+    if object_store:
+        store = objectstore.ObjectStore(sandbox.paths().objectstore)
+        store.up(object_store_port, buckets=[STATE_BUCKET])
+        _say(f"object store at {store.endpoint} (root key in {store.credentials}); as a state backend:\n"
+             f"  state: {{backend: \"{store.backend_url(STATE_BUCKET)}\"}}")
+        for key, value in sorted(store.client_env().items()):
+            out.print(f"export {key}={shlex.quote(value)}", markup=False, highlight=False, soft_wrap=True)
 
 
 @sandbox_app.command("images")
@@ -65,19 +81,24 @@ def down() -> None:
     its own (CGKIT_SANDBOX_DIR, as tools/test uses) leaves the project's stacks alone.
     """
     start = time.monotonic()
-    sandbox.down(progress=_say)
     if not os.environ.get("CGKIT_SANDBOX_DIR"):
         _forget_sandbox_stacks()
+    objectstore.ObjectStore(sandbox.paths().objectstore).down(remove_data=False)  # the dir goes with the sandbox's
+    sandbox.down(progress=_say)
     _say(f"down in {time.monotonic() - start:.1f}s")
 
 
 def _forget_sandbox_stacks() -> None:
+    """Forget the state of every sandbox environment's stacks (on that environment's backend)."""
     root = find_root()
-    sandbox_envs = [env for env in loader.environments(root) if loader.load_environment(root, env).cluster.sandbox]
-    if not sandbox_envs or not (root / ".cgkit" / "state").is_dir():
-        return
-    settings = engine.EngineSettings(root=root)
-    for env in sandbox_envs:
+    for env in loader.environments(root):
+        environment = loader.load_environment(root, env)
+        if not environment.cluster.sandbox:
+            continue
+        settings = engine_settings(root, environment, probe=False)
+        local = state.local_path(engine.backend_of(settings))
+        if local is not None and not local.is_dir():
+            continue  # nothing was ever deployed there
         for name in engine.forget_stacks(settings, f"{env}."):
             _say(f"forgot the state of stack {name} (its config and secrets are kept)")
 
@@ -96,6 +117,10 @@ def status() -> None:
     daemons = node.daemons(node_paths) if node_paths.root.exists() else {}
     for name, alive in daemons.items():
         out.print(f"node:       {name} {'running' if alive else 'NOT RUNNING (cgkit sandbox up restarts it)'}",
+                  markup=False, highlight=False)
+    store = objectstore.ObjectStore(sandbox.paths().objectstore)
+    if store.root.exists():
+        out.print(f"objects:    {store.endpoint if store.pid() else 'NOT RUNNING (cgkit sandbox up --object-store)'}",
                   markup=False, highlight=False)
     if not st.running or not all(daemons.values()):
         raise typer.Exit(1)
