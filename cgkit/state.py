@@ -112,7 +112,8 @@ def _no_credentials(url: str, parts) -> None:
     named = [key for key, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRETISH.search(key)]
     if parts.username or parts.password or named:
         raise ValueError(f"'{_redacted(parts)}' carries credentials ({'user:secret@' if parts.username else named[0]}); "
-                         "the environment file is committed, so give them to the engine in its environment "
+                         "such a URL is written down (the committed environment file, a command line, a log), so give "
+                         "them to the engine in its environment "
                          "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, VAULT_TOKEN, ...), never in the URL")
 
 

@@ -30,6 +30,9 @@ version = "v2.1.0"
 
 [coredns]
 version = "1.15.0"
+
+[versitygw]
+version = "v1.8.0"
 """
 
 
@@ -44,7 +47,7 @@ def test_load_pins_strips_leading_v_but_keeps_pseudo_version(pins_file: Path) ->
     pins = toolchain.load_pins(pins_file)
     assert pins.pulumi == "3.274.1"
     assert pins.kubernetes_provider_module == "v4.0.0-20260115033456-f47bc2d6f199"
-    assert pins.kube_router == "2.1.0" and pins.coredns == "1.15.0"
+    assert pins.kube_router == "2.1.0" and pins.coredns == "1.15.0" and pins.versitygw == "1.8.0"
 
 
 def test_repo_pins_file_parses() -> None:
