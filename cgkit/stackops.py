@@ -193,18 +193,24 @@ def run(verb: Verb, stack: "engine.auto.Stack", settings: engine.EngineSettings,
 
 
 def engine_settings(root: Path, environment: EnvironmentFile, pack_config: Path | None = None,
-                    probe: bool = True) -> engine.EngineSettings:
+                    probe: bool = True, cluster: bool = True) -> engine.EngineSettings:
     """The one place engine settings are built: the environment's kubeconfig (resolved once, by
     ``cluster.environment_kubeconfig``; its API server asked first when ``probe``), its state backend
     and secrets provider (the ``state:`` section) and, with a ``pack_config``, the project's policy
-    packs with it.
+    packs with it. Without ``cluster`` (state operations: migrate, unlock, config) no kubeconfig is
+    resolved and nothing is asked of the cluster.
 
     Raises:
-        SandboxError: a sandbox environment while the sandbox does not exist.
+        SandboxError: ``cluster`` and a sandbox environment while the sandbox does not exist.
         ClusterUnreachableError, ClusterUnauthorizedError: ``probe`` and the API server did not answer
             or refused us.
     """
-    kubeconfig = check_environment(environment, root) if probe else environment_kubeconfig(environment, root)
+    if not cluster:
+        kubeconfig = None
+    elif probe:
+        kubeconfig = check_environment(environment, root)
+    else:
+        kubeconfig = environment_kubeconfig(environment, root)
     packs = policy_packs(root) if pack_config else []
     return engine.EngineSettings(root=root, kubeconfig=kubeconfig, policy_packs=packs,
                                  policy_pack_configs=[pack_config] if packs else [],

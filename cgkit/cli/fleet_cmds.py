@@ -35,7 +35,8 @@ from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
 from cgkit.fleet.selection import SelectionError, Shard, WavePlan, in_shard, plan_waves, select_codes
 from cgkit.fleet.view import LiveView, change_text, drift_text, summary_table
 from cgkit.project import find_root
-from cgkit.stackops import RunOptions
+from cgkit import engine, locks
+from cgkit.stackops import RunOptions, check_target, engine_settings
 
 fleet_app = typer.Typer(help="Preview, update, refresh or destroy many municipality stacks: waves, a "
                         "bounded worker pool, a summary and a report per run.", no_args_is_help=True)
@@ -235,3 +236,33 @@ def _plan_text(plans: list[WavePlan]) -> str:
 def _run_id(resume: str) -> str:
     path = Path(resume)
     return path.parent.name if path.name == report.REPORT_FILE else path.name
+
+
+@fleet_app.command("unlock")
+def unlock(env: Env, codes: Annotated[list[str] | None, typer.Argument(
+        help="CBS codes or 'platform'; default: every stack of the environment.", show_default=False)] = None) -> None:
+    """Remove the stack locks whose holder is provably gone (an engine of this machine that no longer
+    runs); name the others and leave them. Exit 1 when a lock stays."""
+    root = find_root()
+    for code in codes or []:
+        check_target(code)
+    settings = engine_settings(root, loader.load_environment(root, env), cluster=False)
+    backend = engine.backend_of(settings)
+    everything = locks.backend_locks(backend)
+    names = {stack_name(env, c) for c in codes} if codes else {lock.stack for lock in everything
+                                                               if lock.stack.startswith(f"{env}.")}
+    kept = 0
+    for lock in (lock for lock in everything if lock.stack in names):
+        gone, why = locks.holder_gone(lock)
+        if gone:
+            locks.remove(backend, lock)
+        else:
+            kept += 1
+        out.print(f"{lock.stack}: {'removed' if gone else 'kept'} the lock {why}"
+                  + ("" if gone else f"; if you know it is gone: pulumi cancel -s {lock.stack}"),
+                  markup=False, highlight=False, soft_wrap=True)
+    if not names & {lock.stack for lock in everything}:
+        out.print(f"no lock on {', '.join(sorted(names)) if codes else f'any stack of {env}'}",
+                  markup=False, highlight=False)
+    if kept:
+        raise typer.Exit(ExitStatus.FAILED)

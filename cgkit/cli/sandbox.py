@@ -95,7 +95,7 @@ def _forget_sandbox_stacks() -> None:
         environment = loader.load_environment(root, env)
         if not environment.cluster.sandbox:
             continue
-        settings = engine_settings(root, environment, probe=False)
+        settings = engine_settings(root, environment, cluster=False)
         local = state.local_path(engine.backend_of(settings))
         if local is not None and not local.is_dir():
             continue  # nothing was ever deployed there

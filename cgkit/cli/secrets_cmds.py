@@ -44,7 +44,7 @@ def rotate(code: Annotated[str, typer.Argument(help="The municipality's CBS code
     cfg = loader.load_municipality(root, env, code)
     names = secrets.rotation_names(cfg, app, what)
     name = stack_name(env, code)
-    settings = engine_settings(root, loader.load_environment(root, env), probe=False)
+    settings = engine_settings(root, loader.load_environment(root, env), cluster=False)
     with engine.stack_lock(root, name):
         stack = engine.existing_stack(settings, name)
         if stack is None:

@@ -29,7 +29,7 @@ def migrate_cmd(env: Env, to: Annotated[str, typer.Option(
         raise InvalidArgumentError(f"--to: {invalid}") from None
     root = find_root()
     environment = loader.load_environment(root, env)
-    settings = engine_settings(root, environment, probe=False)
+    settings = engine_settings(root, environment, cluster=False)
     source = engine.backend_of(settings)
     moved = migrate.migrate(settings, env, to, say=lambda line: err.print(line, markup=False, highlight=False))
     out.print(f"{len(moved)} stack(s) of {env} copied from {source} to {to}, each checkpoint verified; "
