@@ -70,6 +70,14 @@ def deployed(project: Path, api: client.ApiClient) -> Iterator[Path]:
         cgkit("destroy", "--env", ENV, "platform", "--yes")
 
 
+@pytest.fixture(scope="module")
+def platform_up(deployed: Path) -> Path:
+    """The session's project with its platform stack deployed again (test_municipality_deploy's last
+    test destroys it, as a user would); a no-op `up` when it is there."""
+    assert cgkit("up", "--env", ENV, "platform", "--yes") == 0
+    return deployed
+
+
 @pytest.fixture(scope="session")
 def api() -> client.ApiClient:
     """A Kubernetes API client for the sandbox, as cluster admin."""

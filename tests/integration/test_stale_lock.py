@@ -5,6 +5,7 @@ changes nothing; destroy leaves nothing (issue 11)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -47,7 +48,8 @@ def _namespace_exists(core: client.CoreV1Api) -> bool:
         raise
 
 
-def test_a_killed_runner_is_unlocked_and_the_stack_converges(deployed: Path, api: client.ApiClient) -> None:
+def test_a_killed_runner_is_unlocked_and_the_stack_converges(platform_up: Path, api: client.ApiClient) -> None:
+    deployed = platform_up
     small_tenant(deployed, CODE)
     core = client.CoreV1Api(api)
     backend = engine.backend_of(engine.EngineSettings(root=deployed))
@@ -58,7 +60,8 @@ def test_a_killed_runner_is_unlocked_and_the_stack_converges(deployed: Path, api
         _wait_for("lock", lambda: any(lock.stack == STACK for lock in locks.backend_locks(backend)), runner)
         _wait_for("tenant namespace", lambda: _namespace_exists(core), runner)
     finally:
-        os.killpg(runner.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it ended by itself: the wait above says why
+            os.killpg(runner.pid, signal.SIGKILL)
         runner.wait(timeout=60)
     try:
         assert [lock.stack for lock in locks.backend_locks(backend)] == [STACK], "the killed engine left its lock"
