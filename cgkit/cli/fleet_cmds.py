@@ -251,8 +251,9 @@ def unlock(env: Env, codes: Annotated[list[str] | None, typer.Argument(
     everything = locks.backend_locks(backend)
     names = {stack_name(env, c) for c in codes} if codes else {lock.stack for lock in everything
                                                                if lock.stack.startswith(f"{env}.")}
+    selected = [lock for lock in everything if lock.stack in names]
     kept = 0
-    for lock in (lock for lock in everything if lock.stack in names):
+    for lock in selected:
         gone, why = locks.holder_gone(lock)
         if gone:
             locks.remove(backend, lock)
@@ -261,7 +262,7 @@ def unlock(env: Env, codes: Annotated[list[str] | None, typer.Argument(
         out.print(f"{lock.stack}: {'removed' if gone else 'kept'} the lock {why}"
                   + ("" if gone else f"; if you know it is gone: pulumi cancel -s {lock.stack}"),
                   markup=False, highlight=False, soft_wrap=True)
-    if not names & {lock.stack for lock in everything}:
+    if not selected:
         out.print(f"no lock on {', '.join(sorted(names)) if codes else f'any stack of {env}'}",
                   markup=False, highlight=False)
     if kept:
