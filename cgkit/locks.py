@@ -104,7 +104,10 @@ class _Folder:
 
     def locks(self) -> list[Lock]:
         found = []
+        folder = (self.root / LOCKS).resolve()
         for path in sorted((self.root / LOCKS).glob("**/*.json")):
+            if path.is_symlink() or not path.resolve().is_relative_to(folder):
+                continue  # Pulumi writes plain files; a link could make a removal reach outside
             key = path.relative_to(self.root).as_posix()
             if (stack := _stack_of(key)) and (lock := _parse(stack, key, path.read_bytes())):
                 found.append(lock)

@@ -85,3 +85,13 @@ def test_unlock_removes_only_the_provably_gone_and_exits_1_for_the_rest(scratch_
     assert "sandbox.gm0014: kept the lock held by pid" in printed and "pulumi cancel -s sandbox.gm0014" in printed
     assert main(["fleet", "unlock", "--env", "sandbox", "GM0153"]) == ExitStatus.OK
     assert "no lock on sandbox.gm0153" in capsys.readouterr().out
+
+
+def test_a_lock_that_is_a_link_is_never_followed(tmp_path: Path) -> None:
+    outside = write_lock(tmp_path / "outside", "sandbox.gm0153", _dead_pid())
+    linked = tmp_path / "state" / ".pulumi" / "locks" / "organization" / "cgkit" / "sandbox.gm0153"
+    linked.mkdir(parents=True)
+    (linked / "a1b2.json").symlink_to(outside)
+    (linked.parent / "sandbox.gm0014").symlink_to(outside.parent, target_is_directory=True)
+    assert locks.backend_locks(f"file://{tmp_path / 'state'}") == []
+    assert outside.exists()
