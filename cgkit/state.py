@@ -101,7 +101,7 @@ def _split(url: str, schemes: tuple[str, ...], example: str, also: tuple[str, ..
         parts.port  # noqa: B018 (a bad port raises here)
     except ValueError as err:
         raise ValueError(f"'{url}' is not a URL ({err}); e.g. {example}") from None
-    if parts.scheme not in schemes or "://" not in url:
+    if "://" not in url or url.split("://", 1)[0] not in schemes:  # the engine reads the scheme as written
         valid = ", ".join([*also, *(f"{s}://" for s in schemes)])
         raise ValueError(f"'{url}' is not one of {valid}; e.g. {example}")
     return parts

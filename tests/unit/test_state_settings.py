@@ -28,6 +28,7 @@ REFUSED_BACKENDS = [
     (" s3://cgkit-state", "surrounding blanks"),
     ("cgkit-state", "is not one of file://, s3://"),
     ("https://s3.example.nl/cgkit-state", "is not one of"),
+    ("S3://cgkit-state", "is not one of"),
     ("file://", "is not a file backend"),
     ("file://state?x=1", "is not a file backend"),
     ("s3://", "names no valid bucket"),
