@@ -160,7 +160,6 @@ def main() -> int:
     images = image_builds() if args.images else None
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
-        (scratch / "project").mkdir()
         project = copy_project(ROOT, scratch / "project")
         os.environ["CGKIT_PROJECT_DIR"] = str(project)
         sandbox_up = timed(lambda: sandbox.up())

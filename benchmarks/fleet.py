@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from cgkit import sandbox  # noqa: E402
 from cgkit.cli.app import main as cgkit  # noqa: E402
 from cgkit.gemeenten import all_gemeenten  # noqa: E402
-from tests.integration.conftest import copy_project  # noqa: E402
+from cgkit.scratch import copy_project  # noqa: E402
 from tests.integration.small_fleet import ENV, make_small_fleet  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -108,7 +108,7 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, nargs="+", default=[1, 2, 4])
     ap.add_argument("--verbs", nargs="+", default=["preview", "up", "destroy"])
     args = ap.parse_args()
-    scratch = copy_project(Path(tempfile.mkdtemp(prefix="cgkit-fleet-bench-")))
+    scratch = copy_project(ROOT, Path(tempfile.mkdtemp(prefix="cgkit-fleet-bench-")))
     for old in (scratch / "environments" / ENV / "municipalities").glob("*.yaml"):
         old.unlink()
     make_small_fleet(scratch, list(all_gemeenten())[:args.stacks], waves=[])

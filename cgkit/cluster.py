@@ -23,6 +23,8 @@ from cgkit.config.model import EnvironmentFile
 from cgkit.errors import CgkitError
 from cgkit.sandbox import kubeconfig_path
 
+#: Set to 1 in the fleet's runner pods (cgkit/fleet/in_cluster.py): the cluster is the pod's own.
+IN_CLUSTER = "CGKIT_IN_CLUSTER"
 #: Seconds to wait for the API server to accept the connection, then for its answer.
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 10.0
@@ -41,12 +43,16 @@ class ClusterUnauthorizedError(CgkitError):
 
 
 def environment_kubeconfig(environment: EnvironmentFile, root: Path | None = None) -> Path | None:
-    """Return the kubeconfig an environment's cluster is reached with: the sandbox's when
-    ``cluster.sandbox`` is set, else ``cluster.kubeconfig``, else None (the ambient kubeconfig).
+    """Return the kubeconfig an environment's cluster is reached with: None inside a fleet runner
+    pod (``$CGKIT_IN_CLUSTER`` = 1: its ServiceAccount, as client-go and the Kubernetes provider find
+    it in the pod), else the sandbox's when ``cluster.sandbox`` is set, else ``cluster.kubeconfig``,
+    else None (the ambient kubeconfig).
 
     Raises:
         SandboxError: a sandbox environment while the sandbox does not exist.
     """
+    if os.environ.get(IN_CLUSTER) == "1":
+        return None
     if environment.cluster.sandbox:
         return kubeconfig_path(root)
     return Path(environment.cluster.kubeconfig) if environment.cluster.kubeconfig else None
@@ -101,6 +107,18 @@ def check_cluster(kubeconfig: Path | None, context: str | None = None, sandbox: 
         raise ClusterUnreachableError(f"the cluster at {server} did not answer: {_reason(down)}",
                                       hint=start) from None
     return server
+
+
+def api_client(environment: EnvironmentFile, root: Path | None = None) -> client.ApiClient:
+    """A Kubernetes API client for ``environment``'s cluster, reached as the engine reaches it (its
+    kubeconfig and context; in a pod without one, the pod's service account).
+
+    Raises:
+        ClusterUnreachableError: the kubeconfig is missing or unusable.
+    """
+    cluster = environment.cluster
+    return client.ApiClient(_configuration(environment_kubeconfig(environment, root), cluster.context,
+                                           cluster.sandbox))
 
 
 def _configuration(kubeconfig: Path | None, context: str | None, sandbox: bool) -> client.Configuration:

@@ -21,7 +21,7 @@ import re
 import secrets as token_source
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -227,6 +227,18 @@ def forget_stacks(settings: EngineSettings, prefix: str) -> list[str]:
     return names
 
 
+def remove_stack(settings: EngineSettings, stack_name: str) -> None:
+    """Remove a stack that manages no resources any more: its state, history and config (secrets).
+
+    Raises:
+        EngineError: the engine refused (it still manages resources, or the backend failed).
+    """
+    try:
+        workspace(settings).remove_stack(stack_name)
+    except auto.CommandError as failed:
+        raise EngineError(f"could not remove stack {stack_name}: {_why(str(failed))}") from failed
+
+
 def toolchain_missing() -> CgkitError:
     """Return the error for a missing Pulumi CLI, pointing at the build script."""
     return EngineError("the Pulumi CLI is not built", hint="run tools/build-toolchain, then cgkit doctor")
@@ -330,7 +342,7 @@ class Drift:
     def text(self, limit: int = 5) -> str:
         """Return ``refresh found 1 gone (NetworkPolicy gm0344/default-deny)`` or ``refresh found no drift``;
         at most ``limit`` objects are named per kind of finding."""
-        parts = [f"{len(items)} {word} ({_named(items, limit)})"
+        parts = [f"{len(items)} {word} ({named(items, limit)})"
                  for word, items in (("drifted", self.drifted), ("gone", self.gone)) if items]
         return "refresh found " + (", ".join(parts) if parts else "no drift")
 
@@ -482,13 +494,22 @@ def destroy(stack: auto.Stack, op: Operation, held: Iterable[Protected] = ()) ->
     """Run ``pulumi destroy`` on ``stack``: delete every resource the stack manages, ``held`` (from
     ``data_held``: the protected ones the caller was allowed to delete) unprotected first.
 
+    The engine's exit status is not taken as proof: an engine cancelled (Ctrl-C) as its destroy began
+    exits 0 having deleted nothing ("The resources in the stack have been deleted", no changes; seen
+    on the real node in a fleet destroy), so the stack's state is read back and must be empty.
+
     Raises:
-        EngineError: the engine failed (DataAtRiskError: a protected resource not in ``held``).
+        EngineError: the engine failed, or resources are still in the stack's state after it
+            (DataAtRiskError: a protected resource not in ``held``).
     """
     watch = _Watcher()
-    with unprotected(stack, held):
-        return _run(lambda: stack.destroy(on_output=watch.lines(op.on_output), show_secrets=False, color="never"),
-                    stack, "destroy", watch)
+    with unprotected(stack, held):  # what is left gets its protection back
+        result = _run(lambda: stack.destroy(on_output=watch.lines(op.on_output), show_secrets=False, color="never"),
+                      stack, "destroy", watch)
+        if left := _state_resources(stack):
+            raise EngineError(f"destroy of {stack.name} ended with {len(left)} resource(s) still in its state: the "
+                              "engine stopped before deleting them (cancelled as it began)", hint="run the destroy again")
+    return result
 
 
 def data_held(stack: auto.Stack, allow_data_loss: bool) -> list[Protected]:
@@ -586,7 +607,8 @@ def _describe(meta: auto.events.StepEventMetadata) -> str:
     return f"{kind} {meta.urn.rsplit('::', 1)[-1]}"
 
 
-def _named(items: tuple[str, ...], limit: int) -> str:
+def named(items: Sequence[str], limit: int = 3) -> str:
+    """``a, b, c, and 2 more`` for ``items`` (the first ``limit`` named)."""
     return ", ".join(items[:limit]) + (f", and {len(items) - limit} more" if len(items) > limit else "")
 
 

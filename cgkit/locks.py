@@ -9,7 +9,8 @@ of that stack fails with "the stack is currently locked" (pulumi-kubernetes-oper
 The rule (`holder_gone`): a lock may be removed only when its holder is provably gone, which this
 machine can prove only for a holder of this machine: the lock names this host, and its process id
 is not running, or runs a program that started after the lock was written (the id was reused).
-A lock of another host is never removed here: its runner may be alive; the person who knows it is
+A lock of a fleet runner pod is judged by the cluster instead (``runner_pods``): its pod has
+ended or no longer exists. A lock of another host is never removed here: its runner may be alive; the person who knows it is
 not removes it with ``pulumi cancel``. Locks are read and removed directly in the backend (a
 folder for ``file://``, a bucket for ``s3://``, with the engine's own credentials); other backends
 are refused.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,9 +52,25 @@ class Lock:
     timestamp: datetime
 
 
-def holder_gone(lock: Lock, hostname: str | None = None) -> tuple[bool, str]:
-    """Whether ``lock``'s holder is provably gone, and why (a sentence for the person reading it)."""
+#: The phases of the runner pods a lock's hostname names, [] when none exists any more, or None
+#: when the hostname is no runner pod's (cgkit/fleet/in_cluster.py ``pod_phases``).
+RunnerPods = Callable[[str], "list[str] | None"]
+
+
+def holder_gone(lock: Lock, hostname: str | None = None, runner_pods: RunnerPods | None = None) -> tuple[bool, str]:
+    """Whether ``lock``'s holder is provably gone, and why (a sentence for the person reading it).
+
+    With ``runner_pods``, a lock written by a fleet runner pod (its hostname is ``<job>-<index>``)
+    is judged by the cluster: gone when no pod of that Job and index exists or every one has ended
+    (Succeeded or Failed: its containers run no process); kept while one is Pending or Running.
+    """
     here = hostname or socket.gethostname()
+    phases = runner_pods(lock.hostname) if runner_pods is not None and lock.hostname != here else None
+    if phases is not None:
+        alive = [phase for phase in phases if phase not in ("Succeeded", "Failed")]
+        if alive:
+            return False, f"held by runner pod {lock.hostname}, which is {alive[0]} (an update in progress)"
+        return True, f"held by runner pod {lock.hostname}, which " + ("has ended" if phases else "no longer exists")
     if lock.hostname != here:
         return False, (f"held by pid {lock.pid} on {lock.hostname}, another machine than this one ({here}): "
                        "cannot prove it is gone")

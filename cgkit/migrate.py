@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pulumi import automation as auto
 
 from cgkit import engine, state
+from cgkit.interrupted import pending_operations
 from cgkit.errors import CgkitError
 
 
@@ -47,8 +48,9 @@ def migrate(settings: engine.EngineSettings, env: str, target_url: str,
 
     Raises:
         ValueError: ``target_url`` is no backend the engine can open (``cgkit.state.check_backend``).
-        MigrationError: the target is the source, a stack differs in the target, or a checkpoint
-            read back from the target is not the one written (the stacks before it are moved).
+        MigrationError: the target is the source; a stack holds pending operations (nothing moved);
+            a stack differs in the target, or a checkpoint read back from the target is not the one
+            written (the stacks before it are moved).
         EngineError: the engine could not list, export, create or import a stack.
     """
     state.check_backend(target_url)
@@ -62,9 +64,17 @@ def migrate(settings: engine.EngineSettings, env: str, target_url: str,
     names = sorted(s.name for s in _call(source.list_stacks, "list the stacks of", source_url) if
                    s.name.startswith(f"{env}."))
     present = {s.name for s in _call(target.list_stacks, "list the stacks of", target_url)}
+    checkpoints = {name: _call(lambda: source.export_stack(name), f"export {name} from", source_url) for name in names}
+    left = {name: ops for name, checkpoint in checkpoints.items() if (ops := pending_operations(checkpoint))}
+    if left:  # the engine's import drops them: refused before any stack moves
+        raise MigrationError(
+            f"{len(left)} stack(s) hold operations an interrupted engine left, which a move would drop: "
+            + "; ".join(f"{name}: {engine.named(ops)}" for name, ops in left.items())
+            + "; nothing was moved",
+            hint="check those objects in the cluster, then clear them: pulumi refresh --clear-pending-creates -s "
+                 f"<stack> (after eval \"$(cgkit env --env {env})\"), and migrate again")
     moved = []
-    for name in names:
-        checkpoint = _call(lambda: source.export_stack(name), f"export {name} from", source_url)
+    for name, checkpoint in checkpoints.items():
         if name in present:
             already = _call(lambda: target.export_stack(name), f"export {name} from", target_url)
             if _comparable(already) != _comparable(checkpoint):

@@ -271,17 +271,26 @@ def _ctr(p: NodePaths, *args: str, timeout: float = 600) -> str:
 
 def _load_images(p: NodePaths, progress: Progress) -> None:
     """Import the sandbox's images into containerd unless every one is there already."""
-    have = set(_ctr(p, "images", "ls", "--quiet").split())
-    wanted = {sandbox_images.ref(name) for name in sandbox_images.IMAGES}
-    if wanted <= have:
+    import_images(p, {sandbox_images.ref(name) for name in sandbox_images.IMAGES},
+                  lambda: sandbox_images.build(progress), progress)
+
+
+def import_images(p: NodePaths, refs: set[str], build: Callable[[], Path], progress: Progress = lambda _m: None) -> None:
+    """Import the OCI archive ``build()`` returns into the node's containerd unless every image of
+    ``refs`` is there already (the sandbox's images; the fleet's runner image, cgkit/runner_image.py).
+
+    Raises:
+        NodeError: an image of ``refs`` is still missing after the import. ImageBuildError: from ``build``.
+    """
+    if refs <= set(_ctr(p, "images", "ls", "--quiet").split()):
         return
-    archive = sandbox_images.build(progress)
-    progress("loading the images into the node's containerd")
+    archive = build()
+    progress(f"loading {', '.join(sorted(refs))} into the node's containerd")
     _ctr(p, "images", "import", str(archive))
-    missing = wanted - set(_ctr(p, "images", "ls", "--quiet").split())
+    missing = refs - set(_ctr(p, "images", "ls", "--quiet").split())
     if missing:
         raise NodeError(f"images not loaded: {', '.join(sorted(missing))}",
-                        hint=f"rebuild them: rm -r {sandbox_images.cache_dir()}")
+                        hint=f"rebuild them: rm -r {archive.parent}")
 
 
 def up(p: NodePaths, pki: Path, admin_kubeconfig: Path, api, progress: Progress = lambda _m: None,

@@ -274,11 +274,11 @@ def _apply_volumes(p: SandboxPaths, count: int, size_gi: int, real_node: bool, f
             core.create_persistent_volume(pv)
         elif have[name].status.phase == "Released":
             if local:
-                _scrub(Path(local["path"]))
+                scrub_volume(Path(local["path"]))
             core.patch_persistent_volume(name, {"spec": {"claimRef": None}})
 
 
-def _scrub(directory: Path) -> None:
+def scrub_volume(directory: Path) -> None:
     """Empty a released volume's directory (its files belonged to a tenant that is gone)."""
     shutil.rmtree(directory)
     directory.mkdir(mode=0o755)

@@ -2,7 +2,7 @@
 
 One Debian root filesystem (``mmdebstrap``, suite bookworm) carries everything the sandbox runs:
 PostgreSQL 15 with PostGIS 3, Redis 7, Python 3 with psycopg2/redis/yaml for the app stand-ins
-(cgkit/standin/), and catatonit as the pod sandbox ("pause") process. A second, small layer adds
+(cgkit/standin/), the AWS CLI for the backups, and catatonit as the pod sandbox ("pause") process. A second, small layer adds
 cgkit's files: the stand-in program linked under the paths of the real images, the PostgreSQL
 entrypoint, and the CoreDNS binary from the toolchain. Every image shares those two layers and
 differs only in its OCI config (entrypoint, command, user, env), so the node stores them once.
@@ -13,6 +13,7 @@ Images (``IMAGES``), referenced as ``cgkit.sandbox/<name>:<key>``:
     redis     stands in for docker.io/redis (``redis-server`` with the StatefulSet's args)
     standin   stands in for every Common Ground app image (web, worker, beat, manage.py)
     coredns   the cluster DNS of the real node
+    awscli    stands in for docker.io/amazon/aws-cli (Debian's awscli 2): the backups' uploader
 
 ``key`` is a digest of every input (suite, packages, hooks, cgkit's files, CoreDNS version), so
 a change of any input is a new tag and a new build; a built key is reused (cache under
@@ -40,7 +41,7 @@ from cgkit.errors import CgkitError
 REGISTRY = "cgkit.sandbox"
 SUITE = "bookworm"
 PACKAGES = ("catatonit", "postgresql-15", "postgresql-15-postgis-3", "redis-server", "python3",
-            "python3-psycopg2", "python3-redis", "python3-yaml", "python-is-python3")
+            "python3-psycopg2", "python3-redis", "python3-yaml", "python-is-python3", "awscli")
 # The official postgres and redis images run as UID/GID 999; components/backing.py does too.
 # postgresql-common's postinst keeps an existing postgres user, so it is made before the packages.
 ESSENTIAL_HOOK = ('echo "postgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh" >> "$1/etc/passwd"; '
@@ -64,6 +65,7 @@ IMAGES: dict[str, dict] = {
     "redis": {"Cmd": ["redis-server"], "User": "999:999", "WorkingDir": "/data"},
     "standin": {"Cmd": ["/start.sh"], "User": "1000:1000", "WorkingDir": "/app"},
     "coredns": {"Entrypoint": ["/usr/local/bin/coredns"], "Cmd": ["-conf", "/etc/coredns/Corefile"]},
+    "awscli": {"Entrypoint": ["/usr/bin/aws"], "User": "999:999"},
 }
 Progress = Callable[[str], None]
 
@@ -120,7 +122,8 @@ def rootfs_path() -> Path:
     return _cache_root() / f"rootfs-{rootfs_key()}.tar"
 
 
-def _require(tool: str) -> None:
+def require_tool(tool: str) -> None:
+    """Raise ImageBuildError (hint: tools/setup) unless ``tool`` is on PATH."""
     if shutil.which(tool) is None:
         raise ImageBuildError(f"{tool} not found", hint="run tools/setup (installs the Debian packages)")
 
@@ -136,14 +139,14 @@ def build_rootfs(progress: Progress = lambda _m: None) -> Path:
     if out.is_file():
         progress(f"root filesystem {rootfs_key()} cached: {out}")
         return out
-    _require("mmdebstrap")
+    require_tool("mmdebstrap")
     out.parent.mkdir(parents=True, exist_ok=True)
     log = out.with_suffix(".log")
     log.write_text("")
     start = time.monotonic()
     progress(f"building the Debian {SUITE} root filesystem (mmdebstrap; minutes when cold)")
     tmp = out.with_suffix(".tmp.tar")
-    _run(["mmdebstrap", "--variant=essential", f"--include={','.join(PACKAGES)}",
+    run_logged(["mmdebstrap", "--variant=essential", f"--include={','.join(PACKAGES)}",
           f"--essential-hook={ESSENTIAL_HOOK}", f"--customize-hook={CUSTOMIZE_HOOK}",
           SUITE, str(tmp)], log)
     tmp.rename(out)
@@ -156,7 +159,7 @@ def archive() -> Path:
     return cache_dir() / "images.tar"
 
 
-def _run(cmd: list[str], log: Path) -> None:
+def run_logged(cmd: list[str], log: Path) -> None:
     """Run ``cmd`` appending its output to ``log``; ImageBuildError with the log's tail on failure."""
     with log.open("a") as out:
         out.write(f"\n$ {' '.join(cmd)}\n")
@@ -198,15 +201,39 @@ def _cgkit_layer(path: Path, coredns: Path) -> None:
         add(tar, "usr/local/bin/coredns", coredns.read_bytes())
 
 
-def _name_images(layout: Path) -> None:
-    """Add ``io.containerd.image.name`` (the full ref) to each manifest of the layout's index."""
+def config_args(cfg: dict) -> list[str]:
+    """``umoci config`` flags for an image config in the shape of IMAGES' entries (Env, Entrypoint,
+    Cmd, User, WorkingDir); without Env the image gets ``PATH``."""
+    args = ["--clear=config.env"]
+    for env in cfg.get("Env", [f"PATH={PATH}"]):
+        args += ["--config.env", env]
+    for flag, field in (("--config.entrypoint", "Entrypoint"), ("--config.cmd", "Cmd")):
+        for arg in cfg.get(field, []):
+            args += [flag, arg]
+    if "User" in cfg:
+        args += ["--config.user", cfg["User"]]
+    if "WorkingDir" in cfg:
+        args += ["--config.workingdir", cfg["WorkingDir"]]
+    return args
+
+
+def pack_layout(layout: Path, refs: dict[str, str], out: Path) -> None:
+    """Name each tag of the OCI ``layout`` by its full reference in ``refs`` (tag -> ref; the
+    ``io.containerd.image.name`` annotation ``ctr images import`` reads), write the layout as the
+    archive ``out`` (atomically: a partial file is never left) and remove the layout."""
     index_path = layout / "index.json"
     index = json.loads(index_path.read_text())
     for m in index["manifests"]:
         tag = m.get("annotations", {}).get("org.opencontainers.image.ref.name")
-        if tag in IMAGES:
-            m["annotations"]["io.containerd.image.name"] = ref(tag)
+        if tag in refs:
+            m["annotations"]["io.containerd.image.name"] = refs[tag]
     index_path.write_text(json.dumps(index))
+    tmp = out.with_suffix(".tmp")
+    with tarfile.open(tmp, "w") as tar:
+        for entry in sorted(layout.iterdir()):
+            tar.add(entry, arcname=entry.name)
+    shutil.rmtree(layout)
+    tmp.rename(out)
 
 
 def build(progress: Progress = lambda _m: None, force: bool = False) -> Path:
@@ -228,7 +255,7 @@ def build(progress: Progress = lambda _m: None, force: bool = False) -> Path:
     if out.is_file() and not force:
         progress(f"images {key()} already built: {out}")
         return out
-    _require("umoci")
+    require_tool("umoci")
     coredns = toolchain.bin_dir() / "coredns"
     if not coredns.is_file():
         raise ImageBuildError(f"CoreDNS binary missing at {coredns}", hint="run tools/build-toolchain")
@@ -242,30 +269,14 @@ def build(progress: Progress = lambda _m: None, force: bool = False) -> Path:
     layer = work / "cgkit-layer.tar"
     _cgkit_layer(layer, coredns)
     layout = work / "oci"
-    _run(["umoci", "init", "--layout", str(layout)], log)
-    _run(["umoci", "new", "--image", f"{layout}:base"], log)
-    _run(["umoci", "raw", "add-layer", "--image", f"{layout}:base", str(rootfs)], log)
-    _run(["umoci", "raw", "add-layer", "--image", f"{layout}:base", str(layer)], log)
+    run_logged(["umoci", "init", "--layout", str(layout)], log)
+    run_logged(["umoci", "new", "--image", f"{layout}:base"], log)
+    run_logged(["umoci", "raw", "add-layer", "--image", f"{layout}:base", str(rootfs)], log)
+    run_logged(["umoci", "raw", "add-layer", "--image", f"{layout}:base", str(layer)], log)
     for name, cfg in IMAGES.items():
-        cmd = ["umoci", "config", "--image", f"{layout}:base", "--tag", name, "--clear=config.env"]
-        for env in cfg.get("Env", [f"PATH={PATH}"]):
-            cmd += ["--config.env", env]
-        for flag, field in (("--config.entrypoint", "Entrypoint"), ("--config.cmd", "Cmd")):
-            for arg in cfg.get(field, []):
-                cmd += [flag, arg]
-        if "User" in cfg:
-            cmd += ["--config.user", cfg["User"]]
-        if "WorkingDir" in cfg:
-            cmd += ["--config.workingdir", cfg["WorkingDir"]]
-        _run(cmd, log)
-    _run(["umoci", "rm", "--image", f"{layout}:base"], log)
-    _name_images(layout)
-    tmp = out.with_suffix(".tmp")
-    with tarfile.open(tmp, "w") as tar:
-        for entry in sorted(layout.iterdir()):
-            tar.add(entry, arcname=entry.name)
-    shutil.rmtree(layout)
+        run_logged(["umoci", "config", "--image", f"{layout}:base", "--tag", name, *config_args(cfg)], log)
+    run_logged(["umoci", "rm", "--image", f"{layout}:base"], log)
+    pack_layout(layout, {name: ref(name) for name in IMAGES}, out)
     layer.unlink()
-    tmp.rename(out)
     progress(f"images {key()} built in {time.monotonic() - start:.0f}s: {out}")
     return out

@@ -16,13 +16,14 @@ COPIED = ("Pulumi.yaml", "pyproject.toml", "cgkit", "components", "stacks", "pol
 
 
 def copy_project(source: Path, target: Path) -> Path:
-    """Copy the project at ``source`` into the (existing, empty) folder ``target``; return ``target``.
+    """Copy the project at ``source`` into the folder ``target`` (made when missing; empty); return it.
 
     Raises:
         FileNotFoundError: ``source`` has no ``.venv`` (run tools/setup first).
     """
     if not (source / ".venv").is_dir():
         raise FileNotFoundError(f"{source / '.venv'} is missing; run tools/setup first")
+    target.mkdir(parents=True, exist_ok=True)
     for name in COPIED:
         item = source / name
         if item.is_dir():

@@ -17,6 +17,18 @@ POSTGRES_ADMIN_PASSWORD = "postgres-admin-password"
 #: The client secret the municipality's OIDC provider issued (``auth.oidc``): set by the platform
 #: team, never generated.
 OIDC_CLIENT_SECRET = "oidc-client-secret"
+#: The tenant's own credentials at the backup store (``backups``), allowed only the tenant's prefix:
+#: made by the store's IAM (``cgkit backup grant`` on the sandbox's store), never generated.
+BACKUP_ACCESS_KEY_ID = "backup-access-key-id"
+BACKUP_SECRET_ACCESS_KEY = "backup-secret-access-key"
+#: Why each provided secret is needed and who makes it: the sentence ``SecretNotSet`` shows.
+PROVIDED_BECAUSE = {
+    OIDC_CLIENT_SECRET: "the municipality file asks for OIDC login and the provider's client secret is set by hand",
+    BACKUP_ACCESS_KEY_ID: "the environment backs the tenant's databases up, with credentials at the store that "
+                          "may touch only the tenant's prefix",
+    BACKUP_SECRET_ACCESS_KEY: "the environment backs the tenant's databases up, with credentials at the store that "
+                              "may touch only the tenant's prefix",
+}
 
 
 def secret_key_name(app: str) -> str:
@@ -59,9 +71,13 @@ def secret_names(cfg: Any) -> list[str]:
 def provided_secret_names(cfg: Any) -> list[str]:
     """The secret stack-config keys someone must set by hand (cgkit cannot generate them), sorted.
 
-    ``oidc-client-secret`` when the municipality file has ``auth.oidc``.
+    ``oidc-client-secret`` when the municipality file has ``auth.oidc``; ``backup-access-key-id`` and
+    ``backup-secret-access-key`` when the tenant is backed up (``cfg.backups``).
     """
-    return [OIDC_CLIENT_SECRET] if cfg.auth.oidc is not None else []
+    names = [OIDC_CLIENT_SECRET] if cfg.auth.oidc is not None else []
+    if getattr(cfg, "backups", None) is not None:
+        names += [BACKUP_ACCESS_KEY_ID, BACKUP_SECRET_ACCESS_KEY]
+    return sorted(names)
 
 
 #: What ``cgkit secrets rotate --what`` can rotate: kind -> the secret name of an app.

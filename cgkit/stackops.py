@@ -26,7 +26,7 @@ from cgkit.conventions import stack_name
 from cgkit.errors import CgkitError, ConfigError, InvalidArgumentError
 from cgkit.gemeenten import lookup
 from cgkit.project import find_root, state_dir
-from cgkit.secrets import provided_secret_names, secret_names
+from cgkit.secrets import BACKUP_ACCESS_KEY_ID, PROVIDED_BECAUSE, provided_secret_names, secret_names
 
 
 class Verb(str, Enum):
@@ -109,7 +109,7 @@ def load_target(root: Path, env: str, target: str, runs_program: bool = True):
 
 
 def open_stack(env: str, target: str, verb: Verb = Verb.UP, notify: Callable[[str], object] | None = None,
-               ) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
+               create: bool = True) -> tuple[engine.EngineSettings, "engine.auto.Stack"]:
     """Validate ``target``'s config, probe its cluster, then open its stack for ``verb``.
 
     ``up`` creates the stack when it is new and generates its missing secrets; ``preview`` does the
@@ -121,7 +121,9 @@ def open_stack(env: str, target: str, verb: Verb = Verb.UP, notify: Callable[[st
     generated under ``engine.stack_lock``, so commands opening one new stack at once create it and
     its secrets once. The policy pack gets a per-stack config (the municipality's domain,
     registries, waivers, the environment's enforcement) in ``.cgkit/policy/<stack>.json``.
-    ``notify`` receives one-line notes (secrets generated); default: ignored.
+    ``notify`` receives one-line notes (secrets generated); default: ignored. Without ``create`` (a
+    fleet runner pod, whose files die with it) a new stack or a missing secret is an error instead:
+    the stack config, with the secrets' encryption salt, must come from the machine that keeps it.
 
     Raises:
         InvalidArgumentError: ``target`` is neither 'platform' nor a CBS code of the list.
@@ -148,6 +150,10 @@ def open_stack(env: str, target: str, verb: Verb = Verb.UP, notify: Callable[[st
     say = notify or (lambda _line: None)
     with engine.stack_lock(root, name):
         stack = engine.existing_stack(settings, name)
+        if stack is None and not create:
+            raise StackNotDeployed(f"stack {name} has no stack config here and a runner pod creates none (it would "
+                                   "be lost with the pod)", hint=f"open it first where its config lives: "
+                                   f"cgkit preview --env {env} {target}")
         if stack is None and not verb.runs_program:
             raise StackNotDeployed(f"stack {name} does not exist: it was never deployed (or was forgotten); "
                                    f"there is nothing to {verb.value}",
@@ -158,10 +164,15 @@ def open_stack(env: str, target: str, verb: Verb = Verb.UP, notify: Callable[[st
                 say(f"stack {name} {PREVIEW_CREATED}")
         missing = engine.missing_config(stack, provided)
         if missing:
-            raise SecretNotSet(f"stack {name} has no {', '.join(missing)}: the municipality file asks for OIDC "
-                               "login and the provider's client secret is set by hand",
-                               hint=" ; ".join(f"eval \"$(cgkit env --env {env})\" && pulumi config set --secret "
-                                               f"cgkit:{m} <value> -s {name}" for m in missing))
+            because = "; ".join(dict.fromkeys(PROVIDED_BECAUSE[m] for m in missing))
+            grant = (f"cgkit backup grant --env {env} {target} (the sandbox's store), or "
+                     if BACKUP_ACCESS_KEY_ID in missing else "")
+            raise SecretNotSet(f"stack {name} has no {', '.join(missing)}: {because}",
+                               hint=grant + " ; ".join(f"eval \"$(cgkit env --env {env})\" && pulumi config set "
+                                                       f"--secret cgkit:{m} <value> -s {name}" for m in missing))
+        if not create and (absent := engine.missing_config(stack, names if verb.runs_program else [])):
+            raise SecretNotSet(f"stack {name} lacks {', '.join(absent)} and a runner pod generates none (they would "
+                               "be lost with the pod)", hint=f"generate them first: cgkit preview --env {env} {target}")
         created = engine.ensure_secrets(stack, names) if verb.runs_program else []
     if created:
         say(f"generated {len(created)} secret(s) into the stack config (encrypted)"

@@ -71,23 +71,26 @@ def container_security_context(*, read_only_root: bool) -> dict[str, Any]:
 
 
 def pod_spec(service_account: str, uid: int, containers: list[dict[str, Any]], *, read_only_root: bool,
-             **extra: Any) -> dict[str, Any]:
+             init_containers: Sequence[dict[str, Any]] = (), **extra: Any) -> dict[str, Any]:
     """The one pod scaffold every cgkit workload uses (Deployments, StatefulSets, Jobs).
 
     Returns a pod ``spec`` (snake_case, as pulumi_kubernetes takes it) running as ``service_account``
     without an automounted token, without service links (they inject ``<SERVICE>_PORT=tcp://...``
     variables that break uWSGI: open-zaak/open-zaak#2415, research/commonground.md §2.2), with the
     restricted pod security context for ``uid`` and the restricted container security context set on
-    every container of ``containers`` (a container's own ``security_context`` key is overwritten).
-    ``extra`` adds pod fields (``volumes``, ``restart_policy``, ...).
+    every container of ``containers`` and ``init_containers`` (a container's own ``security_context``
+    key is overwritten). ``extra`` adds pod fields (``volumes``, ``restart_policy``, ...).
     """
+    def restricted(c: dict[str, Any]) -> dict[str, Any]:
+        return {**c, "security_context": container_security_context(read_only_root=read_only_root)}
+
     return {
         "service_account_name": service_account,
         "automount_service_account_token": False,
         "enable_service_links": False,
         "security_context": pod_security_context(uid),
-        "containers": [{**c, "security_context": container_security_context(read_only_root=read_only_root)}
-                       for c in containers],
+        "containers": [restricted(c) for c in containers],
+        **({"init_containers": [restricted(c) for c in init_containers]} if init_containers else {}),
         **extra,
     }
 

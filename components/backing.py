@@ -33,6 +33,8 @@ from components import _defaults as d
 
 POSTGRES = "postgresql"
 PROVISION = "provision"
+#: Component label of the backup and restore pods of the tenant's PostgreSQL (components.backup).
+BACKUP = "backup"
 REDIS = "redis"
 POSTGRES_PORT = 5432
 REDIS_PORT = 6379

@@ -30,9 +30,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from cgkit import conventions as cv
-from cgkit.otlp import Destination
+from cgkit.netpeer import Destination
 from components import _defaults as d
-from components.backing import POSTGRES, POSTGRES_PORT, PROVISION, REDIS, REDIS_PORT
+from components.backing import BACKUP, POSTGRES, POSTGRES_PORT, PROVISION, REDIS, REDIS_PORT
 from components.catalog import AppSpec
 from components.sizing import tier
 
@@ -86,6 +86,8 @@ class TenantBaselineArgs:
     """Group names bound to ``cgkit-tenant-viewer``; no binding when empty."""
     otlp: Destination | None = None
     """The OpenTelemetry collector the apps export to (``cgkit.otlp``); ``None``: no such egress."""
+    backup_store: Destination | None = None
+    """The object store the in-tenant PostgreSQL's backups go to (``cgkit.backups``); ``None``: no backups."""
     dns_namespace: str = "kube-system"
     dns_pod_labels: dict[str, str] = field(default_factory=lambda: {"k8s-app": "kube-dns"})
     """Labels of the cluster DNS pods (CoreDNS keeps the ``kube-dns`` label for compatibility)."""
@@ -102,14 +104,6 @@ def _pods(**match: str) -> dict[str, Any]:
 def _apps_in(keys: Sequence[str]) -> dict[str, Any]:
     return {"pod_selector": {"match_expressions": [
         {"key": cv.LABEL_NAME, "operator": "In", "values": sorted(keys)}]}}
-
-
-def _otlp_peer(collector: Destination) -> dict[str, Any]:
-    """The collector's namespace (any pod in it: its pod labels are the platform team's choice) or
-    its address."""
-    if collector.namespace is not None:
-        return {"namespace_selector": {"match_labels": {NAMESPACE_NAME_LABEL: collector.namespace}}}
-    return {"ip_block": {"cidr": collector.cidr}}
 
 
 def network_policies(args: TenantBaselineArgs) -> dict[str, dict[str, Any]]:
@@ -187,14 +181,15 @@ def network_policies(args: TenantBaselineArgs) -> dict[str, dict[str, Any]]:
         policies["otlp-egress"] = {
             "pod_selector": _apps_in(list(enabled))["pod_selector"],
             "policy_types": ["Egress"],
-            "egress": [{"to": [_otlp_peer(args.otlp)], "ports": [_port(args.otlp.port)]}],
+            "egress": [{"to": [args.otlp.peer()], "ports": [_port(args.otlp.port)]}],
         }
     if args.external_database is None and enabled:
         policies["postgresql-ingress"] = {
             "pod_selector": {"match_labels": {L: POSTGRES, C: POSTGRES}},
             "policy_types": ["Ingress"],
             "ingress": [{
-                "from": [_apps_in(list(enabled)), _pods(**{L: POSTGRES, C: PROVISION})],
+                "from": [_apps_in(list(enabled)), _pods(**{L: POSTGRES, C: PROVISION}),
+                         *([_pods(**{L: POSTGRES, C: BACKUP})] if args.backup_store else [])],
                 "ports": [_port(POSTGRES_PORT)],
             }],
         }
@@ -203,6 +198,13 @@ def network_policies(args: TenantBaselineArgs) -> dict[str, dict[str, Any]]:
             "policy_types": ["Egress"],
             "egress": [{"to": [_pods(**{L: POSTGRES, C: POSTGRES})], "ports": [_port(POSTGRES_PORT)]}],
         }
+        if args.backup_store is not None:
+            policies["postgresql-backup-egress"] = {
+                "pod_selector": {"match_labels": {L: POSTGRES, C: BACKUP}},
+                "policy_types": ["Egress"],
+                "egress": [{"to": [_pods(**{L: POSTGRES, C: POSTGRES})], "ports": [_port(POSTGRES_PORT)]},
+                           {"to": [args.backup_store.peer()], "ports": [_port(args.backup_store.port)]}],
+            }
     return policies
 
 

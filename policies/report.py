@@ -156,11 +156,15 @@ def _tenant_entry(tenant: Tenant, cat, rules) -> dict[str, Any]:
 
 
 def build(env: str, tenants: Sequence[Tenant], now: dt.datetime | None = None,
-          haven: Mapping[str, Any] | None = None, framework: str | None = None) -> dict[str, Any]:
+          haven: Mapping[str, Any] | None = None, framework: str | None = None,
+          backups: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """The whole report as a JSON-ready dict (runs the fixture cases and tenant evaluations it reports).
 
     ``haven``: the Haven checks of the environment's cluster (``cgkit.haven.report.as_dict``), or
     None when the report was made without the cluster (the section then says so).
+    ``backups``: per municipality ``code``, ``state`` (a sentence), ``last_backup`` (``id``,
+    ``created``, ``bytes``) and ``last_drill`` (``at``, ``backup``), read from the backup store
+    (BIO2 8.13, information backup); None when the report was made without the store.
     ``framework``: a framework of ``controls.yaml`` in any case (``bio2``): report only its controls,
     the rules that serve them (listing only its controls) and those rules' findings; None: everything.
     Raises `catalog.CatalogError` for an unknown framework, naming the frameworks there are."""
@@ -182,7 +186,8 @@ def build(env: str, tenants: Sequence[Tenant], now: dt.datetime | None = None,
     return {"env": env, "generated": (now or dt.datetime.now(dt.timezone.utc)).isoformat(timespec="seconds"),
             "commit": _git_commit(), "summary": summary, "framework": frameworks[0].name if framework else None,
             "frameworks": {f.name: f.as_dict() for f in frameworks},
-            "rules": rules, "controls": controls, "municipalities": municipalities, "haven": haven}
+            "rules": rules, "controls": controls, "municipalities": municipalities, "haven": haven,
+            "backups": list(backups) if backups is not None else None}
 
 
 # ------------------------------------------------------------------------------------------ markdown
@@ -244,7 +249,7 @@ def markdown(report: Mapping[str, Any]) -> str:
             out += [f"- {f['rule']} [{f['status'] if f['status'] == 'waived' else f['enforcement']}] "
                     f"{f['kind']}/{f['name']} `{f['path']}`: {f['message']}"
                     + (f" — waived: {f['waiver_reason']}" if f["waiver_reason"] else "") for f in m["findings"]]
-    return "\n".join(out + _md_haven(report["haven"])) + "\n"
+    return "\n".join(out + _md_haven(report["haven"]) + _md_backups(report["backups"])) + "\n"
 
 
 def haven_counts(haven: Mapping[str, Any]) -> str:
@@ -260,6 +265,26 @@ def _md_haven(haven: Mapping[str, Any] | None) -> list[str]:
     out += [f"The Haven checks against `{haven['server']}`: {haven_counts(haven)}.", "", "| check | state | title | evidence |", "| --- | --- | --- | --- |"]
     return out + [f"| {c['id']} | {c['state']} | {_md_cell(c['title'])} | {_md_cell(c['evidence'])} |"
                   for c in haven["checks"]]
+
+
+BACKUPS_TITLE = "Backups and restore drills (BIO2 8.13, information backup)"
+BACKUPS_ABSENT = ("Not part of this report: run `cgkit policy report --backups` where the environment's "
+                  "backup store can be reached.")
+
+
+def _backup_cells(b: Mapping[str, Any]) -> list[str]:
+    """The plain cells of one municipality's backup row: code, state, last backup, size, last drill."""
+    last, drill = b.get("last_backup"), b.get("last_drill")
+    return [b["code"], b["state"], f"{last['id']} ({last['created']})" if last else "none",
+            f"{last['bytes']} bytes" if last else "", f"{drill['at']} of {drill['backup']}" if drill else "none"]
+
+
+def _md_backups(backups: Sequence[Mapping[str, Any]] | None) -> list[str]:
+    out = ["", f"## {BACKUPS_TITLE}", ""]
+    if backups is None:
+        return out + [BACKUPS_ABSENT]
+    out += ["| code | state | last backup | size | last restore drill |", "| --- | --- | --- | --- | --- |"]
+    return out + ["| " + " | ".join(_md_cell(c) for c in _backup_cells(b)) + " |" for b in backups]
 
 
 # ---------------------------------------------------------------------------------------------- html
@@ -346,13 +371,21 @@ def html(report: Mapping[str, Any]) -> str:
             f"<h1>Policy report — {_e(_subject(report))}</h1>"
             f"<p class=\"meta\">Generated {_e(report['generated'])}{commit}.</p>"
             f"<nav><a href=\"#rules\">Rules</a><a href=\"#controls\">Controls</a>"
-            f"<a href=\"#municipalities\">Municipalities</a><a href=\"#haven\">Haven</a></nav><div class=\"cards\">{cards}</div>"
+            f"<a href=\"#municipalities\">Municipalities</a><a href=\"#haven\">Haven</a><a href=\"#backups\">Backups</a></nav><div class=\"cards\">{cards}</div>"
             f"<h2 id=\"rules\">Rules</h2>{overview}<h3>Rule details and fixture evidence</h3>"
             + "".join(_html_rule(r) for r in report["rules"])
             + f"<h2 id=\"controls\">Controls</h2>{controls}"
             f"<h2 id=\"municipalities\">Municipalities</h2>{municipalities}"
             + "".join(_html_municipality(m) for m in report["municipalities"])
-            + _html_haven(report["haven"]) + "</main></body></html>\n")
+            + _html_haven(report["haven"]) + _html_backups(report["backups"]) + "</main></body></html>\n")
+
+
+def _html_backups(backups: Sequence[Mapping[str, Any]] | None) -> str:
+    head = f'<h2 id="backups">{_e(BACKUPS_TITLE)}</h2>'
+    if backups is None:
+        return f"{head}<p>{_e(BACKUPS_ABSENT)}</p>"
+    return head + _table(["code", "state", "last backup", "size", "last restore drill"],
+                         [[_e(c) for c in _backup_cells(b)] for b in backups], "overview")
 
 
 def _html_haven(haven: Mapping[str, Any] | None) -> str:

@@ -31,11 +31,14 @@ config                                   component input
 ``environment.observability``            the apps' ``OTEL_*`` settings (off without an
                                          endpoint); ``TenantBaselineArgs.otlp``: egress to
                                          exactly the collector (``cgkit.otlp``)
+``backups`` (env + municipality)         ``Backup`` (CronJob, in-cluster database only);
+                                         ``TenantBaselineArgs.backup_store``: the backup pods
+                                         reach PostgreSQL and exactly the store
 =======================================  ==================================================
 
 Secrets come from stack config (``cgkit:<name>``, names from ``cgkit.secrets``), including one
 per wiring edge (``components.wiring``: each app's setup document, passed as ``AppSetup``).
-Exports: ``namespace`` (str), ``urls`` (app key -> ``https://<app>.<domain>``), ``wiring``
+Exports: ``release`` (the catalog release deployed, ``components.releases``), ``namespace`` (str), ``urls`` (app key -> ``https://<app>.<domain>``), ``wiring``
 (``"<consumer> -> <provider>"`` per edge) and ``unwired`` (edges dropped because the provider is
 disabled).
 """
@@ -48,10 +51,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from cgkit import sandbox_images, secrets
+from cgkit.backups import store_destination
 from components import _defaults as d
-from components import wiring
+from components import releases, wiring
 from components.app import AppDatabase, AppSetup, CommonGroundApp, CommonGroundAppArgs
-from components.backing import Database, Postgres, PostgresArgs, Redis, RedisArgs
+from components.backup import Backup, BackupArgs
+from components.backing import POSTGRES_IMAGE, Database, Postgres, PostgresArgs, Redis, RedisArgs
 from components.catalog import AppSpec, Image, load_catalog
 from components.sizing import Tier, tier
 from components.tenant import ExternalDatabase, TenantBaseline, TenantBaselineArgs
@@ -59,6 +64,7 @@ from stacks.platform import provider, require_platform
 
 #: PostgreSQL and Redis resources at size S; scaled by the tier multiplier like the apps.
 _POSTGRES_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+_BACKUP_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
 _REDIS_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
 
 
@@ -84,6 +90,21 @@ def _with_sandbox_image(spec: AppSpec) -> AppSpec:
     return spec.model_copy(update={"image": Image(repository=repository, tag=tag)})
 
 
+def _backup(cfg: Any, backups: Any, namespace: pulumi.Input[str], t: Tier, conf: pulumi.Config,
+            opts: pulumi.ResourceOptions) -> Backup:
+    """The tenant's scheduled backups (``components.backup``), with the sandbox's images there."""
+    images = ({"postgres_image": sandbox_images.ref("postgis"), "awscli_image": sandbox_images.ref("awscli")}
+              if cfg.environment.images.sandbox_images else {"postgres_image": POSTGRES_IMAGE})
+    return Backup(f"{cfg.code.lower()}-backup", BackupArgs(
+        code=cfg.code, environment=cfg.env, namespace=namespace,
+        schedule=backups.schedule, keep_daily=backups.keep_daily, keep_weekly=backups.keep_weekly,
+        endpoint=backups.endpoint, bucket=backups.bucket, region=backups.region,
+        access_key_id=conf.require_secret(secrets.BACKUP_ACCESS_KEY_ID),
+        secret_access_key=conf.require_secret(secrets.BACKUP_SECRET_ACCESS_KEY),
+        work_size=cfg.database.storage, resources=_scaled(_BACKUP_RESOURCES, t), **images,
+    ), opts=opts)
+
+
 def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
     """Declare the tenant of ``cfg`` and export ``namespace`` and ``urls``.
 
@@ -98,6 +119,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
     t = tier(cfg.size).model_copy(update={"requests_scale": env.resources.requests_scale})
     backing_images = ({"image": sandbox_images.ref("postgis")}, {"image": sandbox_images.ref("redis")}) \
         if env.images.sandbox_images else ({}, {})
+    backups = cfg.backups  # None for an external database (loader.merge)
     code = cfg.code
     name = code.lower()
 
@@ -113,6 +135,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
         ingress_namespace=env.ingress.controller_namespace,
         external_database=external,
         otlp=env.observability.destination,
+        backup_store=store_destination(backups.endpoint) if backups else None,
         admins=list(cfg.access.admins),
         viewers=list(cfg.access.viewers),
     ), opts=opts)
@@ -132,6 +155,8 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             resources=_scaled(_POSTGRES_RESOURCES, t),
             **backing_images[0],
         ), opts=after_baseline)
+        if backups is not None:
+            _backup(cfg, backups, namespace, t, conf, after_baseline)
         # The apps (their migration Jobs first) start once their databases exist: before, they
         # would only crash-loop, and while they wait for readiness they hold the engine's
         # registration slots that the provisioning Job itself needs (seen on the real node:
@@ -176,6 +201,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
         urls[spec.key] = app.url
 
     pulumi.export("platform", require_platform(cfg.env, env))
+    pulumi.export("release", releases.current().version)
     pulumi.export("namespace", namespace)
     pulumi.export("urls", urls)
     pulumi.export("wiring", [f"{e.consumer} -> {e.provider}" for e in wiring.edges(apps)])

@@ -10,6 +10,8 @@ import typer
 
 from cgkit.cli import config_cmds, doctor, render_cmds, sandbox, stack_cmds
 from cgkit.cli.secrets_cmds import secrets_app
+from cgkit.cli.backup_cmds import backup_app, restore
+from cgkit.cli.offboard_cmds import offboard_cmd
 from cgkit.cli.state_cmds import state_app
 from cgkit.cli.fleet_cmds import fleet_app
 from cgkit.cli.haven_cmds import haven_app
@@ -41,6 +43,9 @@ app.add_typer(fleet_app, name="fleet")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(haven_app, name="haven")
 app.add_typer(state_app, name="state")
+app.add_typer(backup_app, name="backup")
+app.command("restore")(restore)
+app.command("offboard")(offboard_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

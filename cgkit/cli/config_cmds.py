@@ -51,7 +51,7 @@ def validate(
                   highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     issues = [issue for name in names
-              for issue in loader.check_environment(root, name, extra=_capacity(root))]
+              for issue in loader.check_environment(root, name, extra=lambda cfg: capacity.capacity_issues(root, cfg))]
     for issue in issues:
         err.print(issue.render(), markup=False, highlight=False, soft_wrap=True)
     files = sum(len(loader.municipality_codes(root, name)) + 1 for name in names)
@@ -69,9 +69,3 @@ def write_schema(
     for path in schema.write_schemas(out_dir or root / loader.ENVIRONMENTS / "schema"):
         out.print(f"wrote {path}")
 
-
-def _capacity(root: Path):
-    """The capacity check for files that set replicas themselves (size defaults are tested to fit)."""
-    def check(cfg):
-        return capacity.capacity_issues(root, cfg) if capacity.has_replica_overrides(cfg) else []
-    return check

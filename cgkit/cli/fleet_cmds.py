@@ -30,12 +30,16 @@ from cgkit.config.model import EnvironmentFile
 from cgkit.conventions import stack_name
 from cgkit.errors import ConfigError, InvalidArgumentError
 from cgkit.fleet import report
+from cgkit.fleet import status as fleet_status
 from cgkit.fleet.engine_runner import STACK_CREATED, stack_runner
-from cgkit.fleet.scheduler import FleetRun, Status, run_fleet
+from cgkit.fleet import cluster_run
+from cgkit.fleet.in_cluster import NAMESPACE
+from cgkit.fleet.scheduler import FleetRun, Status, run_waves, thread_pool
 from cgkit.fleet.selection import SelectionError, Shard, WavePlan, in_shard, plan_waves, select_codes
 from cgkit.fleet.view import LiveView, change_text, drift_text, summary_table
 from cgkit.project import find_root
-from cgkit import engine, locks
+from components import releases
+from cgkit import engine, interrupted, locks
 from cgkit.stackops import RunOptions, check_target, engine_settings
 
 fleet_app = typer.Typer(help="Preview, update, refresh or destroy many municipality stacks: waves, a "
@@ -48,8 +52,14 @@ WaveName = Annotated[str | None, typer.Option("--wave", help="Only this wave of 
 Parallel = Annotated[int, typer.Option(min=1, max=64, help="Stacks run at once.")]
 Resume = Annotated[str | None, typer.Option(help="Rerun only what failed or did not finish in this run "
                                             "(a run id under .cgkit/runs, or its folder).")]
+InCluster = Annotated[bool, typer.Option("--in-cluster", help="Run each wave as a Kubernetes Indexed Job in "
+                                         "the cgkit-fleet namespace (one pod per stack, --parallel at once) "
+                                         "against the shared state backend.")]
 ShardOpt = Annotated[str | None, typer.Option("--shard", metavar="K/N", help="Only part K of N disjoint parts "
                                               "of the selection (N runners on one shared backend).")]
+ReleaseOpt = Annotated[str | None, typer.Option("--release", metavar="VERSION", help="The catalog release to roll "
+                                                "out (components/releases.yaml); it must be the checkout's. Each "
+                                                "tenant's hop is shown first.")]
 
 
 @dataclass(frozen=True)
@@ -74,30 +84,34 @@ class Selection:
 @fleet_app.command("preview")
 def preview(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
             parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None, skip_policy: NoPolicy = False,
-            no_refresh: NoRefresh = False) -> None:
+            no_refresh: NoRefresh = False, in_cluster: InCluster = False, release: ReleaseOpt = None) -> None:
     """Show what `up` would change in each stack (live objects read back first), with the policy pack applied."""
+    _check_release(env, Selection.of(codes, province, wave, shard), release, parallel)
     _fleet("preview", env, Selection.of(codes, province, wave, shard), parallel, resume, True,
-           RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
+           RunOptions(skip_policy=skip_policy, refresh=not no_refresh), in_cluster)
 
 
 @fleet_app.command("up")
 def up(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None, parallel: Parallel = 4,
        resume: Resume = None, shard: ShardOpt = None, yes: Yes = False, skip_policy: NoPolicy = False,
-       no_refresh: NoRefresh = False) -> None:
+       no_refresh: NoRefresh = False, in_cluster: InCluster = False, release: ReleaseOpt = None) -> None:
     """Create or update each stack's resources, wave after wave; live objects are read back first, so
-    whatever changed or went by hand is put back."""
+    whatever changed or went by hand is put back. A backed-up tenant whose release changes is backed
+    up first; a tenant on a newer release than the checkout's fails (no downgrade)."""
+    _check_release(env, Selection.of(codes, province, wave, shard), release, parallel)
     _fleet("up", env, Selection.of(codes, province, wave, shard), parallel, resume, yes,
-           RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
+           RunOptions(skip_policy=skip_policy, refresh=not no_refresh), in_cluster)
 
 
 @fleet_app.command("refresh")
 def refresh(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None,
             parallel: Parallel = 4, resume: Resume = None, shard: ShardOpt = None,
             preview_only: Annotated[bool, typer.Option(
-                "--preview-only", help="Only list the stacks whose live objects differ from state.")] = False) -> None:
+                "--preview-only", help="Only list the stacks whose live objects differ from state.")] = False,
+            in_cluster: InCluster = False) -> None:
     """Read live objects back into each stack's state (or, with --preview-only, list the drift)."""
     _fleet("refresh", env, Selection.of(codes, province, wave, shard), parallel, resume, True,
-           RunOptions(preview_only=preview_only))
+           RunOptions(preview_only=preview_only), in_cluster)
 
 
 @fleet_app.command("destroy")
@@ -106,7 +120,7 @@ def destroy(env: Env, codes: Codes = None, province: Province = None, wave: Wave
             allow_data_loss: Annotated[str | None, typer.Option(
                 "--allow-data-loss", metavar="ENV", help="Required: every tenant holds records (its namespace, "
                 "databases, media); repeat the environment's name to confirm. Take backups first.")] = None,
-            ) -> None:
+            in_cluster: InCluster = False) -> None:
     """Delete every resource of each stack, records included (--allow-data-loss ENV)."""
     if allow_data_loss is None or allow_data_loss.strip() != env:
         raise InvalidArgumentError(
@@ -114,7 +128,49 @@ def destroy(env: Env, codes: Codes = None, province: Province = None, wave: Wave
             f"name '{env}'" + (f", not {allow_data_loss!r}" if allow_data_loss is not None else ""),
             hint=f"take backups first, then add --allow-data-loss {env}")
     _fleet("destroy", env, Selection.of(codes, province, wave, shard), parallel, resume, yes,
-           RunOptions(allow_data_loss=True))
+           RunOptions(allow_data_loss=True), in_cluster)
+
+
+@fleet_app.command("status")
+def status(env: Env, codes: Codes = None, province: Province = None, wave: WaveName = None, shard: ShardOpt = None,
+           parallel: Parallel = 4,
+           as_json: Annotated[bool, typer.Option("--json", help="Per tenant its release and state, as JSON.")] = False,
+           ) -> None:
+    """Which catalog release each selected tenant runs (its stack's output `release`), against the checkout's."""
+    root = find_root()
+    environment = loader.load_environment(root, env)
+    found = fleet_status.releases_of(root, environment, _plans(root, environment, Selection.of(codes, province, wave,
+                                                                                                shard)), parallel)
+    current = releases.current().version
+    if as_json:
+        typer.echo(json.dumps({"env": env, "current": current, "tenants": [
+            {"code": t.code, "release": t.release, "state": t.state} for t in found],
+            "counts": fleet_status.counts(found)}, indent=2))
+        return
+    for tenant in found:
+        out.print(f"{stack_name(env, tenant.code)}  {tenant.release or '-':<10}  {tenant.state}", highlight=False)
+    out.print(f"checkout: release {current}; " + ", ".join(f"{n} {state}" for state, n in
+                                                          fleet_status.counts(found).items()), highlight=False)
+
+
+def _check_release(env: str, selection: Selection, release: str | None, parallel: int) -> None:
+    """With ``--release``: refuse one that is not the checkout's, then show each selected tenant's hop.
+
+    Raises:
+        InvalidArgumentError: ``release`` is not the checked-out catalog's release.
+    """
+    if release is None:
+        return
+    current = releases.current().version
+    if release.strip() != current:
+        known = ", ".join(r.version for r in releases.load_releases())
+        raise InvalidArgumentError(f"--release {release[:40]!r} is not this checkout's release ({current}; "
+                                   f"releases on record: {known})",
+                                   hint="check out the commit of that release, or pass --release " + current)
+    root = find_root()
+    environment = loader.load_environment(root, env)
+    for tenant in fleet_status.releases_of(root, environment, _plans(root, environment, selection), parallel):
+        err.print(f"{stack_name(env, tenant.code)}: {tenant.hop_text(current)}", highlight=False)
 
 
 @fleet_app.command("plan")
@@ -165,7 +221,7 @@ def _plans(root: Path, environment: EnvironmentFile, selection: Selection,
 
 
 def _fleet(verb: str, env: str, selection: Selection, parallel: int, resume: str | None, yes: bool,
-           options: RunOptions) -> None:
+           options: RunOptions, in_cluster: bool = False) -> None:
     root = find_root()
     environment = loader.load_environment(root, env)
     plans = _plans(root, environment, selection, resume)
@@ -176,12 +232,18 @@ def _fleet(verb: str, env: str, selection: Selection, parallel: int, resume: str
     confirm(yes, verb, lambda: out.print(f"fleet {verb} of {env}: {_plan_text(plans)}, {parallel} at a time"))
     info, run_dir = report.new_run(root, verb, env, parallel, resumed_from=resume and _run_id(resume),
                                    options={"preview_only": options.preview_only, "skip_policy": options.skip_policy,
-                                            "refresh": options.refresh,
+                                            "refresh": options.refresh, "in_cluster": in_cluster,
                                             "shard": selection.shard and str(selection.shard)})
-    err.print(f"run {info.run_id}: {_plan_text(plans)}, {parallel} at a time", highlight=False)
+    if in_cluster:
+        wave_runner = cluster_run.wave_runner_for(root, environment, verb, plans, parallel, options, run_dir,
+                                                  progress=lambda line: err.print(line, highlight=False))
+    else:
+        wave_runner = thread_pool(stack_runner(verb, env, run_dir, options), parallel)
+    where = f"{parallel} pod(s) at a time in namespace {NAMESPACE}" if in_cluster else f"{parallel} at a time"
+    err.print(f"run {info.run_id}: {_plan_text(plans)}, {where}", highlight=False)
     start = time.monotonic()
     with LiveView(err, verb, env, sum(len(p.codes) for p in plans)) as view:
-        run = run_fleet(plans, stack_runner(verb, env, run_dir, options), parallel, on_update=view.update)
+        run = run_waves(plans, wave_runner, on_update=view.update)
     path = report.write_report(run_dir, report.build_report(info, run, time.monotonic() - start))
     _print_summary(run, env, verb, options)
     out.print(f"report: {path}", highlight=False, soft_wrap=True)
@@ -242,26 +304,32 @@ def _run_id(resume: str) -> str:
 def unlock(env: Env, codes: Annotated[list[str] | None, typer.Argument(
         help="CBS codes or 'platform'; default: every stack of the environment.", show_default=False)] = None) -> None:
     """Remove the stack locks whose holder is provably gone (an engine of this machine that no longer
-    runs); name the others and leave them. Exit 1 when a lock stays."""
+    runs, a runner pod of --in-cluster that ended or no longer exists), and the operations that
+    engine left unfinished in the stack's state; name the other locks and leave them. Exit 1 when a
+    lock stays."""
     root = find_root()
     for code in codes or []:
         check_target(code)
-    settings = engine_settings(root, loader.load_environment(root, env), cluster=False)
+    environment = loader.load_environment(root, env)
+    settings = engine_settings(root, environment, cluster=False)
     backend = engine.backend_of(settings)
+    runner_pods = cluster_run.runner_pods_of(root, environment)
     everything = locks.backend_locks(backend)
     names = {stack_name(env, c) for c in codes} if codes else {lock.stack for lock in everything
                                                                if lock.stack.startswith(f"{env}.")}
     selected = [lock for lock in everything if lock.stack in names]
     kept = 0
     for lock in selected:
-        gone, why = locks.holder_gone(lock)
-        if gone:
-            locks.remove(backend, lock)
-        else:
-            kept += 1
+        gone, why = locks.holder_gone(lock, runner_pods=runner_pods)
+        dropped = interrupted.release(settings, backend, lock) if gone else []
+        kept += not gone
         out.print(f"{lock.stack}: {'removed' if gone else 'kept'} the lock {why}"
                   + ("" if gone else f"; if you know it is gone: pulumi cancel -s {lock.stack}"),
                   markup=False, highlight=False, soft_wrap=True)
+        if dropped:
+            out.print(f"{lock.stack}: dropped {len(dropped)} operation(s) its engine left unfinished "
+                      f"({engine.named(dropped)}); the next up reads "
+                      "every object back and takes over any it created", markup=False, highlight=False, soft_wrap=True)
     if not selected:
         out.print(f"no lock on {', '.join(sorted(names)) if codes else f'any stack of {env}'}",
                   markup=False, highlight=False)

@@ -210,9 +210,12 @@ def report(
                                                       "(`cgkit haven check`); needs the cluster."),
     framework: Optional[FrameworkName] = _framework_option("its controls, the rules that serve them and "
                                                            "those rules' findings"),
+    with_backups: bool = typer.Option(False, "--backups", help="Add each municipality's last backup and last restore "
+                                                               "drill, read from the backup store (BIO2 8.13)."),
 ) -> None:
     """Write the auditor report: rules with their fixture results, controls, every municipality and,
-    with --haven, the Haven checks of the cluster; with --framework only what that framework needs."""
+    with --haven, the Haven checks of the cluster, with --backups the backups and restore drills;
+    with --framework only what that framework needs."""
     from policies import report as report_mod  # imported lazily: it pulls in the renderer
 
     if out is not None and out.exists() and not out.is_dir():  # before the minutes of rendering
@@ -231,7 +234,9 @@ def report(
         raise typer.Exit(ExitStatus.FAILED) from e
     if not tenants:
         typer.echo(f"error: no municipalities in environment {env}; the report covers the rules only", err=True)
-    data = report_mod.build(env, tenants, haven=cluster, framework=framework.value if framework else None)
+    evidence = backup_evidence(root, env, [t.code for t in tenants]) if with_backups else None
+    data = report_mod.build(env, tenants, haven=cluster, framework=framework.value if framework else None,
+                            backups=evidence)
     text = {ReportFormat.MD: report_mod.markdown, ReportFormat.HTML: report_mod.html,
             ReportFormat.JSON: lambda d: json.dumps(d, indent=2)}[output](data)
     if out is None:
@@ -253,8 +258,41 @@ def report(
         typer.echo(f"{summary['failing_cases']} fixture case(s) do not give the verdict their name promises", err=True)
     if summary["haven_failed"]:
         typer.echo(f"{summary['haven_failed']} Haven check(s) failed on the cluster", err=True)
+    unsafe = [b["code"] for b in evidence or [] if b["state"] != "backed up" and "not backed up by cgkit" not in b["state"]]
+    if unsafe:
+        typer.echo(f"no readable backup: {len(unsafe)} municipalities: {', '.join(unsafe[:10])}"
+                   f"{', ...' if len(unsafe) > 10 else ''}", err=True)
     raise typer.Exit(ExitStatus.FAILED if summary["failing_cases"] or short or not tenants or summary["haven_failed"]
-                     else ExitStatus.OK)
+                     or unsafe else ExitStatus.OK)
+
+
+def backup_evidence(root: Path, env: str, codes: list[str]) -> list[dict]:
+    """Per municipality: whether cgkit backs it up, its newest complete backup and newest restore
+    drill, read from the store with the tenant's own key; a tenant whose store or key cannot be read
+    says why in its ``state`` (the report goes on)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from cgkit import backups
+    from cgkit.cli.backup_cmds import tenant_s3
+
+    rows = []
+    for code in codes:
+        row: dict = {"code": code, "last_backup": None, "last_drill": None}
+        try:
+            cfg = loader.load_municipality(root, env, code)
+            if cfg.backups is None:
+                row["state"] = "not backed up by cgkit" + (" (external database)" if cfg.database.mode == "external" else "")
+            else:
+                s3 = tenant_s3(cfg)
+                found, _ = backups.list_backups(s3, cfg.backups.bucket, env, code)
+                last = found[-1] if found else None
+                row["last_backup"] = {"id": last.id, "created": last.created, "bytes": last.bytes} if last else None
+                row["last_drill"] = backups.last_drill(s3, cfg.backups.bucket, env, code)
+                row["state"] = "backed up" if last else "no backup yet"
+        except (CgkitError, BotoCoreError, ClientError, OSError, ValueError) as unreadable:  # the report goes on
+            row["state"] = f"unreadable: {str(unreadable).splitlines()[0][:200]}"
+        rows.append(row)
+    return rows
 
 
 def _haven_section(root: Path, env: str) -> dict:

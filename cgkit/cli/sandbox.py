@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from cgkit import engine, node, objectstore, sandbox, sandbox_images, state
+from cgkit.node_manifests import NODE_IP
 from cgkit.cli.console import err, out
 from cgkit.config import loader
 from cgkit.project import find_root
@@ -39,7 +40,7 @@ def up(
     volumes: Annotated[int, typer.Option(help="static PersistentVolumes per pool")] = 100,
     volume_size: Annotated[int, typer.Option(help="size of each volume, GiB")] = 50,
     object_store: Annotated[bool, typer.Option(help="also start the S3-compatible object store (versitygw) "
-                                                    "on 127.0.0.1, with a bucket for Pulumi state")] = False,
+                                                    "on 127.0.0.1 (and the real node's bridge), with a bucket for Pulumi state")] = False,
     object_store_port: Annotated[int, typer.Option(min=1024, max=65535, help="its port")] = objectstore.DEFAULT_PORT,
 ) -> None:
     """Start the sandbox (or top up the running one, restarting what died). Idempotent."""
@@ -51,7 +52,8 @@ def up(
     out.print(f"export KUBECONFIG={st.kubeconfig}", markup=False, highlight=False, soft_wrap=True)
     if object_store:
         store = objectstore.ObjectStore(sandbox.paths().objectstore)
-        store.up(object_store_port, buckets=[STATE_BUCKET])
+        # on the node's bridge too, so that `cgkit fleet --in-cluster` pods reach the state
+        store.up(object_store_port, buckets=[STATE_BUCKET], also_on=(NODE_IP,) if real_node else ())
         _say(f"object store at {store.endpoint} (root key in {store.credentials}); as a state backend:\n"
              f"  state: {{backend: \"{store.backend_url(STATE_BUCKET)}\"}}")
         for key, value in sorted(store.client_env().items()):

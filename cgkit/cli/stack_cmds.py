@@ -16,8 +16,8 @@ from typing import Annotated
 
 import typer
 
-from cgkit import engine
-from cgkit.cli.console import err, out
+from cgkit import engine, upgrade
+from cgkit.cli.console import engine_line, err, out
 from cgkit.config import loader
 from cgkit.conventions import stack_name
 from cgkit.errors import CgkitError, InvalidArgumentError
@@ -62,7 +62,7 @@ def shell_env(env: Env = "sandbox") -> None:
 def preview(target: Target, env: Env, skip_policy: NoPolicy = False, no_refresh: NoRefresh = False) -> None:
     """Show what `up` would change (live objects read back first), with the policy pack applied."""
     settings, stack = open_stack(env, target, Verb.PREVIEW, notify=err.print)
-    outcome = run(Verb.PREVIEW, stack, settings, _stream, RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
+    outcome = run(Verb.PREVIEW, stack, settings, engine_line, RunOptions(skip_policy=skip_policy, refresh=not no_refresh))
     out.print(f"preview of {stack.name}: {_summary(outcome.changes, done=False)}{_drift(outcome, no_refresh)}",
               highlight=False, soft_wrap=True)
 
@@ -73,16 +73,20 @@ def up(target: Target, env: Env, yes: Yes = False, skip_policy: NoPolicy = False
 
     First the live objects are read back (refresh), so whatever changed or went by hand is put back.
     A change that would delete or replace what holds records stops at the preview, unless
-    ``--allow-data-loss CODE`` says it is meant.
+    ``--allow-data-loss CODE`` says it is meant. A tenant moving to another catalog release is
+    backed up first (when cgkit backs it up); one on a newer release than the checkout's is refused.
     """
-    load_target(find_root(), env, target)  # a bad target or config is named before any question
+    _, cfg = load_target(find_root(), env, target)  # a bad target or config is named before any question
     allowed = _data_loss_allowed(target, allow_data_loss)
-    _check_can_confirm(yes, "update")
+    check_can_confirm(yes, "update")
     settings, stack = open_stack(env, target, Verb.UP, notify=err.print)
+    hop = upgrade.pending_hop(stack) if cfg is not None else None  # a downgrade stops here
     options = RunOptions(skip_policy=skip_policy, refresh=not no_refresh)
     with engine.unprotected(stack, engine.protected_resources(stack) if allowed else ()):
-        confirm(yes, "update", lambda: run(Verb.PREVIEW, stack, settings, _stream, options))
-        outcome = run(Verb.UP, stack, settings, _stream, options)
+        confirm(yes, "update", lambda: run(Verb.PREVIEW, stack, settings, engine_line, options))
+        if cfg is not None:
+            upgrade.backup_before_upgrade(cfg, hop, lambda line: err.print(line, highlight=False, soft_wrap=True))
+        outcome = run(Verb.UP, stack, settings, engine_line, options)
     out.print(f"up of {stack.name}: {_summary(outcome.changes)}{_drift(outcome, no_refresh)}", highlight=False,
               soft_wrap=True)
     for name, value in sorted(outcome.outputs.items()):
@@ -93,7 +97,7 @@ def refresh(target: Target, env: Env, preview_only: Annotated[bool, typer.Option
         "--preview-only", help="Only show drift; do not write state.")] = False) -> None:
     """Read the live objects back into the stack's state (or only show the drift)."""
     settings, stack = open_stack(env, target, Verb.REFRESH, notify=err.print)
-    outcome = run(Verb.REFRESH, stack, settings, _stream, RunOptions(preview_only=preview_only))
+    outcome = run(Verb.REFRESH, stack, settings, engine_line, RunOptions(preview_only=preview_only))
     if preview_only:
         out.print(f"drift of {stack.name}: {_summary(outcome.changes, done=False)}")
         return
@@ -105,7 +109,7 @@ def destroy(target: Target, env: Env, yes: Yes = False, allow_data_loss: AllowDa
     databases, media): destroying it needs ``--allow-data-loss CODE``."""
     load_target(find_root(), env, target, runs_program=False)  # a bad target is named before any question
     allowed = _data_loss_allowed(target, allow_data_loss)
-    _check_can_confirm(yes, "destroy")
+    check_can_confirm(yes, "destroy")
     try:
         settings, stack = open_stack(env, target, Verb.DESTROY, notify=err.print)
     except StackNotDeployed:
@@ -119,7 +123,7 @@ def destroy(target: Target, env: Env, yes: Yes = False, allow_data_loss: AllowDa
                                 hint=f"destroy them first: cgkit destroy --env {env} <code> (or cgkit fleet destroy)")
     engine.data_held(stack, allowed)  # refused before the question, not after it
     confirm(yes, "destroy", lambda: out.print(f"this deletes every resource of stack {stack.name}"))
-    outcome = run(Verb.DESTROY, stack, settings, _stream, RunOptions(allow_data_loss=allowed))
+    outcome = run(Verb.DESTROY, stack, settings, engine_line, RunOptions(allow_data_loss=allowed))
     out.print(f"destroy of {stack.name}: {_summary(outcome.changes)}")
 
 
@@ -141,8 +145,12 @@ def _data_loss_allowed(target: str, code: str | None) -> bool:
     return True
 
 
-def _check_can_confirm(yes: bool, verb: str) -> None:
-    """Refuse, before anything runs, a changing operation that could not be confirmed."""
+def check_can_confirm(yes: bool, verb: str) -> None:
+    """Refuse, before anything runs, a changing operation that could not be confirmed.
+
+    Raises:
+        ConfirmationNeeded: not ``yes`` and stdin is no terminal to ask on.
+    """
     if not yes and not sys.stdin.isatty():
         raise ConfirmationNeeded(f"refusing to {verb} without confirmation: no terminal to ask on",
                                  hint="pass --yes to proceed")
@@ -155,7 +163,7 @@ def confirm(yes: bool, verb: str, show: Callable[[], object]) -> None:
         ConfirmationNeeded: no terminal to ask on and not ``yes``.
         typer.Exit: the user declined (exit status 1).
     """
-    _check_can_confirm(yes, verb)
+    check_can_confirm(yes, verb)
     if yes:
         return
     show()
@@ -177,11 +185,6 @@ def _print_output(name: str, value: object, indent: str = "  ") -> None:
             out.print(f"{indent}  {item}", markup=False, highlight=False, soft_wrap=True)
     else:
         out.print(f"{indent}{name}: {value}", markup=False, highlight=False, soft_wrap=True)
-
-
-def _stream(line: str) -> None:
-    sys.stdout.write(line if line.endswith("\n") else line + "\n")
-    sys.stdout.flush()
 
 
 _DONE = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced",

@@ -131,10 +131,13 @@ def load_municipality(root: Path, env: str, code: str, today: datetime.date | No
     if not os.path.lexists(path):
         raise ConfigError([ConfigIssue(_display(root, path), None, "", f"no such file; create it with "
                                        f"`cgkit onboard {code.upper()} --env {env}`")])
-    config = merge(env, environment, read_municipality_file(root, path, today=today, policy=environment.policy))
-    weak = _weak_tls(config, _display(root, path))
-    if weak:
-        raise ConfigError(weak)
+    parsed = read_municipality_file(root, path, today=today, policy=environment.policy)
+    config = merge(env, environment, parsed)
+    problems = _weak_tls(config, _display(root, path))
+    if parsed.backups is not None:  # read again for its line, only when there is an override to judge
+        problems += _backups_override_unused(parsed, config, read_yaml(path, _display(root, path), root))
+    if problems:
+        raise ConfigError(problems)
     return config
 
 
@@ -153,6 +156,19 @@ def _weak_tls(config: MunicipalityConfig, shown: Path) -> list[ConfigIssue]:
     return [ConfigIssue(shown, None, "database.sslmode", f"sslmode '{db.sslmode}' lets the connection to "
                         f"{db.host} go without TLS in environment {config.env}; use require, verify-ca or "
                         f"verify-full, or add an approved waiver of {SSLMODE_RULE}")]
+
+
+def _backups_override_unused(parsed: MunicipalityFile, config: MunicipalityConfig, source: YamlSource) -> list[ConfigIssue]:
+    """A municipality's backup override that would apply to nothing (no store in the environment, or
+    an external database, which its own service backs up) is an error, not dropped silently."""
+    if parsed.backups is None or config.backups is not None:
+        return []
+    why = ("its database is external (database.mode), which that database's service backs up, not cgkit"
+           if isinstance(config.database, model.DatabaseExternal) else
+           f"environment {config.env} has no backups section; add backups (endpoint, bucket) to "
+           f"environments/{config.env}/environment.yaml")
+    return [ConfigIssue(source.file, source.line_of(("backups",)), "backups",
+                        f"this schedule or retention would apply to nothing: {why}; or remove it here")]
 
 
 def read_municipality_file(root: Path, path: Path, display: Path | None = None,
@@ -201,8 +217,19 @@ def merge(env: str, environment: EnvironmentFile, municipality: MunicipalityFile
         access=municipality.access,
         auth=municipality.auth,
         waivers=municipality.waivers,
+        backups=_backups(environment, municipality),
         environment=environment,
     )
+
+
+def _backups(environment: EnvironmentFile, municipality: MunicipalityFile) -> model.BackupSettings | None:
+    """The environment's backup settings with the municipality's override; None without a store, or
+    for an external database (cgkit backs up only the PostgreSQL it runs)."""
+    database = municipality.database or environment.defaults.database
+    if environment.backups is None or isinstance(database, model.DatabaseExternal):
+        return None
+    override = municipality.backups.model_dump(exclude_none=True) if municipality.backups else {}
+    return environment.backups.model_copy(update=override)
 
 
 def environments(root: Path) -> list[str]:
@@ -325,6 +352,9 @@ def _message(error: dict[str, Any], path: FieldPath) -> str:
     if kind == model.CHECK_ERROR:
         return error["msg"]
     if kind == "extra_forbidden":
+        if len(path) == 2 and path[0] == "backups" and last in model.BackupSettings.model_fields:
+            return (f"the store's {last} is the environment's (backups.{last} in its environment.yaml); a "
+                    f"municipality sets only {', '.join(model.BackupOverride.model_fields)}")
         return f"unknown field{_suggest(last, _all_field_names() - {last})}"
     if kind == "missing":
         return "required field is missing"
@@ -349,8 +379,10 @@ def _all_field_names() -> set[str]:
     """Return every field name of every config model (the vocabulary for 'did you mean')."""
     names: set[str] = set()
     for cls in (model.EnvironmentFile, model.ClusterSettings, model.IngressSettings, model.ImageSettings,
+                model.ResourceSettings, model.ObservabilitySettings, model.StateSettings, model.BackupSettings,
                 model.DatabaseInCluster, model.DatabaseExternal, model.EnvironmentDefaults, model.Wave,
-                model.MunicipalityFile, model.AppSettings, model.Access, model.Waiver, PolicySettings):
+                model.MunicipalityFile, model.AppSettings, model.Access, model.Auth, model.Oidc, model.Waiver,
+                model.BackupOverride, PolicySettings):
         names.update(cls.model_fields)
     return names
 

@@ -20,7 +20,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from cgkit import otlp, state
+from cgkit import backups, otlp, state
 from cgkit.conventions import DNS_LABEL_PATTERN, is_builtin_identity, tenant_namespace
 from policies.config import PolicySettings
 from policies.waivers import CHECK_ERROR, Waiver  # CHECK_ERROR: the error type of cgkit's own field checks
@@ -178,6 +178,53 @@ class StateSettings(_Strict):
         "azurekeyvault://, gcpkms://, hashivault:// with the key. Existing stacks keep theirs.")
 
 
+def _store_endpoint(endpoint: str) -> str:
+    """Refuse a store endpoint a NetworkPolicy cannot name exactly (``cgkit.backups.store_destination``)."""
+    backups.store_destination(endpoint)
+    return endpoint
+
+
+StoreEndpoint = Annotated[str, StringConstraints(max_length=300), _checked(_store_endpoint)]
+Schedule = Annotated[str, StringConstraints(max_length=100), _checked(backups.check_schedule)]
+BucketName = Annotated[str, StringConstraints(max_length=63), _checked(backups.check_bucket)]
+
+
+def _region(region: str) -> str:
+    if not re.fullmatch(r"[a-z]{2}(-[a-z0-9]+){1,3}", region, re.ASCII):
+        raise ValueError(f"'{region}' is not a region name; a valid region is like eu-west-1 or us-east-1 "
+                         "(what the store calls its region; us-east-1 for most S3-compatible stores)")
+    return region
+
+
+Region = Annotated[str, StringConstraints(max_length=40), _checked(_region)]
+KeepDaily = Annotated[int, Field(ge=1, le=400, description="Keep the newest backup of each of this many newest days.")]
+KeepWeekly = Annotated[int, Field(ge=0, le=520, description="Keep the newest backup of each of this many newest ISO weeks.")]
+
+
+class BackupSettings(_Strict):
+    """Scheduled logical backups of every in-tenant PostgreSQL (``cgkit.backups``): one CronJob per
+    tenant dumps each app database and uploads it to ``s3://<bucket>/<env>/<code>/<id>/`` with the
+    tenant's own credentials, which may touch only that prefix."""
+
+    endpoint: StoreEndpoint = Field(description="The S3 store, http(s)://<host>:<port>: a cluster Service "
+                                    "(<service>.<namespace>.svc; the port is its pods' own, as NetworkPolicies "
+                                    "see the traffic after the Service) or an IP address; the backup pods may "
+                                    "reach exactly this.")
+    bucket: BucketName = Field(description="The bucket; each tenant writes under <env>/<code>/ only.")
+    region: Region = Field("us-east-1", description="The bucket's region, e.g. eu-west-1.")
+    schedule: Schedule = Field("30 2 * * *", description="Cron schedule (UTC), e.g. '30 2 * * *' or @daily.")
+    keep_daily: KeepDaily = 7
+    keep_weekly: KeepWeekly = 4
+
+
+class BackupOverride(_Strict):
+    """A municipality's own schedule or retention; the store stays the environment's."""
+
+    schedule: Schedule | None = None
+    keep_daily: KeepDaily | None = None
+    keep_weekly: KeepWeekly | None = None
+
+
 #: Binary multiples of the volume sizes: Mi, Gi, Ti -> bytes.
 _STORAGE_UNITS = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 STORAGE_BOUNDS = ("1Gi", "16Ti")
@@ -272,6 +319,8 @@ class EnvironmentFile(_Strict):
     waves: list[Wave] = Field(default_factory=list, description="Fleet rollout order (cgkit fleet).")
     policy: PolicySettings = Field(PolicySettings(), description="How the policy rules are enforced here "
                                    "(default: mandatory, waivers of mandatory rules at most 180 days).")
+    backups: BackupSettings | None = Field(None, description="Scheduled backups of the in-tenant databases "
+                                           "(README 'Backups and restore'); None = no backups.")
 
     @model_validator(mode="after")
     def _sandbox_images_only_on_the_sandbox(self) -> EnvironmentFile:
@@ -340,6 +389,8 @@ class MunicipalityFile(_Strict):
     access: Access = Access()
     auth: Auth = Auth()
     waivers: list[Waiver] = Field(default_factory=list, max_length=100)
+    backups: BackupOverride | None = Field(None, description="This municipality's backup schedule or "
+                                           "retention; needs the environment's backups section.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,6 +404,8 @@ class MunicipalityConfig(_Strict):
         env: environment name (folder name), e.g. "sandbox".
         code, name, domain, size, database, access, auth, waivers: resolved from the municipality file,
             falling back to the environment defaults and the CBS list.
+        backups: the environment's backup settings with the municipality's override on top; None
+            when the environment has none or the database is external (its service backs it up).
         apps: every app that is on, with its settings (no disabled entries).
         environment: the environment file, for cluster, ingress, storage and image settings.
     """
@@ -367,6 +420,7 @@ class MunicipalityConfig(_Strict):
     access: Access
     auth: Auth
     waivers: list[Waiver]
+    backups: BackupSettings | None = None
     environment: EnvironmentFile
 
     @property

@@ -3,7 +3,8 @@
 Each call opens the stack exactly as the single-stack commands do (``stackops.open_stack``:
 config validated and the cluster probed before any engine call, per-stack policy pack config,
 stack opened for the verb (preview and up create a new one and its secrets, under a lock; refresh
-and destroy never create one); for destroy, a municipality whose file is gone is destroyed from its
+and destroy never create one); for up, a downgrade refused and a backed-up tenant backed up when
+its release changes (cgkit.upgrade); for destroy, a municipality whose file is gone is destroyed from its
 state), runs the verb, and writes the engine's output to the stack's log in the run directory.
 Secrets never reach the log: up, refresh and destroy run without show-secrets, and preview never
 shows secret values.
@@ -15,10 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from cgkit import upgrade
+from cgkit.config import loader
 from cgkit.engine import Outcome
 from cgkit.errors import CgkitError
 from cgkit.fleet import report
 from cgkit.fleet.scheduler import StackRunner
+from cgkit.project import find_root
 from cgkit.stackops import PREVIEW_CREATED, RunOptions, StackNotDeployed, Verb, open_stack, run
 
 VERBS = tuple(v.value for v in Verb)
@@ -26,8 +30,10 @@ VERBS = tuple(v.value for v in Verb)
 STACK_CREATED = "stack-created"
 
 
-def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOptions()) -> StackRunner:
-    """Return the runner for ``verb`` over stacks of ``env`` that logs into ``run_dir``.
+def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOptions(),
+                 create: bool = True) -> StackRunner:
+    """Return the runner for ``verb`` over stacks of ``env`` that logs into ``run_dir``; without
+    ``create`` (a runner pod) it never creates a stack or a secret (``stackops.open_stack``).
 
     The runner takes a CBS code, returns the engine's change counts (op -> count; for preview and up
     with ``options.refresh`` also what the refresh found, ``engine.DRIFT_KEYS``) and raises ConfigError
@@ -53,7 +59,9 @@ def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOp
                 write(line)
 
             try:
-                settings, stack = open_stack(env, code, action, notify=note)
+                settings, stack = open_stack(env, code, action, notify=note, create=create)
+                if action is Verb.UP:
+                    _before_upgrade(env, code, stack, write)
                 changes = _changes(action, run(action, stack, settings, write, options), write, options)
                 created = any(PREVIEW_CREATED in note for note in notes)
                 return {**changes, STACK_CREATED: 1} if created else changes
@@ -68,6 +76,12 @@ def stack_runner(verb: str, env: str, run_dir: Path, options: RunOptions = RunOp
                 raise
 
     return run_stack
+
+
+def _before_upgrade(env: str, code: str, stack, write: Callable[[str], None]) -> None:
+    """Refuse a downgrade; back the tenant up when this ``up`` changes its release (cgkit.upgrade)."""
+    hop = upgrade.pending_hop(stack)
+    upgrade.backup_before_upgrade(loader.load_municipality(find_root(), env, code), hop, write)
 
 
 def _changes(verb: Verb, outcome: Outcome, write: Callable[[str], None], options: RunOptions) -> dict[str, int]:

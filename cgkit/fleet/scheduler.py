@@ -111,25 +111,37 @@ class FleetRun:
 OnUpdate = Callable[[StackResult], object]
 
 
+#: Runs one wave's stacks to their end, setting each result's status and calling ``on_update`` as
+#: they start and end; on KeyboardInterrupt it sets the Event, lets the running ones end and returns.
+WaveRunner = Callable[[list[StackResult], OnUpdate, threading.Event], None]
+
+
 def run_fleet(plans: list[WavePlan], runner: StackRunner, parallel: int = 1,
               on_update: OnUpdate = lambda result: None, stop: threading.Event | None = None) -> FleetRun:
-    """Run ``runner`` on every code of ``plans``, wave after wave, at most ``parallel`` at a time.
-
-    Returns the FleetRun (never raises for a stack's failure). A KeyboardInterrupt while waiting ends
-    the run as described in the module doc, sets ``stop`` (if given, else an internal Event) and
-    ``interrupted``.
+    """Run ``runner`` on every code of ``plans``, wave after wave, at most ``parallel`` at a time
+    (``run_waves`` with ``thread_pool``).
 
     Raises:
         ValueError: ``parallel`` is below 1.
     """
-    if parallel < 1:
-        raise ValueError(f"parallel must be at least 1, got {parallel}")
+    return run_waves(plans, thread_pool(runner, parallel), on_update, stop)
+
+
+def run_waves(plans: list[WavePlan], run_wave: WaveRunner, on_update: OnUpdate = lambda result: None,
+              stop: threading.Event | None = None) -> FleetRun:
+    """Run every wave of ``plans`` in order with ``run_wave`` (this machine's threads, or the
+    cluster's Jobs: cgkit/fleet/in_cluster.py), judging each wave's failure budget in between.
+
+    Returns the FleetRun (never raises for a stack's failure). A KeyboardInterrupt while waiting ends
+    the run as described in the module doc, sets ``stop`` (if given, else an internal Event) and
+    ``interrupted``.
+    """
     run = FleetRun([StackResult(code, plan.name) for plan in plans for code in plan.codes],
                    [WaveOutcome(plan) for plan in plans])
     stop = stop or threading.Event()
     try:
-        _run_waves(run, runner, parallel, on_update, stop)
-    except KeyboardInterrupt:  # between waves; inside one, _run_wave handles it
+        _run_waves(run, run_wave, on_update, stop)
+    except KeyboardInterrupt:  # between waves; inside one, the wave runner handles it
         stop.set()
     run.interrupted = stop.is_set()
     for result in run.results:
@@ -139,18 +151,32 @@ def run_fleet(plans: list[WavePlan], runner: StackRunner, parallel: int = 1,
     return run
 
 
-def _run_waves(run: FleetRun, runner: StackRunner, parallel: int, on_update: OnUpdate,
-               stop: threading.Event) -> None:
+def _run_waves(run: FleetRun, run_wave: WaveRunner, on_update: OnUpdate, stop: threading.Event) -> None:
     """Run the waves in order; stop after an interrupt or a wave over its failure budget."""
     for index, wave in enumerate(run.waves):
         members = [r for r in run.results if r.wave == wave.plan.name]
-        _run_wave(members, runner, parallel, on_update, stop)
+        run_wave(members, on_update, stop)
         wave.failed = sum(1 for r in members if r.status == Status.FAILED)
         if stop.is_set():
             return
         if wave.failure_rate > wave.plan.max_failure_rate:
             wave.stopped = index + 1 < len(run.waves)
             return
+
+
+def thread_pool(runner: StackRunner, parallel: int) -> WaveRunner:
+    """The wave runner of this machine: ``parallel`` worker threads calling ``runner`` per stack.
+
+    Raises:
+        ValueError: ``parallel`` is below 1.
+    """
+    if parallel < 1:
+        raise ValueError(f"parallel must be at least 1, got {parallel}")
+
+    def run_wave(results: list[StackResult], on_update: OnUpdate, stop: threading.Event) -> None:
+        _run_wave(results, runner, parallel, on_update, stop)
+
+    return run_wave
 
 
 def _run_wave(results: list[StackResult], runner: StackRunner, parallel: int, on_update: OnUpdate,

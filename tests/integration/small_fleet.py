@@ -8,6 +8,8 @@ Municipality files that list their apps (GM0344) keep them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -43,3 +45,24 @@ def small_tenant(root: Path, code: str, domain: str | None = None) -> Path:
     data["apps"] = {key: ({} if key == "objecttypen" else {"enabled": False}) for key in load_catalog()}
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+@contextmanager
+def files_put_back(root: Path, codes: tuple[str, ...]) -> Iterator[None]:
+    """Keep ``codes``' municipality files of ``root``'s sandbox environment as they are now and put
+    them back after (a file that was not there is removed; ``offboarded/`` records of them too):
+    some codes are checked-in municipalities (GM0363, GM0518) that later modules deploy whole."""
+    folder = environment_file(root, ENV).parent
+    paths = [folder / "municipalities" / f"{code.lower()}.yaml" for code in codes]
+    saved = {path: path.read_text() if path.is_file() else None for path in paths}
+    try:
+        yield
+    finally:
+        for path, text in saved.items():
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text)
+        for code in codes:
+            for record in (folder / "offboarded").glob(f"{code.lower()}*"):
+                record.unlink()

@@ -4,7 +4,7 @@ engine failure, --resume, convergence, two runs on one stack at once, drift, des
 The fleet lives in the session's scratch project (the `deployed` fixture provides the platform
 stack the tenants refer to). Each tenant runs objecttypen alone (tests/integration/small_fleet.py)
 so the whole file stays within a few minutes. Tests run in file order; the module fixture destroys
-every fleet stack at the end, also when a test failed.
+every fleet stack at the end, also when a test failed, and removes the stacks and their files.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cgkit.stackops import open_stack
+from cgkit import engine
+from cgkit.config import loader
+from cgkit.conventions import stack_name
+from cgkit.stackops import engine_settings, open_stack
 from cgkit.config.loader import environment_file
 from cgkit.fleet import report
 from tests.integration.conftest import ENV, ROOT, cgkit
@@ -56,20 +58,23 @@ def by_code(rep: dict) -> dict[str, dict]:
 
 
 def wait_until_gone(read, timeout_s: float = 300) -> None:
-    """Poll ``read()`` until it raises 404 (the object is gone); fail after ``timeout_s``.
+    """Poll ``read()`` until it raises 404 (the object is gone); fail after ``timeout_s`` with the
+    object's status conditions (a namespace's name the content or finalizer that holds it).
 
     Generous: the namespace controller empties a namespace before it goes, and on a loaded 2-core
     machine that has taken over two minutes (after an engine whose wait was cut short by Ctrl-C)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            read()
+            left = read()
         except ApiException as gone:
             if gone.status == 404:
                 return
             raise
         time.sleep(1)
-    raise AssertionError(f"still there after {timeout_s}s")
+    conditions = getattr(getattr(left, "status", None), "conditions", None) or []
+    raise AssertionError(f"{left.metadata.name} still there after {timeout_s}s: "
+                         + ("; ".join(f"{c.type} {c.reason}: {c.message}" for c in conditions) or "no condition given"))
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +95,23 @@ def fleet_project(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
     finally:
         fleet("destroy", *FLEET, RACED, "--parallel", "4", "--allow-data-loss", ENV, "--yes")
         environment.write_text(original)
+        _forget(deployed, FLEET + [RACED])
         try:
             core.delete_namespace(UNMANAGED.lower())
         except ApiException:
             pass
+
+
+def _forget(project: Path, codes: list[str]) -> None:
+    """Remove the fleet's stacks (destroyed; the Ctrl-C test may leave a pending operation in one) and
+    their municipality files, so later modules start from no stack of these codes."""
+    settings = engine_settings(project, loader.load_environment(project, ENV), cluster=False)
+    workspace = engine.workspace(settings)
+    names = {s.name for s in workspace.list_stacks()}
+    for code in codes:
+        if stack_name(ENV, code) in names:
+            workspace.remove_stack(stack_name(ENV, code), force=True)
+        (project / "environments" / ENV / "municipalities" / f"{code.lower()}.yaml").unlink(missing_ok=True)
 
 
 def test_failures_are_isolated_and_reported(fleet_project: Path) -> None:

@@ -1,6 +1,7 @@
 """A runner killed with SIGKILL in the middle of `cgkit up` (engine, language host and provider at
 once, as an evicted pod or an OOM kill): its lock stays and blocks the stack; `cgkit fleet unlock`
-removes it because its holder is provably gone; the next `up` converges and a preview after it
+removes it because its holder is provably gone, and the operations the engine left unfinished in
+the state (which a later `state migrate` would refuse); the next `up` converges and a preview after it
 changes nothing; destroy leaves nothing (issue 11)."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from cgkit import engine, locks
+from cgkit.interrupted import pending_operations
 from cgkit.stackops import RunOptions, Verb, open_stack, run
 from tests.integration.conftest import ENV, ROOT, cgkit
 from tests.integration.small_fleet import small_tenant
@@ -68,6 +70,8 @@ def test_a_killed_runner_is_unlocked_and_the_stack_converges(platform_up: Path, 
         assert cgkit("up", "--env", ENV, CODE, "--yes") != 0, "a locked stack is refused"
         assert cgkit("fleet", "unlock", "--env", ENV, CODE) == 0
         assert locks.backend_locks(backend) == []
+        workspace = engine.workspace(open_stack(ENV, CODE, Verb.REFRESH)[0])
+        assert pending_operations(workspace.export_stack(STACK)) == [], "unlock drops what the killed engine left"
         assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
         settings, stack = open_stack(ENV, CODE, Verb.PREVIEW)
         outcome = run(Verb.PREVIEW, stack, settings, lambda _line: None, RunOptions())

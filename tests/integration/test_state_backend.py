@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from kubernetes import client
 from cgkit import engine, objectstore
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.config.loader import environment_file
+from cgkit.node_manifests import NODE_IP
 from cgkit.stackops import RunOptions, Verb, open_stack, run
 from tests.integration.conftest import CODE, ENV, cgkit
 from tests.integration.small_fleet import small_tenant
@@ -31,11 +31,6 @@ pytestmark = pytest.mark.integration
 BUCKET = "cgkit-state"
 TENANT = "GM0153"  # one app, deployed and destroyed on the object store
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _checkpoint(root: Path, backend: str, name: str) -> dict:
@@ -50,10 +45,11 @@ def _checkpoint(root: Path, backend: str, name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[objectstore.ObjectStore]:
-    """A running store with the state bucket; its root key in the process environment (a file and a
-    profile, as a team's AWS_PROFILE), stopped and removed after."""
+    """A running store with the state bucket, on loopback and on the node's bridge (for the fleet's
+    runner pods); its root key in the process environment (a file and a profile, as a team's
+    AWS_PROFILE), stopped and removed after."""
     store = objectstore.ObjectStore(tmp_path_factory.mktemp("objectstore") / "store")
-    store.up(_free_port(), buckets=[BUCKET])
+    store.up(objectstore.free_port(), buckets=[BUCKET], also_on=(NODE_IP,))
     old = {key: os.environ.get(key) for key in store.client_env()}
     os.environ.update(store.client_env())
     try:

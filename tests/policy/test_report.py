@@ -191,3 +191,31 @@ def test_cli_report_with_haven_but_no_cluster_fails_before_writing(tmp_path, mon
     assert result.exit_code == 1
     assert "no sandbox kubeconfig" in result.output and "cgkit sandbox up" in result.output
     assert not (tmp_path / "out").exists()
+
+
+BACKUPS = [{"code": "GM0344", "state": "backed up",
+            "last_backup": {"id": "20261207T023000Z", "created": "2026-12-07T02:30:00Z", "bytes": 51234},
+            "last_drill": {"at": "2026-12-07T03:00:00+00:00", "backup": "20261207T023000Z"}},
+           {"code": "GM0363", "state": "no backup yet", "last_backup": None, "last_drill": None}]
+
+
+def test_the_backups_section_shows_each_tenants_last_backup_and_drill_or_says_it_was_not_read(data):
+    assert data["backups"] is None
+    assert "## Backups and restore drills (BIO2 8.13, information backup)\n\nNot part of this report: run " \
+           "`cgkit policy report --backups`" in report.markdown(data)
+    with_store = report.build("sandbox", [compliant()], backups=BACKUPS)
+    md = report.markdown(with_store)
+    assert ("| GM0344 | backed up | 20261207T023000Z (2026-12-07T02:30:00Z) | 51234 bytes | "
+            "2026-12-07T03:00:00+00:00 of 20261207T023000Z |") in md
+    assert "| GM0363 | no backup yet | none |  | none |" in md
+    page = report.html(with_store)
+    assert 'href="#backups"' in page and "<td>no backup yet</td>" in page
+
+
+def test_cli_report_with_backups_says_per_tenant_why_nothing_was_read(tmp_path):
+    root = Path(__file__).resolve().parents[2]
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--backups", "--root", str(root),
+                                             "--format", "json", "--out", str(tmp_path)])
+    written = json.loads((tmp_path / "policy-report-sandbox.json").read_text())
+    assert {b["state"] for b in written["backups"]} == {"not backed up by cgkit"}, result.output
+    assert [b["code"] for b in written["backups"]] == [m["code"] for m in written["municipalities"]]

@@ -289,6 +289,10 @@ class FakeStack:
     def __init__(self, name: str):
         self.name = name
 
+    def outputs(self) -> dict:
+        """A stack never deployed has none (cgkit.upgrade reads its ``release``)."""
+        return {}
+
 
 @pytest.fixture
 def project(scratch_root: Path, monkeypatch) -> Path:

@@ -253,6 +253,30 @@ def test_an_engine_killed_by_a_signal_releases_the_lock_it_left() -> None:
     assert engine._killing_signal("\n code: 255\n stdout: x") is None
 
 
+def test_a_destroy_the_engine_called_done_with_resources_left_is_a_failure() -> None:
+    # Ctrl-C as a destroy began: the engine exited 0, deleted nothing and said it had (real node)
+    from types import SimpleNamespace
+
+    from cgkit import engine
+    from cgkit.errors import EngineError
+
+    class Stack:
+        name = "sandbox.gm0014"
+
+        def __init__(self, left: list[dict]):
+            self.left = left
+
+        def destroy(self, **_kwargs):
+            return "done"
+
+        def export_stack(self):
+            return SimpleNamespace(deployment={"resources": self.left})
+
+    with pytest.raises(EngineError, match="ended with 2 resource.s. still in its state"):
+        engine.destroy(Stack([{"urn": "a"}, {"urn": "b"}]), engine.Operation(on_output=lambda _line: None))
+    assert engine.destroy(Stack([]), engine.Operation(on_output=lambda _line: None)) == "done"
+
+
 def test_engine_failures_are_told_apart() -> None:
     from pulumi import automation as auto
 
@@ -280,7 +304,8 @@ def test_capacity_checks_from_several_fleet_workers_at_once_all_finish(project_r
     from cgkit import capacity
     from cgkit.config import loader
 
-    configs = [loader.load_municipality(project_root, "sandbox", code) for code in ("GM0344", "GM0363", "GM0373")]
+    configs = [_with_replicas(loader.load_municipality(project_root, "sandbox", code))
+               for code in ("GM0344", "GM0363", "GM0373")]  # only files that set replicas are rendered
     done: dict[str, list] = {}
     workers = [threading.Thread(target=lambda c=c: done.__setitem__(c.code, capacity.capacity_issues(project_root, c)))
                for c in configs]
@@ -289,6 +314,22 @@ def test_capacity_checks_from_several_fleet_workers_at_once_all_finish(project_r
     for worker in workers:
         worker.join(timeout=60)
     assert sorted(done) == ["GM0344", "GM0363", "GM0373"] and not any(done.values())
+
+
+def _with_replicas(cfg):
+    return cfg.model_copy(update={"apps": {name: app.model_copy(update={"replicas": 1}) for name, app in cfg.apps.items()}})
+
+
+def test_a_file_that_sets_no_replicas_is_not_rendered(project_root: Path, monkeypatch) -> None:
+    from cgkit import capacity, render
+    from cgkit.config import loader
+
+    cfg = loader.load_municipality(project_root, "sandbox", "GM0363")
+    assert all(app.replicas is None for app in cfg.apps.values())
+    monkeypatch.setattr(render, "render_municipality", lambda _cfg: pytest.fail("rendered"))
+    assert capacity.capacity_issues(project_root, cfg) == []
+    with pytest.raises(pytest.fail.Exception, match="rendered"):
+        capacity.capacity_issues(project_root, _with_replicas(cfg))
 
 
 def test_shards_partition_every_code_once_and_nobody_moves_when_a_municipality_is_added() -> None:

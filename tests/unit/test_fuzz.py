@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cgkit.cli import config_cmds
+from cgkit import capacity as capacity_check
 from cgkit.cli.app import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,17 +108,16 @@ def assert_answered(status: int, output: str, file: str, ok_words: str) -> None:
     assert not errors, f"lines that name no file: {errors}\n{output}"
 
 
-def fuzz(name: str, strategy: st.SearchStrategy, body, capacity: bool = False) -> None:
+def fuzz(name: str, strategy: st.SearchStrategy, body) -> None:
     """Run ``body(project, example)`` on ``EXAMPLES`` examples of ``strategy`` in one scratch project.
 
-    validate's capacity check (rendering the program under mocks, 0.3 s, not input handling) is
-    left out unless ``capacity``. With ``CGKIT_FUZZ_REPORT`` set, appends a JSON line with the
+    validate's capacity check (rendering the program under mocks, ~2 CPU-s for a file that sets
+    replicas; not input handling) is left out. With ``CGKIT_FUZZ_REPORT`` set, appends a JSON line with the
     number of examples that passed and the seconds taken to that file every 500 examples and at the
     end (benchmarks/fuzz.py reads it).
     """
-    project, original, count = Project(), config_cmds._capacity, [0]
-    if not capacity:
-        config_cmds._capacity = lambda root: (lambda cfg: [])
+    project, original, count = Project(), capacity_check.capacity_issues, [0]
+    capacity_check.capacity_issues = lambda root, cfg: []
 
     start = time.monotonic()
 
@@ -139,7 +138,7 @@ def fuzz(name: str, strategy: st.SearchStrategy, body, capacity: bool = False) -
     try:
         check()
     finally:
-        config_cmds._capacity = original
+        capacity_check.capacity_issues = original
         project.close()
         record(final=True)
 

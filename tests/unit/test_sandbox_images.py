@@ -43,9 +43,13 @@ def test_the_cgkit_layer_links_the_stand_in_at_the_real_images_paths(tmp_path: P
 
 
 def test_layout_index_names_each_image_for_containerd(tmp_path: Path) -> None:
+    layout = tmp_path / "oci"
+    layout.mkdir()
     index = {"manifests": [{"annotations": {"org.opencontainers.image.ref.name": name}}
                            for name in si.IMAGES]}
-    (tmp_path / "index.json").write_text(json.dumps(index))
-    si._name_images(tmp_path)
-    named = json.loads((tmp_path / "index.json").read_text())["manifests"]
+    (layout / "index.json").write_text(json.dumps(index))
+    si.pack_layout(layout, {name: si.ref(name) for name in si.IMAGES}, tmp_path / "images.tar")
+    assert not layout.exists(), "the layout is removed once packed"
+    with tarfile.open(tmp_path / "images.tar") as archive:
+        named = json.loads(archive.extractfile("index.json").read())["manifests"]
     assert [m["annotations"]["io.containerd.image.name"] for m in named] == [si.ref(n) for n in si.IMAGES]

@@ -10,6 +10,7 @@ import pytest
 
 from cgkit.render import run_municipality, run_program
 from cgkit.secrets import secret_names
+from components import releases
 
 from rendered import ALL_APPS, all_apps, make_cfg, render
 
@@ -45,7 +46,8 @@ def test_minimal_config_gets_the_environment_defaults():
     assert {k: v for k, v in run.exports.items() if k != "platform"} == {"namespace": "gm0344", "urls": {
         "openzaak": "https://openzaak.utrecht.test.cgkit.nl",
         "opennotificaties": "https://opennotificaties.utrecht.test.cgkit.nl"},
-        "wiring": ["opennotificaties -> openzaak", "openzaak -> opennotificaties"], "unwired": []}
+        "wiring": ["opennotificaties -> openzaak", "openzaak -> opennotificaties"], "unwired": [],
+        "release": releases.current().version}
     assert {x["metadata"]["name"] for x in m if x["kind"] == "StatefulSet"} == {"postgresql", "redis"}
     assert not any(x["kind"] == "PodDisruptionBudget" for x in m)  # S: one web replica
 

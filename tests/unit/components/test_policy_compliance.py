@@ -1,6 +1,6 @@
 """The kit's own output passes its policy pack: no mandatory finding for any tenant shape.
 
-Six tenant shapes; tests/unit/test_all_municipalities.py covers all 342 with their defaults.
+Seven tenant shapes; tests/unit/test_all_municipalities.py covers all 342 with their defaults.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ CONFIGS = {
         "otlp_endpoint": "http://otel-collector.observability.svc:4318"}}),
     "telemetry to an address": lambda: make_cfg(environment={"observability": {
         "otlp_endpoint": "https://10.8.0.7:4317", "protocol": "grpc"}}),
+    "backed up, M": lambda: all_apps(size="M", environment={"backups": {
+        "endpoint": "http://s3.backup-store.svc:9000", "bucket": "cgkit-backups"}}),
 }
 
 
