@@ -33,6 +33,7 @@ sandbox lives (reclaim policy Retain): a PV whose claim was deleted turns Releas
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -219,9 +220,54 @@ def _api(p: SandboxPaths):
 def processes(root: Path | None = None) -> list[tuple[int, str]]:
     """Return (pid, name) of live toolchain processes (etcd, kube-*, kwok, kwokctl, kubectl)
     whose command line mentions the sandbox state dir: the sandbox's own processes."""
-    marker = str(paths(root).root).encode()
+    return _processes_of(paths(root))
+
+
+def _processes_of(p: SandboxPaths) -> list[tuple[int, str]]:
+    marker = str(p.root).encode()
     return sorted((pid, procs.name(argv)) for pid, argv in procs.command_lines()
                   if procs.name(argv) in PROCESS_NAMES and any(marker in a for a in argv))
+
+
+#: A state dir named on a sandbox process's command line: the control plane names
+#: ``<dir>/kwok/clusters/cgkit/...``, the real node's daemons and shims ``<dir>/node/...``.
+_STATE_DIR_IN_ARG = re.compile(rb"(/[^\s=:,]+)/(?:kwok/clusters/" + CLUSTER_NAME.encode() + rb"|node)/")
+_HOST_PROCESS_NAMES = PROCESS_NAMES | {"kubelet", "kube-proxy", "kube-router", "containerd", "containerd-shim-runc-v2"}
+
+
+def sandboxes_on_host() -> list[Path]:
+    """State dirs of every sandbox with a live process on this machine, this checkout's included
+    (found from the command lines of the control plane, the real node's daemons and their shims).
+
+    A tools/test run that was killed (CI's time limit) leaves its sandbox running, and only one real
+    node fits a machine; this is how the next run finds it, whatever folder it was started from.
+    """
+    found = set()
+    for _pid, argv in procs.command_lines():
+        if procs.name(argv) in _HOST_PROCESS_NAMES:
+            found.update(Path(m.group(1).decode(errors="replace")) for a in argv
+                         if (m := _STATE_DIR_IN_ARG.search(a)))
+    return sorted(found)
+
+
+def reap(keep: Path, everything: bool = False, progress: Progress = lambda _msg: None) -> list[Path]:
+    """Stop the sandboxes on this machine that an earlier, killed run left behind; return their dirs.
+
+    Taken: a sandbox whose state dir is named ``test-sandbox`` (tools/test's own) or no longer exists
+    (its checkout is gone, so nothing in it can be kept), or, with ``everything``, any one but
+    ``keep`` (CI's machine runs no sandbox of a person's). Another sandbox is left running; the
+    real node's preflight then names it.
+
+    Raises:
+        SandboxError, NodeError: as ``down`` (what survived is named).
+    """
+    keep = keep.resolve()
+    stale = [d for d in sandboxes_on_host()
+             if d != keep and (everything or d.name == "test-sandbox" or not d.exists())]
+    for state_dir in stale:
+        progress(f"stopping the sandbox an earlier run left running in {state_dir}")
+        down_at(SandboxPaths(state_dir), progress)
+    return stale
 
 
 def status(root: Path | None = None) -> SandboxStatus:
@@ -374,7 +420,7 @@ def up(
             _kwokctl(p, "stop", "cluster", "--name", CLUSTER_NAME)
         except SandboxError as exc:
             progress(f"kwokctl stop failed, ending the rest by hand: {exc}")
-        _end_processes(root, progress)
+        _end_processes(p, progress)
     st = status(root)
     if not st.running:
         _write_config(p, bins, real_node)
@@ -405,7 +451,14 @@ def down(progress: Progress = lambda _msg: None, root: Path | None = None) -> No
     Idempotent (nothing to do when absent). Raises SandboxError if processes survive SIGKILL,
     NodeError if the real node left something on the host (listed).
     """
-    p = paths(root)
+    down_at(paths(root), progress)
+
+
+def down_at(p: SandboxPaths, progress: Progress = lambda _msg: None) -> None:
+    """``down`` of the sandbox whose state is in ``p`` (its object store too, when it runs)."""
+    from cgkit import objectstore  # imported late: only a sandbox with a store needs it
+
+    objectstore.ObjectStore(p.objectstore).down(remove_data=False)
     node.down(p.node, progress)
     if p.cluster_dir.exists() and (toolchain.bin_dir() / "kwokctl").exists():
         progress("deleting the sandbox cluster")
@@ -413,16 +466,16 @@ def down(progress: Progress = lambda _msg: None, root: Path | None = None) -> No
             _kwokctl(p, "delete", "cluster", "--name", CLUSTER_NAME, "--kubeconfig", str(p.kubeconfig))
         except SandboxError as exc:
             progress(f"kwokctl delete failed, cleaning up by hand: {exc}")
-    _end_processes(root, progress)
+    _end_processes(p, progress)
     if p.root.exists():
         progress(f"removing {p.root}")
         shutil.rmtree(p.root)
 
 
-def _end_processes(root: Path | None, progress: Progress) -> None:
+def _end_processes(p: SandboxPaths, progress: Progress) -> None:
     """SIGTERM, then SIGKILL, the control-plane processes left; SandboxError if any survives."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        left = processes(root)
+        left = _processes_of(p)
         for pid, name in left:
             progress(f"ending leftover process {pid} ({name})")
             try:
@@ -431,8 +484,8 @@ def _end_processes(root: Path | None, progress: Progress) -> None:
                 pass
         if left:
             time.sleep(2)
-    if processes(root):
-        raise SandboxError(f"sandbox processes still running: {processes(root)}")
+    if _processes_of(p):
+        raise SandboxError(f"sandbox processes still running: {_processes_of(p)}")
 
 
 def is_running(root: Path | None = None) -> bool:

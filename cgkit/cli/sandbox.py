@@ -85,9 +85,22 @@ def down() -> None:
     start = time.monotonic()
     if not os.environ.get("CGKIT_SANDBOX_DIR"):
         _forget_sandbox_stacks()
-    objectstore.ObjectStore(sandbox.paths().objectstore).down(remove_data=False)  # the dir goes with the sandbox's
     sandbox.down(progress=_say)
     _say(f"down in {time.monotonic() - start:.1f}s")
+
+
+@sandbox_app.command("reap")
+def reap(
+    everything: Annotated[bool, typer.Option("--all", help="every other sandbox on this machine, not only "
+                                                           "the test runs' (for CI's machine)")] = False,
+) -> None:
+    """Stop the sandboxes that earlier, killed test runs left on this machine (tools/test runs it first).
+
+    Taken: sandboxes in a folder named test-sandbox or in a folder that is gone; with --all, every
+    sandbox but this one ($CGKIT_SANDBOX_DIR or the checkout's).
+    """
+    stale = sandbox.reap(sandbox.paths().root, everything, progress=_say)
+    _say(f"stopped {len(stale)} sandbox(es) left by earlier runs" if stale else "no sandbox left by an earlier run")
 
 
 def _forget_sandbox_stacks() -> None:
