@@ -7,7 +7,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.deadlines import LIVE_TEST_S, TEST_S
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Bound every test (pytest-timeout): a live-tier test by LIVE_TEST_S, any other by TEST_S,
+    unless the test or its module names its own ``pytest.mark.timeout``."""
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            live = item.get_closest_marker("integration") or item.get_closest_marker("infra")
+            item.add_marker(pytest.mark.timeout(LIVE_TEST_S if live else TEST_S))
 
 
 @pytest.fixture(scope="session")
