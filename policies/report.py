@@ -94,23 +94,21 @@ def tenants_from_manifest_dir(directory: Path, env: str, root: Path = Path("."))
 
 def tenants_from_environment(env: str, root: Path = Path(".")) -> list[Tenant]:
     """Tenants rendered by the municipality program (under Pulumi mocks) for every municipality file
-    of ``env``, via ``cgkit.render.render_municipality(cfg)``. A municipality whose config does not
+    of ``env``, via ``cgkit.render.render_many`` (one process per core). A municipality whose config does not
     load is reported with that error and no objects.
 
     Raises RenderUnavailable when ``cgkit.render`` is not importable.
     """
     try:
         from cgkit.config import loader
-        from cgkit.render import render_municipality
+        from cgkit.render import render_many
     except ImportError as e:
         raise RenderUnavailable(f"cannot render municipalities ({e}); pass --manifests DIR with rendered "
                                 "manifests per municipality instead") from e
     loader.load_environment(root, env)  # an unknown or invalid environment is an error, not an empty report
-    tenants = []
-    for code in loader.municipality_codes(root, env):
-        cfg, tenant = _config_for(root, env, code)
-        tenants.append(replace(tenant, objects=render_municipality(cfg)) if cfg is not None else tenant)
-    return tenants
+    loaded = [_config_for(root, env, code) for code in loader.municipality_codes(root, env)]
+    rendered = iter(render_many([cfg for cfg, _ in loaded if cfg is not None]))
+    return [replace(tenant, objects=next(rendered)) if cfg is not None else tenant for cfg, tenant in loaded]
 
 
 def _git_commit() -> str | None:

@@ -1,7 +1,8 @@
 """The municipality program under mocks for all 342 municipalities: invariants over everything declared.
 
 Files are generated with `onboard` (the minimal file: code and domain, everything else default)
-in a scratch environment; the shipped sandbox municipalities are added with their full files.
+in a scratch environment.
+Every one of the 342 is rendered, spread over one process per core (cgkit.render.render_many).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from cgkit.config import loader
 from cgkit.gemeenten import all_gemeenten
 from cgkit.onboard import onboard
 from cgkit.policy_context import context_of
-from cgkit.render import render_municipality
+from cgkit.render import render_many
 from policies.evaluate import evaluate
 from policies.podspec import pod_spec  # the policies' locator: one definition of "a workload's pod spec"
 
@@ -35,7 +36,8 @@ def tenants(tmp_path_factory: pytest.TempPathFactory, project_root: Path) -> dic
     for code in all_gemeenten():
         onboard(root, "sandbox", code)
         configs[code] = loader.load_municipality(root, "sandbox", code)
-    return {code: (cfg, render_municipality(cfg)) for code, cfg in configs.items()}
+    rendered = render_many(list(configs.values()))
+    return {code: (cfg, manifests) for (code, cfg), manifests in zip(configs.items(), rendered, strict=True)}
 
 
 @pytest.fixture(scope="module")
