@@ -9,6 +9,9 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -91,3 +94,19 @@ def test_web_answers_only_allowed_hosts_while_its_dependencies_work(web) -> None
     state["why"] = "database: OperationalError"
     standin._Web.cache = {}
     assert _get(port, "openzaak") == 503
+
+
+def test_a_long_running_role_ends_at_once_on_sigterm(tmp_path: Path) -> None:
+    """As its container's PID 1 a process without a SIGTERM handler ignores SIGTERM, and every pod
+    delete waited out the grace period; the roles that run until stopped exit 0 on it."""
+    role = tmp_path / "celery_beat.sh"  # the role is the name it is started as
+    role.symlink_to(Path(standin.__file__))
+    run = subprocess.Popen([sys.executable, str(role)], stdout=subprocess.PIPE, text=True,
+                           env={"CELERY_BROKER_URL": "redis://127.0.0.1:9/0", "PATH": os.environ["PATH"]})
+    try:
+        assert run.stdout.readline().startswith("not healthy"), "the loop runs (its broker is absent)"
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=10) == 0
+    finally:
+        run.kill()
+        run.wait()
