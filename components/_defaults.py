@@ -1,4 +1,4 @@
-"""Secure defaults shared by every cgkit component: labels, security contexts, resources, options.
+"""Secure defaults shared by every cgkit component: labels, security contexts, resources, awaits, options.
 
 One place for the restricted Pod Security Standard settings, so the components cannot drift apart:
 every pod runs as a fixed non-root UID/GID with ``seccompProfile: RuntimeDefault``, and every
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import pulumi
@@ -17,6 +18,25 @@ import pulumi_kubernetes as k8s
 from cgkit import conventions as cv
 from components._quantity import scale_cpu, scale_memory
 from components.catalog import Resources
+
+
+@dataclass(frozen=True)
+class Awaits:
+    """How long the engine awaits a Job and a workload's rollout (seconds), as the Kubernetes
+    provider reads it from each object's ``pulumi.com/timeoutSeconds`` annotation; the environment
+    file's ``awaits:`` sets them (cgkit.config.model.AwaitSettings). The provider's own default is
+    10 minutes for both."""
+
+    job_s: int = 1800
+    rollout_s: int = 600
+
+    def job(self) -> dict[str, str]:
+        """The annotations of a Job: its await bound."""
+        return {"pulumi.com/timeoutSeconds": str(self.job_s)}
+
+    def rollout(self) -> dict[str, str]:
+        """The annotations of a Deployment or StatefulSet: its await bound."""
+        return {"pulumi.com/timeoutSeconds": str(self.rollout_s)}
 
 
 def labels(code: str, name: str, component: str) -> dict[str, str]:

@@ -108,6 +108,8 @@ class CommonGroundAppArgs:
     """Extra plain settings, merged last into the ConfigMap."""
     setup: "AppSetup | None" = None
     """The app's django-setup-configuration document and its secrets; ``None``: no setup Job."""
+    awaits: d.Awaits = d.Awaits()
+    """How long the engine awaits the app's Jobs and rollouts (the environment's ``awaits:``)."""
 
 
 @dataclass(frozen=True)
@@ -123,9 +125,6 @@ class AppSetup:
     secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
-#: Seconds the engine waits for a migration or setup Job to complete (a large database's first
-#: migration takes a while); the default Job await is 10 minutes.
-JOB_TIMEOUT_SECONDS = 1800
 #: Mount path of the setup document; the catalog's ``jobs.setup`` command names the file in it.
 SETUP_DIR = "/config"
 
@@ -292,7 +291,7 @@ class CommonGroundApp(pulumi.ComponentResource):
 
         self.deployments: dict[str, k8s.apps.v1.Deployment] = {}
         self.deployments["web"] = k8s.apps.v1.Deployment(
-            f"{name}-web", metadata=meta(key, "web"),
+            f"{name}-web", metadata=meta(key, "web", annotations=args.awaits.rollout()),
             spec={"replicas": web_replicas, "selector": {"match_labels": d.selector(key, "web")},
                   "template": pod("web", web_container)},
             opts=d.child(self, depends_on=depends))
@@ -321,7 +320,8 @@ class CommonGroundApp(pulumi.ComponentResource):
             if role == "beat":
                 deployment_spec["strategy"] = {"type": "Recreate"}
             self.deployments[role] = k8s.apps.v1.Deployment(
-                f"{name}-{role}", metadata=meta(f"{key}-{role}", role), spec=deployment_spec,
+                f"{name}-{role}", metadata=meta(f"{key}-{role}", role, annotations=args.awaits.rollout()),
+                spec=deployment_spec,
                 opts=d.child(self, depends_on=depends))
 
         self.service = k8s.core.v1.Service(
@@ -389,8 +389,7 @@ class CommonGroundApp(pulumi.ComponentResource):
         return k8s.batch.v1.Job(
             f"{self._prefix}-{task}",
             metadata=meta(f"{key}-{task}-{digest}", task,
-                          annotations={"pulumi.com/timeoutSeconds": str(JOB_TIMEOUT_SECONDS),
-                                       "pulumi.com/replaceUnready": "true"}),
+                          annotations={**args.awaits.job(), "pulumi.com/replaceUnready": "true"}),
             # Kubernetes' default of 6 retries (10 s, 20 s, 40 s ... apart, about 5 minutes): a new
             # pod is admitted by the NetworkPolicy enforcer only once it has synced it (seen on the
             # real node: refused connections for tens of seconds at start), and the database may

@@ -70,6 +70,8 @@ class PostgresArgs:
     storage_class: str | None = None
     """RWO storage class for the data volume; ``None`` uses the cluster default."""
     image: str = POSTGRES_IMAGE
+    awaits: d.Awaits = d.Awaits()
+    """How long the engine awaits its StatefulSet's rollout (and provisioning Job)."""
     resources: dict[str, dict[str, str]] = field(default_factory=lambda: {
         "requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
 
@@ -122,8 +124,8 @@ class Postgres(pulumi.ComponentResource):
         labels = d.labels(args.code, POSTGRES, POSTGRES)
         sel = d.selector(POSTGRES, POSTGRES)
 
-        def meta(obj: pulumi.Input[str], lab: dict[str, str] = labels) -> dict[str, Any]:
-            return {"name": obj, "namespace": ns, "labels": lab}
+        def meta(obj: pulumi.Input[str], lab: dict[str, str] = labels, **extra: Any) -> dict[str, Any]:
+            return {"name": obj, "namespace": ns, "labels": lab, **extra}
 
         secret_data: dict[str, pulumi.Input[str]] = {"POSTGRES_PASSWORD": args.admin_password}
         for db in args.databases:
@@ -146,7 +148,7 @@ class Postgres(pulumi.ComponentResource):
         ready = {"exec": {"command": ["pg_isready", "--username=postgres", "--host=127.0.0.1"]},
                  "period_seconds": 10, "timeout_seconds": 5, "failure_threshold": 6}
         self.statefulset = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=meta(POSTGRES),
+            f"{name}-statefulset", metadata=meta(POSTGRES, annotations=args.awaits.rollout()),
             spec={
                 "service_name": POSTGRES,
                 "replicas": 1,
@@ -199,7 +201,8 @@ class Postgres(pulumi.ComponentResource):
             f"{name}-provision",
             # The engine awaits the Job's completion: a database that could not be provisioned
             # fails the update here, naming this Job, instead of as unready apps later.
-            metadata=meta(digest.apply(lambda h: f"{POSTGRES}-provision-{h}"), job_labels),
+            metadata=meta(digest.apply(lambda h: f"{POSTGRES}-provision-{h}"), job_labels,
+                          annotations=args.awaits.job()),
             spec={
                 "backoff_limit": 20,
                 "template": {
@@ -233,6 +236,8 @@ class RedisArgs:
     storage_size: str = "1Gi"
     storage_class: str | None = None
     image: str = REDIS_IMAGE
+    awaits: d.Awaits = d.Awaits()
+    """How long the engine awaits its StatefulSet's rollout (and provisioning Job)."""
     resources: dict[str, dict[str, str]] = field(default_factory=lambda: {
         "requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}})
 
@@ -262,7 +267,7 @@ class Redis(pulumi.ComponentResource):
             opts=d.child(self))
         probe = {"exec": {"command": ["redis-cli", "ping"]}, "period_seconds": 10, "timeout_seconds": 3}
         self.statefulset = k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset", metadata=meta,
+            f"{name}-statefulset", metadata={**meta, "annotations": args.awaits.rollout()},
             spec={
                 "service_name": REDIS,
                 "replicas": 1,

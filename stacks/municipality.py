@@ -120,6 +120,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
     backing_images = ({"image": sandbox_images.ref("postgis")}, {"image": sandbox_images.ref("redis")}) \
         if env.images.sandbox_images else ({}, {})
     backups = cfg.backups  # None for an external database (loader.merge)
+    awaits = d.Awaits(job_s=env.awaits.job_s, rollout_s=env.awaits.rollout_s)
     code = cfg.code
     name = code.lower()
 
@@ -153,6 +154,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             storage_size=cfg.database.storage,
             storage_class=env.storage_class,
             resources=_scaled(_POSTGRES_RESOURCES, t),
+            awaits=awaits,
             **backing_images[0],
         ), opts=after_baseline)
         if backups is not None:
@@ -169,6 +171,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
     Redis(f"{name}-redis", RedisArgs(
         code=code, namespace=namespace, storage_class=env.storage_class,
         resources=_scaled(_REDIS_RESOURCES, t),
+        awaits=awaits,
         **backing_images[1],
     ), opts=after_baseline)
 
@@ -197,6 +200,7 @@ def deploy(cfg: Any, k8s_provider: k8s.Provider | None = None) -> None:
             otlp_endpoint=env.observability.otlp_endpoint,
             otlp_protocol=env.observability.protocol,
             setup=setup,
+            awaits=awaits,
         ), opts=app_opts)
         urls[spec.key] = app.url
 

@@ -159,6 +159,18 @@ class ObservabilitySettings(_Strict):
         return otlp.destination(self.otlp_endpoint) if self.otlp_endpoint else None
 
 
+class AwaitSettings(_Strict):
+    """How long the engine waits for what an ``up`` starts before it calls the ``up`` failed: the
+    Kubernetes provider's ``pulumi.com/timeoutSeconds`` annotation on each Job and workload (its own
+    defaults: 10 minutes). The sandbox sets them short, so that a Job or a rollout that cannot
+    finish (a lost node, an image that is not there) fails the run in minutes."""
+
+    job_s: int = Field(1800, ge=60, le=86400, description="Seconds for a migration, setup or "
+                       "provisioning Job to complete (a large database's first migration takes a while).")
+    rollout_s: int = Field(600, ge=60, le=86400, description="Seconds for a Deployment or StatefulSet "
+                           "to roll out: every replica updated and Ready.")
+
+
 BackendUrl = Annotated[str, StringConstraints(max_length=1000), _checked(state.check_backend)]
 SecretsProvider = Annotated[str, StringConstraints(max_length=1000), _checked(state.check_secrets_provider)]
 
@@ -312,6 +324,7 @@ class EnvironmentFile(_Strict):
                                      description="Provisioner of that StorageClass (platform stack).")
     images: ImageSettings
     resources: ResourceSettings = ResourceSettings()
+    awaits: AwaitSettings = Field(AwaitSettings(), description="How long an up waits for Jobs and rollouts.")
     observability: ObservabilitySettings = ObservabilitySettings()
     state: StateSettings = Field(StateSettings(), description="Where the stacks' state lives and what "
                                  "encrypts their secrets (default: the project's file backend, a passphrase).")

@@ -245,3 +245,16 @@ def test_an_external_database_leaves_no_database_to_protect():
     resources = render_resources(all_apps(database={"mode": "external", "host": "db.example.nl"}))
     assert ("StatefulSet", "postgresql") not in {(r.manifest["kind"], r.manifest["metadata"]["name"])
                                                  for r in resources if r.protected}
+
+
+def test_the_environments_awaits_bound_every_job_and_rollout() -> None:
+    """The engine awaits each Job and workload as long as the environment's ``awaits:`` says (the
+    provider's pulumi.com/timeoutSeconds), so a lost node fails an up in minutes in the sandbox."""
+    default = render(make_cfg())
+    short = render(make_cfg(environment={"awaits": {"job_s": 120, "rollout_s": 240}}))
+    for manifests, job_s, rollout_s in ((default, "1800", "600"), (short, "120", "240")):
+        workloads = manifests.workloads()
+        assert {w["kind"] for w in workloads} == {"Deployment", "StatefulSet", "Job"}
+        for workload in workloads:
+            bound = workload["metadata"].get("annotations", {}).get("pulumi.com/timeoutSeconds")
+            assert bound == (job_s if workload["kind"] == "Job" else rollout_s), workload["metadata"]["name"]
