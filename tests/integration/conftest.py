@@ -2,8 +2,13 @@
 
 The copy (``deployed``) has its own state backend and stack config, so tests never touch the
 checkout's state; it shares the checkout's .venv and the running sandbox cluster. The session
-deploys the platform and GM0344 once, the tests read back from the API server, and the session
-ends by destroying both stacks (that destroy is itself asserted in test_zz_destroy.py).
+deploys the platform and GM0344 (every app) once and keeps them up for every module: a module
+that needs a deployed tenant uses GM0344 (and puts back what it changed), one that needs a tenant
+of its own deploys a small one (objecttypen alone, tests/integration/small_fleet.py) and destroys
+it. Two modules run last, in this order whatever their names: test_zz_sandbox_heals (it kills the
+sandbox's processes under the deployed tenant) and test_zz_destroy (it destroys GM0344 and the
+platform, and asserts what is left). The session's teardown destroys both stacks again in case a
+test failed before that.
 
 Needs: the toolchain built and the sandbox running (tools/test does both). Missing either is a
 failure with a message, never a skip.
@@ -28,9 +33,21 @@ ENV = "sandbox"
 CODE = "GM0344"
 
 
+#: The modules that run after every other one, in this order (see the module doc).
+LAST = ("test_zz_sandbox_heals.py", "test_zz_destroy.py")
+
+
 def cgkit(*args: str) -> int:
     """Run the cgkit CLI in-process; return its exit status."""
     return main(list(args))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Put LAST's modules at the end of the run, in LAST's order (the others keep theirs)."""
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LAST.index(name) + 1 if name in LAST else 0
+    items.sort(key=rank)  # stable: file order within each rank
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +70,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="session")
 def deployed(project: Path, api: client.ApiClient) -> Iterator[Path]:
-    """The platform and GM0344 deployed by `cgkit up` (asserted to succeed); destroyed after.
+    """The platform and GM0344 deployed by `cgkit up` (asserted to succeed), kept up for the whole
+    session; destroyed after.
 
     test_zz_destroy asserts the destroy; this teardown only makes sure nothing is left when a
     test before it failed.
@@ -68,14 +86,6 @@ def deployed(project: Path, api: client.ApiClient) -> Iterator[Path]:
     finally:
         cgkit("destroy", "--env", ENV, CODE, "--allow-data-loss", CODE, "--yes")
         cgkit("destroy", "--env", ENV, "platform", "--yes")
-
-
-@pytest.fixture(scope="module")
-def platform_up(deployed: Path) -> Path:
-    """The session's project with its platform stack deployed again (test_municipality_deploy's last
-    test destroys it, as a user would); a no-op `up` when it is there."""
-    assert cgkit("up", "--env", ENV, "platform", "--yes") == 0
-    return deployed
 
 
 @pytest.fixture(scope="session")

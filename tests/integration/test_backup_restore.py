@@ -48,10 +48,10 @@ def psql(namespace: str, sql: str, db: str = "postgres") -> str:
 
 
 @pytest.fixture(scope="module")
-def backed_up(platform_up: Path, api: client.ApiClient) -> Iterator[tuple[Path, objectstore.ObjectStore]]:
+def backed_up(deployed: Path, api: client.ApiClient) -> Iterator[tuple[Path, objectstore.ObjectStore]]:
     """The sandbox's store as the environment's backup store, TENANT granted its key and deployed;
     destroyed, the file put back and the store stopped after."""
-    project = platform_up
+    project = deployed
     with backups_to_the_sandbox_store(project) as store:
         small_tenant(project, TENANT)
         try:

@@ -28,6 +28,7 @@ from cgkit.conventions import stack_name
 from cgkit.stackops import engine_settings, open_stack
 from cgkit.config.loader import environment_file
 from cgkit.fleet import report
+from tests.deadlines import GONE_S, finish, seconds
 from tests.integration.conftest import ENV, ROOT, cgkit
 from tests.integration.small_fleet import make_small_fleet
 
@@ -57,7 +58,7 @@ def by_code(rep: dict) -> dict[str, dict]:
     return {s["code"]: s for s in rep["stacks"]}
 
 
-def wait_until_gone(read, timeout_s: float = 300) -> None:
+def wait_until_gone(read, timeout_s: float = GONE_S) -> None:
     """Poll ``read()`` until it raises 404 (the object is gone); fail after ``timeout_s`` with the
     object's status conditions (a namespace's name the content or finalizer that holds it).
 
@@ -73,7 +74,7 @@ def wait_until_gone(read, timeout_s: float = 300) -> None:
             raise
         time.sleep(1)
     conditions = getattr(getattr(left, "status", None), "conditions", None) or []
-    raise AssertionError(f"{left.metadata.name} still there after {timeout_s}s: "
+    raise AssertionError(f"{left.metadata.name} still there after {timeout_s:.0f}s: "
                          + ("; ".join(f"{c.type} {c.reason}: {c.message}" for c in conditions) or "no condition given"))
 
 
@@ -179,14 +180,15 @@ def test_two_runs_on_one_stack_one_fails_cleanly_and_state_converges(fleet_proje
     runs = report.runs_dir(fleet_project)
     before = set(runs.iterdir())
     first = subprocess.Popen([sys.executable, "-m", "cgkit.cli.app", "fleet", "up", RACED, "--env", ENV, "--yes"],
-                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         log = _new_run_log(runs, before, RACED)
         _wait_for_line(log, "Updating (", first)
         assert fleet("up", RACED, "--yes") == 1  # the second run, while the first holds the lock
         second = latest_report(fleet_project)
     finally:
-        assert first.wait(timeout=300) == 0
+        finish(first)
+    assert first.returncode == 0
     (raced,) = second["stacks"]
     assert raced["status"] == "failed" and raced["error_kind"] == "stack-locked"
     _, stack = open_stack(ENV, RACED)
@@ -195,7 +197,7 @@ def test_two_runs_on_one_stack_one_fails_cleanly_and_state_converges(fleet_proje
     assert not latest_report(fleet_project)["stacks"][0]["changed"]
 
 
-def _new_run_log(runs: Path, before: set[Path], code: str, timeout_s: float = 60) -> Path:
+def _new_run_log(runs: Path, before: set[Path], code: str, timeout_s: float = seconds(60)) -> Path:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         new = set(runs.iterdir()) - before
@@ -205,7 +207,7 @@ def _new_run_log(runs: Path, before: set[Path], code: str, timeout_s: float = 60
     raise AssertionError("the first run did not start")
 
 
-def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout_s: float = 120) -> None:
+def _wait_for_line(log: Path, text: str, process: subprocess.Popen, timeout_s: float = seconds(120)) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline and process.poll() is None:
         if log.exists() and text in log.read_text():
@@ -225,7 +227,8 @@ def test_ctrl_c_starts_nothing_new_and_leaves_no_stack_locked(fleet_project: Pat
         _wait_for_line(_new_run_log(runs, before, FLEET[0]), "Destroying (", run)
         os.killpg(run.pid, signal.SIGINT)
     finally:
-        assert run.wait(timeout=300) == 130
+        finish(run)
+    assert run.returncode == 130
     rep = latest_report(fleet_project)
     assert rep["interrupted"] and rep["totals"]["not-started"] >= 1
     for stack in rep["stacks"]:

@@ -22,6 +22,7 @@ from kubernetes import client
 from cgkit import locks
 from cgkit.fleet import in_cluster
 from cgkit.fleet.report import load_report
+from tests.deadlines import COMMAND_S, finish
 from tests.integration.conftest import ENV, cgkit
 from tests.integration.small_fleet import files_put_back, small_tenant
 from tests.integration.test_fleet import wait_until_gone
@@ -33,10 +34,10 @@ KILLED = "GM0153"  # its runner is killed mid-up
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _files_put_back(platform_up: Path) -> Iterator[None]:
+def _files_put_back(deployed: Path) -> Iterator[None]:
     """GM0363 is a checked-in municipality that test_live_traffic deploys whole: this module's
     one-app files of its codes go once it ends."""
-    with files_put_back(platform_up, (*PAIR, KILLED)):
+    with files_put_back(deployed, (*PAIR, KILLED)):
         yield
 
 
@@ -107,15 +108,15 @@ def test_a_runner_pod_killed_mid_up_leaves_a_lock_that_the_resumed_run_clears(on
     backend, stack = store.backend_url(BUCKET), f"{ENV}.{KILLED.lower()}"
     run = subprocess.Popen([str(Path(sys.executable).parent / "cgkit"), "fleet", "up", "--env", ENV, KILLED,
                             "--in-cluster", "--yes"], env=os.environ.copy(),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + 600
+        deadline = time.monotonic() + COMMAND_S
         while not (_lock_of(backend, stack) and (pid := _runner_main_pid())):
             assert run.poll() is None, f"the run ended before its engine held the lock:\n{run.stdout.read()}"
-            assert time.monotonic() < deadline, "no runner pod took the stack's lock in 10 minutes"
+            assert time.monotonic() < deadline, f"no runner pod took the stack's lock in {COMMAND_S:.0f}s"
             time.sleep(1)
         os.kill(pid, signal.SIGKILL)  # the pod's main process: its namespace's engine dies with it
-        output, _ = run.communicate(timeout=300)
+        output, _ = finish(run)
     finally:
         if run.poll() is None:
             run.kill()

@@ -1,7 +1,7 @@
 """Tenant isolation and readiness proven on the sandbox's real node, with packets and processes.
 
-GM0344 (the session's `deployed` tenant, every app) and GM0363 (every app, deployed here) run on
-the real node with the stand-in images: a stand-in is Ready only while it reaches its own database
+GM0344 (the session's `deployed` tenant, every app) and GM0363 (objecttypen alone, deployed here:
+the other side of each refusal needs one app, not six) run on the real node with the stand-in images: a stand-in is Ready only while it reaches its own database
 with its generated password and its Redis, through the NetworkPolicies. The checks run commands
 inside running containers (`kubectl exec`) and in probe pods: one in an unrestricted namespace
 (the control: it shows that a refused connection is the policy's doing, not a broken route), one in
@@ -14,7 +14,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +23,13 @@ from kubernetes.client.rest import ApiException
 
 from cgkit import node_manifests as nm
 from cgkit import sandbox, toolchain
+from tests.deadlines import GONE_S, POD_S, wait_until
 from tests.integration.conftest import ENV, ROOT, cgkit
+from tests.integration.small_fleet import files_put_back, small_tenant
 
 pytestmark = pytest.mark.integration
 OWN, OTHER = "gm0344", "gm0363"
+OTHER_APP = "deploy/objecttypen"  # GM0363's one app
 PROBE_NS = "cgkit-live-probe"
 INGRESS_NS = "cgkit-ingress"  # environments/sandbox/environment.yaml ingress.controller_namespace
 CONNECT = ("import socket,sys\n"
@@ -73,30 +75,30 @@ def probe_pod(api: client.ApiClient, namespace: str, name: str = "probe") -> str
                                     "securityContext": {"allowPrivilegeEscalation": False,
                                                         "capabilities": {"drop": ["ALL"]}}}]}}
     core.create_namespaced_pod(namespace, pod)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if core.read_namespaced_pod(name, namespace).status.phase == "Running":
-            return f"pod/{name}"
-        time.sleep(1)
-    pytest.fail(f"probe pod {namespace}/{name} not Running after 120 s")
+    wait_until(lambda: core.read_namespaced_pod(name, namespace).status.phase == "Running", POD_S,
+               f"probe pod {namespace}/{name} Running")
+    return f"pod/{name}"
 
 
 @pytest.fixture(scope="module")
 def tenants(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
-    """GM0344 (session) and GM0363 deployed; a probe namespace without policies; removed after."""
-    assert cgkit("up", "--env", ENV, OTHER.upper(), "--yes") == 0
+    """GM0344 (session) and GM0363 (one app) deployed; a probe namespace without policies; removed
+    after, GM0363's checked-in file put back."""
     core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": PROBE_NS}})
-    try:
-        yield deployed
-    finally:
-        core.delete_namespace(PROBE_NS)
-        for ns in (INGRESS_NS, OWN):
-            try:
-                core.delete_namespaced_pod("probe", ns, grace_period_seconds=0)
-            except ApiException:
-                pass
-        cgkit("destroy", "--env", ENV, OTHER.upper(), "--allow-data-loss", OTHER.upper(), "--yes")
+    with files_put_back(deployed, (OTHER.upper(),)):
+        small_tenant(deployed, OTHER.upper())
+        assert cgkit("up", "--env", ENV, OTHER.upper(), "--yes") == 0
+        core.create_namespace({"metadata": {"name": PROBE_NS}})
+        try:
+            yield deployed
+        finally:
+            core.delete_namespace(PROBE_NS)
+            for ns in (INGRESS_NS, OWN):
+                try:
+                    core.delete_namespaced_pod("probe", ns, grace_period_seconds=0)
+                except ApiException:
+                    pass
+            cgkit("destroy", "--env", ENV, OTHER.upper(), "--allow-data-loss", OTHER.upper(), "--yes")
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +108,11 @@ def probe(tenants: Path, api: client.ApiClient) -> str:
 
 def test_every_pod_runs_on_the_real_node_and_every_stand_in_is_ready(tenants: Path, api: client.ApiClient) -> None:
     core = client.CoreV1Api(api)
-    for ns in (OWN, OTHER):
+    # GM0344: 6 web, 5 workers, 3 beats, db, redis; GM0363: objecttypen's web, db, redis
+    for ns, least in ((OWN, 14), (OTHER, 3)):
         pods = [p for p in core.list_namespaced_pod(ns).items  # Job pods (provision, migrate, setup) end
                 if not any(o.kind == "Job" for o in p.metadata.owner_references or [])]
-        assert len(pods) >= 14, f"{ns}: {len(pods)} pods"  # 6 web, 5 workers, 3 beats, db, redis
+        assert len(pods) >= least, f"{ns}: {len(pods)} pods"
         for pod in pods:
             assert pod.spec.node_name == nm.NODE_NAME, f"{ns}/{pod.metadata.name} on {pod.spec.node_name}"
             ready = {c.type: c.status for c in pod.status.conditions or []}.get("Ready")
@@ -125,7 +128,7 @@ def test_the_provisioning_job_really_completed(tenants: Path, api: client.ApiCli
 def test_another_tenant_cannot_reach_this_tenants_database_or_redis(tenants: Path, probe: str) -> None:
     for host, port in ((f"postgresql.{OWN}.svc.cluster.local", 5432), (f"redis.{OWN}.svc.cluster.local", 6379)):
         assert can_connect(OWN, "deploy/openzaak", host.split(".")[0], port), f"{OWN}'s own app: {host}"
-        assert not can_connect(OTHER, "deploy/openzaak", host, port), f"{OTHER} reached {host}"
+        assert not can_connect(OTHER, OTHER_APP, host, port), f"{OTHER} reached {host}"
         # not even from a namespace without egress rules: gm0344's own ingress policy refuses it
         assert not can_connect(PROBE_NS, probe, host, port), f"{PROBE_NS} reached {host}"
 
@@ -180,7 +183,7 @@ def test_only_the_ingress_controllers_namespace_reaches_the_web_port(tenants: Pa
     answered = exec_in(INGRESS_NS, ingress, "python3", "-c", fetch, f"openzaak.{OWN}.svc.cluster.local")
     assert answered.returncode == 0 and answered.stdout.strip() == "200", answered.stdout + answered.stderr
     assert not can_connect(PROBE_NS, probe, f"openzaak.{OWN}.svc.cluster.local", 80)
-    assert not can_connect(OTHER, "deploy/openzaak", f"openzaak.{OWN}.svc.cluster.local", 80)
+    assert not can_connect(OTHER, OTHER_APP, f"openzaak.{OWN}.svc.cluster.local", 80)
 
 
 def test_containers_run_as_non_root_under_the_runtime_default_seccomp_filter(tenants: Path) -> None:
@@ -206,13 +209,8 @@ def test_a_second_up_changes_nothing_on_the_real_node(tenants: Path) -> None:
 def test_destroy_stops_the_tenants_pods(tenants: Path, api: client.ApiClient) -> None:
     assert cgkit("destroy", "--env", ENV, OTHER.upper(), "--allow-data-loss", OTHER.upper(), "--yes") == 0
     core = client.CoreV1Api(api)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if OTHER not in {n.metadata.name for n in core.list_namespace().items}:
-            break
-        time.sleep(2)
-    else:
-        pytest.fail(f"namespace {OTHER} still exists 300 s after destroy")
+    wait_until(lambda: OTHER not in {n.metadata.name for n in core.list_namespace().items}, GONE_S,
+               f"namespace {OTHER} gone after destroy")
     assert not running_containers(OTHER), f"containers of {OTHER} still run on the node"
 
 

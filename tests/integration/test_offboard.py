@@ -31,6 +31,7 @@ from cgkit.offboard import claimed_volumes, export_prefix
 from cgkit.stackops import engine_settings
 from components.catalog import load_catalog
 from tests.integration.backup_store import BUCKET, backups_to_the_sandbox_store
+from tests.deadlines import COMMAND_S, finish, seconds
 from tests.integration.conftest import ENV, cgkit
 from tests.integration.small_fleet import files_put_back, small_tenant
 from tests.integration.test_backup_restore import psql
@@ -44,11 +45,11 @@ RETAIN = "2046-12-31"
 
 
 @pytest.fixture(scope="module")
-def tenant(platform_up: Path, api: client.ApiClient) -> Iterator[tuple[Path, objectstore.ObjectStore]]:
+def tenant(deployed: Path, api: client.ApiClient) -> Iterator[tuple[Path, objectstore.ObjectStore]]:
     """TENANT with objecttypen and objecten, backed up to the sandbox's store, deployed; known rows in
     objecten's database and a known file in its media volume. Destroyed after, if a test left it, and
     its checked-in file put back."""
-    project = platform_up
+    project = deployed
     with backups_to_the_sandbox_store(project) as store, files_put_back(project, (TENANT,)):
         path = small_tenant(project, TENANT)
         data = yaml.safe_load(path.read_text())
@@ -90,14 +91,15 @@ def test_an_offboarding_killed_during_its_export_deletes_nothing(tenant, api: cl
     project, _ = tenant
     batch = client.BatchV1Api(api)
     run = subprocess.Popen([str(Path(sys.executable).parent / "cgkit"), "offboard", "--env", ENV, TENANT,
-                            "--retain-until", RETAIN, "--yes"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
+                            "--retain-until", RETAIN, "--yes"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           start_new_session=True)
+    deadline = time.monotonic() + COMMAND_S
     while not batch.list_namespaced_job(TENANT.lower(), label_selector="app.kubernetes.io/component=backup").items:
         assert run.poll() is None, f"offboard ended before its export began: {run.stderr.read().decode()}"
-        assert time.monotonic() < deadline, "no export Job within 300 s"
+        assert time.monotonic() < deadline, f"no export Job within {COMMAND_S:.0f}s"
         time.sleep(0.5)
     run.send_signal(signal.SIGKILL)
-    run.wait(30)
+    finish(run, seconds(30))
     client.CoreV1Api(api).read_namespace(TENANT.lower())
     assert _stack_exists(project), "the stack is still there"
     assert municipality_file(project, ENV, TENANT).is_file(), "the municipality's file is where it was"

@@ -136,7 +136,7 @@ def test_preview_with_the_pack_blocks_a_privileged_pod_a_program_declares(tmp_pa
     assert "Pod/packcheck/web-" in output  # the namespace, an output of the Namespace, is judged too
 
 
-def preview_with_pack(tmp_path: Path, pod: dict) -> tuple[bool, str]:
+def preview_with_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pod: dict) -> tuple[bool, str]:
     """`pulumi preview --policy-pack policies` of an inline program declaring ``pod`` (in
     namespace policy-probe, which need not exist for a preview) on the sandbox; returns
     (succeeded, engine output)."""
@@ -153,7 +153,7 @@ def preview_with_pack(tmp_path: Path, pod: dict) -> tuple[bool, str]:
     settings = engine.EngineSettings(root=ROOT, kubeconfig=sandbox.kubeconfig_path(ROOT))
     config = write_pack_config(platform_context(load_environment(ROOT, "sandbox")), [], tmp_path / "pack.json")
     env = engine.engine_env(settings)
-    os.environ["PATH"] = env["PATH"]
+    monkeypatch.setenv("PATH", env["PATH"])  # the inline program's engine: this test only
     stack = auto.create_or_select_stack(
         f"policy-probe-{tmp_path.name}", project_name="cgkit-policy-probe", program=program,
         opts=auto.LocalWorkspaceOptions(work_dir=str(tmp_path), env_vars=env, pulumi_home=env["PULUMI_HOME"]))
@@ -171,13 +171,13 @@ def preview_with_pack(tmp_path: Path, pod: dict) -> tuple[bool, str]:
 CASES = ROOT / "policies" / "rules" / "pod_security" / "cases" / "CGK-POD-001"
 
 
-def test_preview_with_the_pack_blocks_a_privileged_pod_and_passes_without_it(tmp_path):
+def test_preview_with_the_pack_blocks_a_privileged_pod_and_passes_without_it(tmp_path, monkeypatch):
     # the sandbox environment allows only its own images (images.allowed_registries: [cgkit.sandbox])
     compliant = yaml.safe_load((CASES / "pass-pod.yaml").read_text().replace("docker.io/", "cgkit.sandbox/"))
     privileged = yaml.safe_load((CASES / "fail-pod.yaml").read_text().replace("docker.io/", "cgkit.sandbox/"))
 
-    passed, output = preview_with_pack(tmp_path, compliant)
+    passed, output = preview_with_pack(tmp_path, monkeypatch, compliant)
     assert passed, output
-    blocked, output = preview_with_pack(tmp_path, privileged)
+    blocked, output = preview_with_pack(tmp_path, monkeypatch, privileged)
     assert not blocked, output
     assert "CGK-POD-001" in output and "mandatory" in output

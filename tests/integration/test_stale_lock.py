@@ -21,6 +21,7 @@ from kubernetes.client.rest import ApiException
 from cgkit import engine, locks
 from cgkit.interrupted import pending_operations
 from cgkit.stackops import RunOptions, Verb, open_stack, run
+from tests.deadlines import COMMAND_S, finish, seconds
 from tests.integration.conftest import ENV, ROOT, cgkit
 from tests.integration.small_fleet import small_tenant
 from tests.integration.test_fleet import wait_until_gone
@@ -30,14 +31,14 @@ CODE = "GM0200"
 STACK = f"{ENV}.{CODE.lower()}"
 
 
-def _wait_for(what: str, ok, runner: subprocess.Popen, timeout_s: float = 300) -> None:
+def _wait_for(what: str, ok, runner: subprocess.Popen, timeout_s: float = COMMAND_S) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if ok():
             return
         assert runner.poll() is None, f"the runner ended (exit {runner.returncode}) before {what}"
         time.sleep(0.5)
-    raise AssertionError(f"no {what} after {timeout_s}s")
+    raise AssertionError(f"no {what} after {timeout_s:.0f}s")
 
 
 def _namespace_exists(core: client.CoreV1Api) -> bool:
@@ -50,8 +51,7 @@ def _namespace_exists(core: client.CoreV1Api) -> bool:
         raise
 
 
-def test_a_killed_runner_is_unlocked_and_the_stack_converges(platform_up: Path, api: client.ApiClient) -> None:
-    deployed = platform_up
+def test_a_killed_runner_is_unlocked_and_the_stack_converges(deployed: Path, api: client.ApiClient) -> None:
     small_tenant(deployed, CODE)
     core = client.CoreV1Api(api)
     backend = engine.backend_of(engine.EngineSettings(root=deployed))
@@ -64,7 +64,7 @@ def test_a_killed_runner_is_unlocked_and_the_stack_converges(platform_up: Path, 
     finally:
         with contextlib.suppress(ProcessLookupError):  # it ended by itself: the wait above says why
             os.killpg(runner.pid, signal.SIGKILL)
-        runner.wait(timeout=60)
+        finish(runner, seconds(60))
     try:
         assert [lock.stack for lock in locks.backend_locks(backend)] == [STACK], "the killed engine left its lock"
         assert cgkit("up", "--env", ENV, CODE, "--yes") != 0, "a locked stack is refused"

@@ -61,13 +61,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[objectstore.Obje
 
 
 @pytest.fixture(scope="module")
-def on_s3(platform_up: Path, store: objectstore.ObjectStore, api: client.ApiClient) -> Iterator[tuple[Path, dict]]:
+def on_s3(deployed: Path, store: objectstore.ObjectStore) -> Iterator[tuple[Path, dict]]:
     """The session's stacks (the platform and GM0344, deployed) migrated to the bucket and the
     environment file pointed at it (with the team's passphrase given, as a shared backend needs);
-    the file put back after, and GM0344 destroyed again if this module deployed it."""
-    deployed = platform_up
-    was_there = CODE.lower() in {n.metadata.name for n in client.CoreV1Api(api).list_namespace().items}
-    assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
+    the file put back after (the stacks on the file backend were never written)."""
     file_backend = engine.backend_of(engine.EngineSettings(root=deployed))
     originals = {name: _checkpoint(deployed, file_backend, name) for name in (f"{ENV}.platform", f"{ENV}.gm0344")}
     path = environment_file(deployed, ENV)
@@ -84,8 +81,6 @@ def on_s3(platform_up: Path, store: objectstore.ObjectStore, api: client.ApiClie
         yield deployed, originals
     finally:
         path.write_text(original)
-        if not was_there:
-            cgkit("destroy", "--env", ENV, CODE, "--allow-data-loss", CODE, "--yes")
         (environment_file(deployed, ENV).parent / "municipalities" / f"{TENANT.lower()}.yaml").unlink(missing_ok=True)
         if old_passphrase is None:
             os.environ.pop("PULUMI_CONFIG_PASSPHRASE_FILE", None)

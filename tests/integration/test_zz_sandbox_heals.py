@@ -3,17 +3,18 @@ up` brings it back with every node and pod Ready, the stacks' state kept and not
 
 The processes are the control plane that kwokctl runs (etcd, the API server, the controller-manager,
 the scheduler, kwok-controller) and the real node's daemons (the kubelet, containerd, kube-proxy,
-kube-router). Each is ended with SIGKILL, as a crash or the OOM killer would, with the platform and
-GM0503 (every app, deployed here) running. After each `sandbox up`:
+kube-router). Each is ended with SIGKILL, as a crash or the OOM killer would, with the session's platform and GM0344
+(every app) running. After each `sandbox up`:
 
 * exactly one process of each name runs (a restart that left the old one behind, or started a
   second, is an orphan);
 * every Node is Ready, every Pod of every namespace Running and Ready, every Job complete;
 
 and after the last one, containerd runs no container whose Pod is gone, and a refreshed `cgkit up`
-of GM0503 finds no change to make: the engine's state was kept and equals the cluster.
+of GM0344 finds no change to make: the engine's state was kept and equals the cluster.
 
-These tests change the sandbox's processes, so the file sits at the end of the file order.
+These tests change the sandbox's processes, so the module runs after every other but the final
+destroy (tests/integration/conftest.py LAST).
 """
 
 from __future__ import annotations
@@ -24,22 +25,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
 from cgkit import node, sandbox
-from cgkit.onboard import onboard
-from tests.integration.conftest import ENV, ROOT, cgkit
+from tests.deadlines import seconds
+from tests.integration.conftest import CODE, ENV, ROOT, cgkit
 
 pytestmark = pytest.mark.integration
-CODE = "GM0503"  # Delft: a full tenant of its own, deployed and destroyed here
 NS = CODE.lower()
 CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok-controller"]
 NODE_DAEMONS = ["kubelet", "containerd", "kube-proxy", "kube-router"]
-PODS_READY_S = 300  # a killed kubelet or containerd restarts probes; the suite's slowest start is ~90 s
+PODS_READY_S = seconds(300)  # a killed kubelet or containerd restarts probes; the suite's slowest start is ~90 s
 
 
 def pid_of(name: str) -> int:
@@ -59,7 +58,7 @@ def kill(name: str) -> None:
     """SIGKILL the sandbox's ``name`` and wait until its process is gone."""
     pid = pid_of(name)
     os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + seconds(30)
     while any(found == pid for found, _name in running()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert all(found != pid for found, _name in running()), f"{name} ({pid}) survived SIGKILL"
@@ -68,7 +67,7 @@ def kill(name: str) -> None:
 def sandbox_up() -> subprocess.CompletedProcess:
     """`cgkit sandbox up` as a user runs it (its own process, the sandbox dir from the environment)."""
     return subprocess.run([str(Path(sys.executable).parent / "cgkit"), "sandbox", "up"],
-                          capture_output=True, text=True, timeout=900, env=os.environ)
+                          capture_output=True, text=True, timeout=seconds(900), env=os.environ)
 
 
 def unready_pods(api: client.ApiClient) -> list[str]:
@@ -91,26 +90,11 @@ def wait_pods_ready(api: client.ApiClient) -> None:
     deadline = time.monotonic() + PODS_READY_S
     while (problems := unready_pods(api)) and time.monotonic() < deadline:
         time.sleep(3)
-    assert not problems, f"not converged {PODS_READY_S}s after sandbox up: {problems}"
-
-
-@pytest.fixture(scope="module")
-def tenant(deployed: Path) -> Iterator[Path]:
-    """The platform and GM0503 with every app, deployed; GM0503 destroyed after.
-
-    The platform is brought up again: test_municipality_deploy's last test destroys it (as a user
-    would) while the session's `deployed` fixture is still open."""
-    onboard(deployed, ENV, CODE, force=True)
-    try:
-        assert cgkit("up", "--env", ENV, "platform", "--yes") == 0
-        assert cgkit("up", "--env", ENV, CODE, "--yes") == 0
-        yield deployed
-    finally:
-        cgkit("destroy", "--env", ENV, CODE, "--allow-data-loss", CODE, "--yes")
+    assert not problems, f"not converged {PODS_READY_S:.0f}s after sandbox up: {problems}"
 
 
 @pytest.mark.parametrize("name", CONTROL_PLANE + NODE_DAEMONS)
-def test_sandbox_up_brings_back_a_killed_process(tenant: Path, api: client.ApiClient, name: str) -> None:
+def test_sandbox_up_brings_back_a_killed_process(deployed: Path, api: client.ApiClient, name: str) -> None:
     wait_pods_ready(api)  # the starting point: a converged sandbox
     kill(name)
 
@@ -125,7 +109,7 @@ def test_sandbox_up_brings_back_a_killed_process(tenant: Path, api: client.ApiCl
 
 
 def test_after_every_kill_no_container_is_orphaned_and_the_state_is_kept(
-        tenant: Path, api: client.ApiClient, capsys) -> None:
+        deployed: Path, api: client.ApiClient, capsys) -> None:
     live = {p.metadata.uid for p in client.CoreV1Api(api).list_pod_for_all_namespaces().items}
     orphans = [c for c in running_containers() if c["pod_uid"] not in live]
     assert not orphans, f"containers whose Pod is gone: {orphans}"
