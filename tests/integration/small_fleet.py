@@ -14,8 +14,12 @@ from pathlib import Path
 
 import yaml
 
+from cgkit import engine
+from cgkit.config import loader
 from cgkit.config.loader import environment_file
+from cgkit.conventions import stack_name
 from cgkit.onboard import onboard
+from cgkit.stackops import engine_settings
 from components.catalog import load_catalog
 
 ENV = "sandbox"
@@ -66,3 +70,19 @@ def files_put_back(root: Path, codes: tuple[str, ...]) -> Iterator[None]:
         for code in codes:
             for record in (folder / "offboarded").glob(f"{code.lower()}*"):
                 record.unlink()
+
+
+def forget_tenants(root: Path, codes: list[str] | tuple[str, ...]) -> None:
+    """Remove the stacks of ``codes`` from ``root``'s sandbox environment (on its current backend) and
+    their municipality files, once they are destroyed: later modules then start from no stack of
+    these codes, and `state migrate` copies no empty stack. A stack that still manages resources
+    (its destroy failed) is left for the session's end to show."""
+    settings = engine_settings(root, loader.load_environment(root, ENV), cluster=False)
+    names = {s.name for s in engine.workspace(settings).list_stacks()}
+    for code in codes:
+        if stack_name(ENV, code) in names:
+            try:
+                engine.remove_stack(settings, stack_name(ENV, code))
+            except engine.EngineError:
+                continue
+        (environment_file(root, ENV).parent / "municipalities" / f"{code.lower()}.yaml").unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from cgkit.cli.exit_codes import ExitStatus
 from components import releases
 from tests.integration.backup_store import BUCKET, backups_to_the_sandbox_store
 from tests.integration.conftest import ENV, cgkit
-from tests.integration.small_fleet import small_tenant
+from tests.integration.small_fleet import forget_tenants, small_tenant
 from tests.integration.test_fleet import wait_until_gone
 from tests.integration.test_live_traffic import exec_in
 
@@ -60,6 +60,7 @@ def backed_up(deployed: Path, api: client.ApiClient) -> Iterator[tuple[Path, obj
             yield project, store
         finally:
             cgkit("destroy", "--env", ENV, TENANT, "--allow-data-loss", TENANT, "--yes")
+            forget_tenants(project, (TENANT,))
 
 
 def _backups(capsys) -> dict:

@@ -39,7 +39,7 @@ from cgkit.config import loader
 from cgkit.conventions import stack_name
 from tests.deadlines import COMMAND_S, finish
 from tests.integration.conftest import CODE, ENV, ROOT, cgkit
-from tests.integration.small_fleet import small_tenant
+from tests.integration.small_fleet import forget_tenants, small_tenant
 
 pytestmark = pytest.mark.integration
 NS = CODE.lower()
@@ -65,6 +65,13 @@ def kubeconfig_variant(tmp_path: Path, server: str | None = None, token: str | N
     path = tmp_path / "kubeconfig"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _small_tenants_forgotten(deployed: Path) -> Iterator[None]:
+    """The one-app tenants of this module leave no stack or file behind (each test destroys its own)."""
+    yield
+    forget_tenants(deployed, (LOST, RACED, NEVER, FLIPPED))
 
 
 @pytest.fixture

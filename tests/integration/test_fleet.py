@@ -22,15 +22,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cgkit import engine
-from cgkit.config import loader
-from cgkit.conventions import stack_name
-from cgkit.stackops import engine_settings, open_stack
+from cgkit.stackops import open_stack
 from cgkit.config.loader import environment_file
 from cgkit.fleet import report
 from tests.deadlines import GONE_S, finish, seconds
 from tests.integration.conftest import ENV, ROOT, cgkit
-from tests.integration.small_fleet import make_small_fleet
+from tests.integration.small_fleet import forget_tenants, make_small_fleet
 
 pytestmark = pytest.mark.integration
 
@@ -96,23 +93,11 @@ def fleet_project(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
     finally:
         fleet("destroy", *FLEET, RACED, "--parallel", "4", "--allow-data-loss", ENV, "--yes")
         environment.write_text(original)
-        _forget(deployed, FLEET + [RACED])
+        forget_tenants(deployed, FLEET + [RACED])
         try:
             core.delete_namespace(UNMANAGED.lower())
         except ApiException:
             pass
-
-
-def _forget(project: Path, codes: list[str]) -> None:
-    """Remove the fleet's stacks (destroyed; the Ctrl-C test may leave a pending operation in one) and
-    their municipality files, so later modules start from no stack of these codes."""
-    settings = engine_settings(project, loader.load_environment(project, ENV), cluster=False)
-    workspace = engine.workspace(settings)
-    names = {s.name for s in workspace.list_stacks()}
-    for code in codes:
-        if stack_name(ENV, code) in names:
-            workspace.remove_stack(stack_name(ENV, code), force=True)
-        (project / "environments" / ENV / "municipalities" / f"{code.lower()}.yaml").unlink(missing_ok=True)
 
 
 def test_failures_are_isolated_and_reported(fleet_project: Path) -> None:

@@ -25,7 +25,7 @@ from cgkit import node_manifests as nm
 from cgkit import sandbox, toolchain
 from tests.deadlines import GONE_S, POD_S, wait_until
 from tests.integration.conftest import ENV, ROOT, cgkit
-from tests.integration.small_fleet import files_put_back, small_tenant
+from tests.integration.small_fleet import files_put_back, forget_tenants, small_tenant
 
 pytestmark = pytest.mark.integration
 OWN, OTHER = "gm0344", "gm0363"
@@ -99,6 +99,7 @@ def tenants(deployed: Path, api: client.ApiClient) -> Iterator[Path]:
                 except ApiException:
                     pass
             cgkit("destroy", "--env", ENV, OTHER.upper(), "--allow-data-loss", OTHER.upper(), "--yes")
+            forget_tenants(deployed, (OTHER.upper(),))
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from cgkit.interrupted import pending_operations
 from cgkit.stackops import RunOptions, Verb, open_stack, run
 from tests.deadlines import COMMAND_S, finish, seconds
 from tests.integration.conftest import ENV, ROOT, cgkit
-from tests.integration.small_fleet import small_tenant
+from tests.integration.small_fleet import forget_tenants, small_tenant
 from tests.integration.test_fleet import wait_until_gone
 
 pytestmark = pytest.mark.integration
@@ -80,4 +80,4 @@ def test_a_killed_runner_is_unlocked_and_the_stack_converges(deployed: Path, api
         cgkit("fleet", "unlock", "--env", ENV, CODE)
         assert cgkit("destroy", "--env", ENV, CODE, "--allow-data-loss", CODE, "--yes") == 0
         wait_until_gone(lambda: core.read_namespace(CODE.lower()))
-        (deployed / "environments" / ENV / "municipalities" / f"{CODE.lower()}.yaml").unlink(missing_ok=True)
+        forget_tenants(deployed, (CODE,))
