@@ -20,7 +20,7 @@ from cgkit import conventions
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.config import loader
 from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
-from cgkit.errors import CgkitError, ConfigError, printable
+from cgkit.errors import CgkitError, ConfigError, shown
 from cgkit.haven import report as haven_report
 from cgkit.haven.live import judge_environment
 from cgkit.project import find_root
@@ -67,7 +67,7 @@ policy_app = typer.Typer(help="Check manifests against cgkit's policy rules; wri
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo("\n".join(printable(line) for line in f"error: {message}".split("\n")), err=True)
+    typer.echo("\n".join(shown(line) for line in f"error: {message}".split("\n")), err=True)
     return typer.Exit(ExitStatus.FAILED)
 
 

@@ -46,6 +46,8 @@ _PATTERN_HINTS = {
     "controller_namespace": "a namespace name: at most 63 lower-case letters, digits and '-', e.g. ingress-nginx",
     "controller": "a controller name such as k8s.io/ingress-nginx",
     "storage_provisioner": "a provisioner name such as kubernetes.io/no-provisioner or ebs.csi.aws.com",
+    "issuer": "an https URL without query or fragment (the provider's public issuer), "
+              "e.g. https://login.utrecht.nl/realms/gemeente",
 }
 
 
