@@ -25,10 +25,10 @@ from cgkit.haven import report as haven_report
 from cgkit.haven.live import judge_environment
 from cgkit.project import find_root
 from policies import catalog, formats, manifests, openreports, waivers
-from policies.config import (PolicySettings, any_section, context_from_config, policy_from_config, section,
+from policies.config import (PolicySettings, config_section, context_from_config, policy_from_config, section,
                              waivers_from_config)
 from policies.evaluate import evaluate
-from policies.model import Context
+from policies.model import Context, Enforcement
 from policies.registry import enforcement_levels
 
 
@@ -88,6 +88,15 @@ def _read_mapping(path: Path, what: str) -> dict:
     return data
 
 
+def _config_section(config: Path) -> dict:
+    """The section of a ``--config`` file (`policies.config.config_section`); exit 1 naming the file
+    when it is not what the option expects."""
+    try:
+        return dict(config_section(_read_mapping(config, "policy config"), enforcement_levels()))
+    except ValueError as e:
+        raise _fail(f"{config}: not a policy-pack config: {e}") from None
+
+
 def _municipality_section(root: Optional[Path], env: str, gemeente: str) -> dict:
     from cgkit import policy_context
     from cgkit.config import loader
@@ -111,7 +120,7 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
     if env and gemeente:
         section = _municipality_section(root, env, gemeente)
     else:
-        section = any_section(_read_mapping(config, "policy config")) if config else {}
+        section = _config_section(config) if config else {}
     overrides = {"gemeenteCode": gemeente, "domain": domain, "allowedRegistries": registries or None,
                  "tenantNamespace": tenant_namespace}
     section = {**section, **{k: v for k, v in overrides.items() if v is not None}}
@@ -180,6 +189,9 @@ def check(
         raise _fail(f"no Kubernetes objects in {', '.join(map(str, paths))} (files read: "
                     f"{len(manifests.files(paths))}; only *.yaml, *.yml and *.json are read from folders); "
                     "nothing was checked")
+    if config and policy.level is not Enforcement.MANDATORY:  # said, never silent: nothing will block
+        typer.echo(f"note: {config} sets enforcement: {policy.enforcement}: every finding is reported, none blocks",
+                   err=True)
     selected = rules.framework_rules(framework.value) if framework else rules.rules
     findings = evaluate([d.obj for d in docs], ctx, rules=selected, sources=[d.source for d in docs],
                         waivers=waiver_list, enforcement=policy.level)
