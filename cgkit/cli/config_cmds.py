@@ -66,6 +66,6 @@ def write_schema(
 ) -> None:
     """Write the JSON Schemas of the environment and municipality files (for editors)."""
     root = find_root()
-    for path in schema.write_schemas(out_dir or root / loader.ENVIRONMENTS / "schema"):
-        out.print(f"wrote {path}")
+    for path in schema.write_schemas(out_dir or root / loader.ENVIRONMENTS / "schema", root, outside_ok=out_dir is not None):
+        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 

@@ -244,7 +244,7 @@ def _fleet(verb: str, env: str, selection: Selection, parallel: int, resume: str
     start = time.monotonic()
     with LiveView(err, verb, env, sum(len(p.codes) for p in plans)) as view:
         run = run_waves(plans, wave_runner, on_update=view.update)
-    path = report.write_report(run_dir, report.build_report(info, run, time.monotonic() - start))
+    path = report.write_report(run_dir, report.build_report(info, run, time.monotonic() - start), root)
     _print_summary(run, env, verb, options)
     out.print(f"report: {path}", highlight=False, soft_wrap=True)
     if run.interrupted:

@@ -24,6 +24,7 @@ from cgkit.errors import CgkitError, ConfigError, shown
 from cgkit.haven import report as haven_report
 from cgkit.haven.live import judge_environment
 from cgkit.project import find_root
+from cgkit.writer import WriteError, check_target, write_text
 from policies import catalog, formats, manifests, openreports, waivers
 from policies.config import (PolicySettings, config_section, context_from_config, policy_from_config, section,
                              waivers_from_config)
@@ -236,6 +237,9 @@ def report(
     try:
         root = root or find_root()
         loader.environment_file(root, env)  # the name becomes a file name: refuse ../ and the like first
+        if out is not None:  # a linked folder or report file is refused before the minutes of rendering
+            check_target(root, out / f"policy-report-{env}{f'-{framework.value}' if framework else ''}."
+                                     f"{output.value}", outside_ok=True)
         cluster = _haven_section(root, env) if haven else None  # first: a cluster that is not there fails fast
         tenants = (report_mod.tenants_from_manifest_dir(manifests_dir, env, root) if manifests_dir
                    else report_mod.tenants_from_environment(env, root))
@@ -256,10 +260,9 @@ def report(
     else:
         target = out / f"policy-report-{env}{f'-{framework.value}' if framework else ''}.{output.value}"
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise _fail(f"{target}: cannot write the report: {e.strerror or e}") from None
+            write_text(root, target, text, outside_ok=True)
+        except WriteError as e:
+            raise _fail(f"{e}" + (f"\nhint: {e.hint}" if e.hint else "")) from None
         typer.echo(f"wrote {target}")
     summary = data["summary"]
     short = [m["code"] + f" ({m['verdict']})" for m in data["municipalities"] if m["verdict"] != "compliant"]
