@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html as html_lib
+import re
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,17 +80,49 @@ def tenants_from_manifest_dir(directory: Path, env: str, root: Path = Path("."))
     """Tenants from ``<directory>/<code>/*.yaml`` or ``<directory>/<code>.yaml`` (code in any case).
 
     Context and waivers come from ``environments/<env>/municipalities/<code>.yaml`` under ``root`` when it
-    loads. Raises ManifestError for unreadable manifests.
+    loads. Nothing is judged over nothing: a municipality of ``env`` without manifests there is a
+    Tenant with that error (never left out), and one with no objects gets its error in `_tenant_entry`.
+
+    Raises:
+        ManifestError: ``directory`` is not a folder, holds an entry not named after a municipality
+            (every one is named, with what is valid), two entries for one code, or unreadable manifests.
     """
-    tenants = []
+    if not directory.is_dir():
+        raise manifests.ManifestError(f"--manifests {directory}: not a folder; give the folder of rendered "
+                                      "manifests per municipality (<code>/*.yaml or <code>.yaml)")
+    entries: dict[str, Path] = {}
+    strange = []
     for entry in sorted(directory.iterdir()):
         code = entry.name.split(".")[0].upper()
-        if not code.startswith("GM") or (entry.is_file() and entry.suffix not in manifests.SUFFIXES):
+        named = re.fullmatch(r"GM\d{4}", code) and (entry.is_dir() or entry.name.lower() in
+                                                     {f"{code.lower()}{suffix}" for suffix in manifests.SUFFIXES})
+        if not named or code in entries:
+            strange.append(entry.name)
             continue
-        docs = manifests.load([entry])
+        entries[code] = entry
+    if strange:
+        raise manifests.ManifestError(f"--manifests {directory}: {', '.join(strange[:10])}"
+                                      f"{', ...' if len(strange) > 10 else ''}: not named after a municipality, or a "
+                                      "second entry for one; each entry is <code>/ or <code>.yaml (.yml, .json), "
+                                      "e.g. gm0344.yaml; move the others out")
+    tenants = []
+    for code in sorted(set(entries) | set(_codes_of(root, env))):
         _, tenant = _config_for(root, env, code)
+        if code not in entries:
+            tenants.append(replace(tenant, error=f"no manifests in {directory} (<code>/ or <code>.yaml); not judged"))
+            continue
+        docs = manifests.load([entries[code]])
         tenants.append(replace(tenant, objects=[d.obj for d in docs], sources=[d.source for d in docs]))
     return tenants
+
+
+def _codes_of(root: Path, env: str) -> list[str]:
+    """The municipalities onboarded in ``env`` (none when cgkit's loader is not importable here)."""
+    try:
+        from cgkit.config import loader
+    except ImportError:
+        return []
+    return loader.municipality_codes(root, env)
 
 
 def tenants_from_environment(env: str, root: Path = Path(".")) -> list[Tenant]:
@@ -133,6 +166,8 @@ def _rule_entry(rule, cat, results, control_ids) -> dict[str, Any]:
 
 def _tenant_entry(tenant: Tenant, cat, rules) -> dict[str, Any]:
     error, waiver_list = tenant.error, list(tenant.waivers)
+    if not tenant.objects and not error:  # nothing judged is no verdict, least of all "compliant"
+        error = "no Kubernetes objects: nothing was judged"
     try:
         waivers.validate(waiver_list, enforcement_levels(), max_days=tenant.policy.max_waiver_days)
     except waivers.WaiverError as e:

@@ -265,7 +265,8 @@ def report(
             raise _fail(f"{e}" + (f"\nhint: {e.hint}" if e.hint else "")) from None
         typer.echo(f"wrote {target}")
     summary = data["summary"]
-    short = [m["code"] + f" ({m['verdict']})" for m in data["municipalities"] if m["verdict"] != "compliant"]
+    short = [m["code"] + f" ({m['verdict']}" + (f": {m['error'].splitlines()[0][:150]}" if m["error"] else "") + ")"
+             for m in data["municipalities"] if m["verdict"] != "compliant"]
     if short:
         typer.echo(f"not compliant: {len(short)} of {summary['municipalities']} municipalities: "
                    f"{', '.join(short[:10])}{', ...' if len(short) > 10 else ''}", err=True)
