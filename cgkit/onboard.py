@@ -106,7 +106,8 @@ def onboard_all(root: Path, env: str, province: str | None = None) -> OnboardTal
         UnknownMunicipalityError: ``province`` is not a province of the CBS list.
         ConfigError: the environment's own file is missing or invalid.
     """
-    gemeenten = in_province(province) if province else list(all_gemeenten().values())
+    # "" is an unknown province (in_province says so), never "every province": --all writes 342 files
+    gemeenten = in_province(province) if province is not None else list(all_gemeenten().values())
     load_environment(root, env)
     tally = OnboardTally()
     for gemeente in gemeenten:

@@ -242,7 +242,21 @@ def _framework_controls(report: Mapping[str, Any], meta: Mapping[str, Any]) -> l
 
 
 def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text for a table cell: one line, ``|`` escaped, HTML's ``& < >`` as entities (no raw HTML)."""
+    return html_lib.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+#: Markdown's inline syntax: a municipality's text must not become a link, an image, emphasis or code.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|!#<>&])")
+
+
+def _md_text(text: Any) -> str:
+    """Text that comes from a municipality's files or manifests (a waiver's reason, a finding's object
+    name, an error): one line, raw HTML as entities and Markdown's inline syntax escaped, so the
+    auditor's report shows it as written and runs nothing."""
+    one_line = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(lambda found: html_lib.escape(found.group(1)) if found.group(1) in "<>&"
+                           else "\\" + found.group(1), one_line)
 
 
 def markdown(report: Mapping[str, Any]) -> str:
@@ -278,10 +292,10 @@ def markdown(report: Mapping[str, Any]) -> str:
             + f" | {m['verdict']} |" for m in report["municipalities"]]
     for m in report["municipalities"]:
         if m["error"] or m["findings"]:
-            out += ["", f"### {m['code']}", ""] + ([f"Error: {m['error']}", ""] if m["error"] else [])
-            out += [f"- {f['rule']} [{f['status'] if f['status'] == 'waived' else f['enforcement']}] "
-                    f"{f['kind']}/{f['name']} `{f['path']}`: {f['message']}"
-                    + (f" — waived: {f['waiver_reason']}" if f["waiver_reason"] else "") for f in m["findings"]]
+            out += ["", f"### {_md_text(m['code'])}", ""] + ([f"Error: {_md_text(m['error'])}", ""] if m["error"] else [])
+            out += [f"- {f['rule']} \\[{f['status'] if f['status'] == 'waived' else f['enforcement']}\\] "
+                    f"{_md_text(f['kind'])}/{_md_text(f['name'])} {_md_text(f['path'])}: {_md_text(f['message'])}"
+                    + (f" — waived: {_md_text(f['waiver_reason'])}" if f["waiver_reason"] else "") for f in m["findings"]]
     return "\n".join(out + _md_haven(report["haven"]) + _md_backups(report["backups"])) + "\n"
 
 
@@ -317,7 +331,7 @@ def _md_backups(backups: Sequence[Mapping[str, Any]] | None) -> list[str]:
     if backups is None:
         return out + [BACKUPS_ABSENT]
     out += ["| code | state | last backup | size | last restore drill |", "| --- | --- | --- | --- | --- |"]
-    return out + ["| " + " | ".join(_md_cell(c) for c in _backup_cells(b)) + " |" for b in backups]
+    return out + ["| " + " | ".join(_md_text(c) for c in _backup_cells(b)) + " |" for b in backups]
 
 
 # ---------------------------------------------------------------------------------------------- html

@@ -28,7 +28,7 @@ def onboard(
 ) -> None:
     """Write a minimal municipality file from the CBS list (one CODE, or --all)."""
     root = find_root()
-    if every == (code is not None) or (province and not every) or (every and (domain or force)):
+    if every == (code is not None) or (province is not None and not every) or (every and (domain or force)):
         raise typer.BadParameter("give either one CODE (with --domain/--force if needed) or --all "
                                  "(with --province if needed)")
     if every:

@@ -205,7 +205,10 @@ def _plans(root: Path, environment: EnvironmentFile, selection: Selection,
     unfiled = loader.wave_file_issues(root, env)  # a canary without a file would silently not run
     if unfiled:
         raise ConfigError(unfiled)
-    codes = _resumed_codes(root, resume, env, selection.codes) if resume else selection.codes
+    if resume is not None and not resume.strip():  # "" names no run; it is not "no --resume"
+        raise SelectionError("--resume '' names no run", hint="give a run id from .cgkit/runs/ or the path of its "
+                                                              "folder or report.json; leave --resume out to run all")
+    codes = _resumed_codes(root, resume, env, selection.codes) if resume is not None else selection.codes
     onboarded = loader.municipality_codes(root, env)
     plans = plan_waves(environment.waves, select_codes(onboarded, codes, selection.province), selection.wave)
     no_file = sorted({c for p in plans for c in p.codes} - set(onboarded))

@@ -55,7 +55,16 @@ class ReportFormat(str, enum.Enum):
 
 #: ``--framework`` values: the frameworks of ``policies/controls.yaml`` by lower-case name (given in
 #: any case). Data, not code: a framework added there is a choice here.
-FrameworkName = enum.Enum("FrameworkName", {n.upper(): n.lower() for n in catalog.load_controls()[1]}, type=str)
+def _framework_names() -> dict[str, str]:
+    """The frameworks of controls.yaml; none when it cannot be read: this runs when the CLI is
+    imported, and every command must still start (the policy commands then name the broken file)."""
+    try:
+        return {n.upper(): n.lower() for n in catalog.load_controls()[1]}
+    except catalog.CatalogError:
+        return {"NONE": "none"}
+
+
+FrameworkName = enum.Enum("FrameworkName", _framework_names(), type=str)
 
 
 def _framework_option(what: str) -> typer.models.OptionInfo:
