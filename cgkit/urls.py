@@ -11,7 +11,8 @@ by name:
 * no query parameter that the engine does not itself read for that scheme (`PARAMETERS`, from
   gocloud.dev v0.46, which Pulumi's CLI opens these URLs with): an Azure SAS token (``sv=…&sig=…``),
   a pre-signed S3 query (``X-Amz-Signature=…``) or a Pulumi Cloud ``token=`` are no such parameter.
-  A scheme not listed (``http``, ``https``) takes none.
+  A scheme not listed (``http``, ``https``) takes none;
+* no fragment: no engine reads one, and ``#access_token=…`` is how OAuth hands out a token.
 
 `redact` is what every message and every printed line shows of a URL: the user information becomes
 ``…@``, the value of every parameter not on the scheme's allow-list ``…``, the fragment ``#…``; an
@@ -44,6 +45,8 @@ PARAMETERS: dict[str, frozenset[str]] = {
 }
 #: Parameters whose value is itself a URL, redacted and checked like one.
 _URL_VALUED = frozenset({"endpoint"})
+#: A scheme as RFC 3986 spells it, then ``://``.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 #: A URL inside free text: a scheme, ``://``, then up to a blank or a quote.
 _IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
 HIDDEN = "…"
@@ -58,7 +61,8 @@ ELSEWHERE = ("such a URL is written down (the committed environment file, a comm
 
 def scheme_of(url: str) -> str:
     """The scheme as written before ``://`` (``''`` when there is none); not lower-cased."""
-    return url.split("://", 1)[0] if "://" in url else ""
+    found = _SCHEME.match(url)
+    return found.group(1) if found else ""
 
 
 def allowed(scheme: str, parameter: str) -> bool:
@@ -88,6 +92,8 @@ def credentials(url: str) -> str | None:
         inner = credentials(value) if key in _URL_VALUED and "://" in value else None
         if inner:
             return f"{inner} in {key}"
+    if "#" in url:  # no engine URL has one; an OAuth-style #access_token=... would be a credential
+        return "a fragment (#…)"
     return None
 
 
@@ -98,6 +104,9 @@ def refuse_credentials(url: str, why: str = ELSEWHERE) -> None:
     if not found:
         return
     shown = redact(url)
+    if found.startswith("a fragment"):
+        raise ValueError(f"'{shown}' has a fragment (#…), which no engine reads and which may hold a token "
+                         f"(#access_token=…); remove it; {why}")
     if not found.startswith("parameter"):
         raise ValueError(f"'{shown}' carries credentials ({found}); {why}")
     scheme = scheme_of(url)
@@ -111,18 +120,17 @@ def refuse_credentials(url: str, why: str = ELSEWHERE) -> None:
 
 def redact(url: str) -> str:
     """``url`` as it may be printed (module doc): user information, the values of parameters the engine
-    does not read for the scheme, and the fragment hidden. Never raises; text that is no URL has only
-    what precedes an ``@`` hidden."""
+    does not read for the scheme, and the fragment hidden. Never raises; text without a scheme is
+    treated as a URL's rest (``user:secret@host?…#…``)."""
     if not isinstance(url, str):
         return HIDDEN
     scheme = scheme_of(url)
-    if not scheme:
-        return f"{HIDDEN}@{url.rsplit('@', 1)[1]}" if "@" in url else url
+    start = f"{scheme}://" if scheme else ""
     head, mark, query = url.partition("?")
     if "@" in head:  # the user information, wherever a / or # in a password would end it for urlsplit
-        head = f"{scheme}://{HIDDEN}@{head.rsplit('@', 1)[1]}"
+        head = f"{start}{HIDDEN}@{head.rsplit('@', 1)[1]}"
     elif _port_not_a_number(head):  # user:pass?word@host: what follows the colon may be a password
-        return f"{scheme}://{HIDDEN}"
+        return f"{start}{HIDDEN}"
     head, hash_mark, _ = head.partition("#")
     query, hash_in_query, _ = query.partition("#")
     hash_mark = hash_mark or hash_in_query
@@ -138,7 +146,7 @@ def _port_not_a_number(head: str) -> bool:
         return not re.fullmatch(r"\[[0-9A-Fa-f:.]*(%[A-Za-z0-9._~%-]*)?(\](:\d*)?)?", authority)
     if ":" not in authority:
         return False
-    port = authority.rsplit(":", 1)[1]
+    port = authority.split(":", 1)[1]  # host:port has one colon and digits (or nothing) after it
     return bool(port) and not port.isdigit()
 
 

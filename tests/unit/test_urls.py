@@ -17,6 +17,7 @@ SECRET = "wJalrXUtnFEMI"
     (f"s3://k:se/{SECRET}@bucket", "user:secret@"),                 # a / in the password
     (f"s3://k:se#{SECRET}@bucket", "user:secret@"),                 # a # in the password
     (f"s3://k:se?{SECRET}@bucket", "user:secret@"),                 # a ? in the password
+    (f"s3://b?endpoint=https://k:{SECRET}:?@h", "user:secret@ in endpoint"),  # found by the fuzzer
     (f"s3://b?region=eu&endpoint=https://k:{SECRET}@s3.example.nl", "user:secret@ in endpoint"),
     (f"azblob://c?sv=2022&sig={SECRET}", "parameter(s) sig, sv"),
     (f"s3://b?X-Amz-Signature={SECRET}", "parameter(s) X-Amz-Signature"),
