@@ -164,7 +164,7 @@ def _check_kubeconfig(kubeconfig: Path) -> None:
         mark = getattr(bad, "problem_mark", None)
         raise ClusterUnreachableError(f"the kubeconfig {kubeconfig}{f':{mark.line + 1}' if mark else ''}: not YAML "
                                       f"({getattr(bad, 'problem', None) or 'invalid'})", hint=hint) from None
-    if not isinstance(document, dict) or "clusters" not in document:
+    if not isinstance(document, dict):  # what a mapping lacks, the client says ("no usable kubeconfig")
         raise ClusterUnreachableError(f"the kubeconfig {kubeconfig}: not a kubeconfig (a mapping with clusters, "
                                       "users and contexts)", hint=hint)
 
