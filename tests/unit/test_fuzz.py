@@ -247,12 +247,12 @@ _secret_param = st.builds(lambda k, s: f"{k}={s}", st.sampled_from(["sig", "toke
                                                                    "client_secret", "api-key", "x"]), _secret)
 _plain_param = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(URL_PARAMETERS), st.sampled_from(
     ["eu-west-1", "true", "https://s3.example.nl", "http://10.0.0.5:9000", "transit", ""]))
-_nested = st.builds(lambda u, h: f"endpoint=https://{u}{h}", _secret_user, st.sampled_from(["s3.example.nl", "h:1"]))
+_nested_endpoint = st.builds(lambda u, h: f"endpoint=https://{u}{h}", _secret_user, st.sampled_from(["s3.example.nl", "h:1"]))
 secret_urls = st.builds(
     lambda parts: _url(parts),
     st.tuples(st.sampled_from(URL_SCHEMES), st.one_of(st.just(""), _secret_user), _host, _port,
               st.sampled_from(["", "/", "/realms/gm", "/x y"]),
-              st.lists(st.one_of(_plain_param, _secret_param, _nested), max_size=3),
+              st.lists(st.one_of(_plain_param, _secret_param, _nested_endpoint), max_size=3),
               st.sampled_from(["", f"#{SECRET}", "#"]))).filter(lambda url: SECRET in url)
 
 
