@@ -14,13 +14,15 @@ import os
 from pathlib import Path
 
 import urllib3
+import yaml
 from kubernetes import client
 from kubernetes import config as kube_config
 from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from cgkit.config.model import EnvironmentFile
-from cgkit.errors import CgkitError
+from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
+from cgkit.errors import CgkitError, ConfigError
 from cgkit.sandbox import kubeconfig_path
 
 #: Set to 1 in the fleet's runner pods (cgkit/fleet/in_cluster.py): the cluster is the pod's own.
@@ -124,14 +126,16 @@ def api_client(environment: EnvironmentFile, root: Path | None = None) -> client
 def _configuration(kubeconfig: Path | None, context: str | None, sandbox: bool) -> client.Configuration:
     """Load the client configuration from the kubeconfig (no retries: one failed try is the answer)."""
     configuration = client.Configuration()
-    if kubeconfig is not None and not Path(kubeconfig).is_file():
+    if kubeconfig is not None and not os.path.lexists(kubeconfig):
         raise ClusterUnreachableError(f"the kubeconfig {kubeconfig} does not exist",
                                       hint="start the sandbox: cgkit sandbox up" if sandbox else
                                       "fix cluster.kubeconfig in the environment file")
+    if kubeconfig is not None:
+        _check_kubeconfig(Path(kubeconfig))
     try:
         kube_config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, context=context,
                                      client_configuration=configuration, persist_config=False)
-    except (ConfigException, OSError, TypeError, ValueError) as unreadable:
+    except (ConfigException, OSError, TypeError, ValueError, yaml.YAMLError) as unreadable:
         if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
             kube_config.load_incluster_config(client_configuration=configuration)
         else:
@@ -140,6 +144,29 @@ def _configuration(kubeconfig: Path | None, context: str | None, sandbox: bool) 
                                           "file, or KUBECONFIG") from None
     configuration.retries = False
     return configuration
+
+
+def _check_kubeconfig(kubeconfig: Path) -> None:
+    """Read ``kubeconfig`` through cgkit's input boundary (a regular file, bounded, YAML, a mapping)
+    before the Kubernetes client does, which would block on a FIFO and fail with a bare YAML error.
+
+    Raises:
+        ClusterUnreachableError: naming the file and what is wrong with it.
+    """
+    hint = "fix cluster.kubeconfig in the environment file, or the file it names"
+    try:
+        text = read_text(kubeconfig, str(kubeconfig))
+        check_bounds(text, str(kubeconfig), CONFIG_LIMITS)
+        document = yaml.safe_load(text)
+    except ConfigError as bad:
+        raise ClusterUnreachableError(f"the kubeconfig {bad.render()}", hint=hint) from None
+    except yaml.YAMLError as bad:
+        mark = getattr(bad, "problem_mark", None)
+        raise ClusterUnreachableError(f"the kubeconfig {kubeconfig}{f':{mark.line + 1}' if mark else ''}: not YAML "
+                                      f"({getattr(bad, 'problem', None) or 'invalid'})", hint=hint) from None
+    if not isinstance(document, dict):  # what a mapping lacks, the client says ("no usable kubeconfig")
+        raise ClusterUnreachableError(f"the kubeconfig {kubeconfig}: not a kubeconfig (a mapping with clusters, "
+                                      "users and contexts)", hint=hint)
 
 
 def _source(kubeconfig: Path | None) -> str:

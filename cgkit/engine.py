@@ -31,6 +31,7 @@ from cgkit import state, toolchain
 from cgkit.errors import (CgkitError, DataAtRiskError, EngineError, EngineInterruptedError, PolicyViolationError,
                           StackLockedError)
 from cgkit.project import state_dir
+from cgkit.writer import WriteError, check_target
 
 CONFIG_NAMESPACE = "cgkit"  #: stack config keys are ``cgkit:<secret-name>``
 SECRET_BYTES = 32  #: entropy of each generated secret (256 bits, URL-safe text)
@@ -167,8 +168,22 @@ def existing_stack(settings: EngineSettings, stack_name: str) -> auto.Stack | No
         raise
 
 
+def stack_config_file(root: Path, stack_name: str) -> Path:
+    """The stack's config file beside Pulumi.yaml, ``Pulumi.<stack>.yaml``, which the engine writes
+    (the stack's encrypted secrets and salt): checked by `cgkit.writer.check_target` before every
+    engine call on the stack, since the engine itself would write through a link.
+
+    Raises:
+        WriteError: it is a symbolic link or not a regular file.
+    """
+    path = root / f"Pulumi.{stack_name}.yaml"
+    check_target(root, path)
+    return path
+
+
 def _stack(settings: EngineSettings, stack_name: str,
            how: Callable[[str, auto.Workspace], auto.Stack]) -> auto.Stack:
+    stack_config_file(settings.root, stack_name)  # before the engine opens, and may write, it
     try:
         return how(stack_name, workspace(settings))
     except FileNotFoundError as missing:
@@ -189,7 +204,13 @@ def stack_lock(root: Path, stack_name: str) -> Iterator[None]:
     """
     locks = state_dir(root) / "locks"
     locks.mkdir(exist_ok=True)
-    with open(locks / f"{stack_name}.lock", "a+") as handle:
+    path = locks / f"{stack_name}.lock"
+    try:  # O_NOFOLLOW: a link planted here would make the open create or append to what it leads to
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        raise WriteError(f"cannot open the lock {path}: {err.strerror or err}",
+                         hint="remove it if it is a symbolic link or no regular file") from None
+    with os.fdopen(fd, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

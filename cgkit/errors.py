@@ -2,13 +2,18 @@
 
 Every error has a stable kebab-case ``reference`` (as pip's diagnostic errors do), a one-line
 message and an optional hint. Config problems carry the file, the line (where known) and the field
-path, so a user can go straight to the fault. This module imports nothing from cgkit.
+path, so a user can go straight to the fault. Every rendering shows a URL only redacted
+(`cgkit.urls.redact_text`: no user information, no value of a parameter the engine does not read),
+whatever a value, a library or the engine put in the message. This module imports nothing else from
+cgkit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cgkit.urls import redact_text
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class ConfigIssue:
     def render(self) -> str:
         """Return ``file:line: field: message`` (``file: message`` when line/field are unknown)."""
         where = f"{self.file}:{self.line}" if self.line else f"{self.file}"
-        message = printable(" ".join(self.message.split()))  # one line, whatever a value or a library put in it
+        message = shown(" ".join(self.message.split()))  # one line, whatever a value or a library put in it
         return f"{where}: {printable(self.field)}: {message}" if self.field else f"{where}: {message}"
 
 
@@ -42,6 +47,11 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def shown(text: str) -> str:
+    """``text`` as cgkit prints a message: `printable`, and every URL in it redacted (module doc)."""
+    return redact_text(printable(text))
 
 
 class CgkitError(Exception):
@@ -60,8 +70,8 @@ class CgkitError(Exception):
 
     def render(self) -> str:
         """Return the message, then the hint on its own line when there is one."""
-        text = f"error: {printable(str(self))}"
-        return f"{text}\nhint: {printable(self.hint)}" if self.hint else text
+        text = f"error: {shown(str(self))}"
+        return f"{text}\nhint: {shown(self.hint)}" if self.hint else text
 
 
 @dataclass

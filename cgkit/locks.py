@@ -13,7 +13,10 @@ A lock of a fleet runner pod is judged by the cluster instead (``runner_pods``):
 ended or no longer exists. A lock of another host is never removed here: its runner may be alive; the person who knows it is
 not removes it with ``pulumi cancel``. Locks are read and removed directly in the backend (a
 folder for ``file://``, a bucket for ``s3://``, with the engine's own credentials); other backends
-are refused.
+are refused. A lock file read from a folder passes cgkit's input boundary (a regular file, not a
+link, bounded: a FIFO there would block the read for ever). An object under a stack's lock folder
+that cgkit cannot read or parse still stops the engine, so it is a `Lock` with its ``problem`` said,
+which is never judged gone: nothing is said to be unlocked over a lock nobody could read.
 """
 
 from __future__ import annotations
@@ -28,9 +31,13 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from cgkit import state
-from cgkit.errors import CgkitError
+from cgkit.config.yamlsource import Limits, read_text
+from cgkit.errors import CgkitError, ConfigError
+from cgkit.urls import redact
 
 LOCKS = ".pulumi/locks/"
+#: A lock is a line of JSON; anything much larger is no lock.
+LOCK_LIMITS = Limits(max_bytes=64 << 10)
 
 
 class LockError(CgkitError):
@@ -50,6 +57,12 @@ class Lock:
     hostname: str
     username: str
     timestamp: datetime
+    problem: str | None = None  #: why the object could not be read as a lock (then the rest is empty)
+
+    @classmethod
+    def unreadable(cls, stack: str, key: str, problem: str) -> "Lock":
+        """An object in a stack's lock folder that is no lock cgkit can judge, and why."""
+        return cls(stack, key, 0, "", "", datetime.min.replace(tzinfo=timezone.utc), problem)
 
 
 #: The phases of the runner pods a lock's hostname names, [] when none exists any more, or None
@@ -64,6 +77,9 @@ def holder_gone(lock: Lock, hostname: str | None = None, runner_pods: RunnerPods
     is judged by the cluster: gone when no pod of that Job and index exists or every one has ended
     (Succeeded or Failed: its containers run no process); kept while one is Pending or Running.
     """
+    if lock.problem:
+        return False, (f"{lock.key}, which cgkit cannot read as a lock ({lock.problem}) and the engine still "
+                       "honours; check it and remove it by hand")
     here = hostname or socket.gethostname()
     phases = runner_pods(lock.hostname) if runner_pods is not None and lock.hostname != here else None
     if phases is not None:
@@ -97,15 +113,17 @@ def remove(backend: str, lock: Lock) -> None:
     _store(backend).delete(lock.key)
 
 
-def _parse(stack: str, key: str, raw: bytes) -> Lock | None:
-    """A lock object's content, or None when it is no lock cgkit can judge (then it is left alone)."""
+def _parse(stack: str, key: str, raw: bytes) -> Lock:
+    """A lock object's content, or an `unreadable <Lock.unreadable>` one saying why it is no lock
+    cgkit can judge (it is left alone, and said)."""
     try:
         body = json.loads(raw)
         stamp = datetime.fromisoformat(body["timestamp"].replace("Z", "+00:00"))
         return Lock(stack, key, int(body["pid"]), str(body["hostname"]), str(body.get("username", "")),
                     stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (ValueError, KeyError, TypeError, AttributeError) as bad:
+        why = f"no field {bad}" if isinstance(bad, KeyError) else "not the JSON of a Pulumi lock"
+        return Lock.unreadable(stack, key, why)
 
 
 def _stack_of(key: str) -> str | None:
@@ -122,13 +140,19 @@ class _Folder:
 
     def locks(self) -> list[Lock]:
         found = []
-        folder = (self.root / LOCKS).resolve()
         for path in sorted((self.root / LOCKS).glob("**/*.json")):
-            if path.is_symlink() or not path.resolve().is_relative_to(folder):
-                continue  # Pulumi writes plain files; a link could make a removal reach outside
             key = path.relative_to(self.root).as_posix()
-            if (stack := _stack_of(key)) and (lock := _parse(stack, key, path.read_bytes())):
-                found.append(lock)
+            if not (stack := _stack_of(key)):
+                continue
+            if path.is_symlink():  # Pulumi writes plain files; a link could make a removal reach outside
+                found.append(Lock.unreadable(stack, key, f"a symbolic link to {os.readlink(path)}"))
+                continue
+            try:  # the input boundary: a FIFO or device is refused, never opened for reading
+                raw = read_text(path, key, self.root / LOCKS, LOCK_LIMITS).encode()
+            except ConfigError as bad:
+                found.append(Lock.unreadable(stack, key, "; ".join(issue.message for issue in bad.issues)))
+                continue
+            found.append(_parse(stack, key, raw))
         return found
 
     def delete(self, key: str) -> None:
@@ -142,13 +166,19 @@ class _Bucket:
         import boto3  # imported late: slow, and only S3 backends need it
         from botocore.config import Config
 
+        from botocore.exceptions import BotoCoreError
+
         parts = urlsplit(url)
         params = dict(parse_qsl(parts.query))
         path_style = any(params.get(k, "").lower() in ("1", "t", "true") for k in ("use_path_style", "s3ForcePathStyle"))
-        session = boto3.session.Session(profile_name=params.get("profile"), region_name=params.get("region"))
         self.bucket, self.prefix = parts.hostname, params.get("prefix", "")
-        self.s3 = session.client("s3", endpoint_url=params.get("endpoint"),
-                                 config=Config(s3={"addressing_style": "path" if path_style else "auto"}))
+        try:  # a profile that does not exist, an endpoint that is no URL: said, with the backend named
+            session = boto3.session.Session(profile_name=params.get("profile"), region_name=params.get("region"))
+            self.s3 = session.client("s3", endpoint_url=params.get("endpoint"),
+                                     config=Config(s3={"addressing_style": "path" if path_style else "auto"}))
+        except (BotoCoreError, ValueError) as failed:
+            raise LockError(f"cannot open the state backend {redact(url)} to read its locks: {failed}",
+                            hint="check state.backend (or PULUMI_BACKEND_URL) and the AWS_* settings") from None
 
     def locks(self) -> list[Lock]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -161,10 +191,10 @@ class _Bucket:
                     key = item["Key"][len(self.prefix):]
                     if stack := _stack_of(key):
                         raw = self.s3.get_object(Bucket=self.bucket, Key=item["Key"])["Body"].read()
-                        if lock := _parse(stack, key, raw):
-                            found.append(lock)
+                        found.append(_parse(stack, key, raw))
         except (BotoCoreError, ClientError) as failed:
-            raise LockError(f"could not list the locks in s3://{self.bucket}: {failed}") from None
+            raise LockError(f"could not list the locks in s3://{self.bucket}: {failed}",
+                            hint="check that the store answers and the AWS_* credentials may read the bucket") from None
         return found
 
     def delete(self, key: str) -> None:

@@ -48,7 +48,9 @@ def migrate(settings: engine.EngineSettings, env: str, target_url: str,
 
     Raises:
         ValueError: ``target_url`` is no backend the engine can open (``cgkit.state.check_backend``).
-        MigrationError: the target is the source; a stack holds pending operations (nothing moved);
+        MigrationError: the target is the source; the source holds no stack of ``env`` (nothing to
+            move is no success: a wrong backend or environment would otherwise be "migrated" and the
+            team told to switch to an empty target); a stack holds pending operations (nothing moved);
             a stack differs in the target, or a checkpoint read back from the target is not the one
             written (the stacks before it are moved).
         EngineError: the engine could not list, export, create or import a stack.
@@ -63,6 +65,11 @@ def migrate(settings: engine.EngineSettings, env: str, target_url: str,
     target.env_vars["PULUMI_BACKEND_URL"] = target_url  # over PULUMI_BACKEND_URL, which names the source
     names = sorted(s.name for s in _call(source.list_stacks, "list the stacks of", source_url) if
                    s.name.startswith(f"{env}."))
+    if not names:
+        raise MigrationError(f"{source_url} holds no stack of {env}: nothing to move, and the environment file "
+                             "must not be pointed at the target",
+                             hint="check the source: state.backend of the environment file, or PULUMI_BACKEND_URL, "
+                                  "which wins over it")
     present = {s.name for s in _call(target.list_stacks, "list the stacks of", target_url)}
     checkpoints = {name: _call(lambda: source.export_stack(name), f"export {name} from", source_url) for name in names}
     left = {name: ops for name, checkpoint in checkpoints.items() if (ops := pending_operations(checkpoint))}

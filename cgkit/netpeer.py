@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from cgkit.urls import redact, refuse_credentials
+
 #: ``<service>.<namespace>.svc`` with the default cluster domain optional.
 _CLUSTER_SERVICE = re.compile(r"^(?P<service>[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\."
                               r"(?P<namespace>[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\.svc(\.cluster\.local)?$")
@@ -64,43 +66,44 @@ def destination(endpoint: str, words: Wording) -> Destination:
     """Parse ``endpoint`` (``http(s)://<host>:<port>``) into its NetworkPolicy peer.
 
     Accepts ``http`` or ``https``, an explicit port, no user, path, query or fragment, and a host that
-    is a cluster Service outside the tenant namespaces or one IP address (see `address_cidr`).
+    is a cluster Service outside the tenant namespaces or one IP address (see `address_cidr`). Every
+    message shows the endpoint redacted (`cgkit.urls`): it lands in a ConfigMap and in logs.
 
     Raises:
         ValueError: a sentence saying what is wrong and, last, ``words.valid``.
     """
     valid = words.valid
+    shown = redact(endpoint)
     if not endpoint.isascii() or not endpoint.isprintable() or " " in endpoint:
         # urlsplit drops tabs and newlines, so the check would pass a value the clients refuse
-        raise ValueError(f"{endpoint!r} has a space, a control character or a non-ASCII character; {valid}")
+        raise ValueError(f"{shown!r} has a space, a control character or a non-ASCII character; {valid}")
+    refuse_credentials(endpoint, f"the endpoint lands in the tenants' objects and logs; remove them; {valid}")
     try:
         url = urlsplit(endpoint)
         port = url.port
     except ValueError as err:
-        raise ValueError(f"'{endpoint}' is not a URL ({err}); {valid}") from None
+        raise ValueError(f"'{shown}' is not a URL ({str(err).split(' as ', 1)[0]}); {valid}") from None
     if url.scheme not in ("http", "https"):
-        raise ValueError(f"'{endpoint}' has scheme '{url.scheme}'; {words.scheme}; {valid}")
-    if url.username is not None or url.password is not None:
-        raise ValueError(f"'{endpoint}' carries credentials, which would land in a ConfigMap; remove them; {valid}")
+        raise ValueError(f"'{shown}' has scheme '{url.scheme}'; {words.scheme}; {valid}")
     if url.path not in ("", "/") or url.query or url.fragment:
-        raise ValueError(f"'{endpoint}' has a path, query or fragment; {words.path}; {valid}")
+        raise ValueError(f"'{shown}' has a path, query or fragment; {words.path}; {valid}")
     if not port:
-        raise ValueError(f"'{endpoint}' has no port; write it ({words.port}); {valid}")
+        raise ValueError(f"'{shown}' has no port; write it ({words.port}); {valid}")
     host = url.hostname or ""
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         ip = None
     if ip is not None:
-        return Destination(port=port, cidr=address_cidr(endpoint, ip, words))
+        return Destination(port=port, cidr=address_cidr(shown, ip, words))
     service = _CLUSTER_SERVICE.match(host)
     if service is None:
-        raise ValueError(f"'{endpoint}': {host or 'the host'} is not a cluster Service, and a NetworkPolicy "
+        raise ValueError(f"'{shown}': {host or 'the host'} is not a cluster Service, and a NetworkPolicy "
                          f"cannot allow a host name outside the cluster (only an address); {words.forward}, "
                          f"or use its IP address; {valid}")
     namespace = service["namespace"]
     if _TENANT_NAMESPACE.match(namespace) or namespace == "default" or namespace.startswith("kube-"):
-        raise ValueError(f"'{endpoint}': the {words.who} must run in a platform namespace of its own, not in "
+        raise ValueError(f"'{shown}': the {words.who} must run in a platform namespace of its own, not in "
                          f"'{namespace}' (a tenant's, default or kube-*); {valid}")
     return Destination(port=port, namespace=namespace)
 

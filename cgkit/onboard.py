@@ -9,14 +9,14 @@ Files are written atomically: the text goes to a hidden temporary file beside th
 as a municipality file under its final name, and is then linked into place (``os.link``, which fails
 when the name exists: a file another ``onboard`` wrote meanwhile is never overwritten) or, with
 ``--force``, renamed over the old one (``os.replace``; the caller is told what it held). Nothing is
-written through a symbolic link or outside the project.
+written through a symbolic link or outside the project: the write is `cgkit.writer.write_text`, the
+one path of every file cgkit writes.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +24,11 @@ from pathlib import Path
 from cgkit.config.loader import load_environment, municipality_codes, municipality_file, read_municipality_file
 from cgkit.config.model import DOMAIN_HINT, DOMAIN_PATTERN
 from cgkit.config.yamlsource import read_text
-from cgkit.errors import CgkitError, ConfigError, FileExistsCgkitError, InvalidArgumentError
+from cgkit.errors import ConfigError, FileExistsCgkitError, InvalidArgumentError
 from cgkit.gemeenten import Gemeente, all_gemeenten, in_province, lookup, slug
+from cgkit.writer import WriteError, write_text
 
-
-class WriteError(CgkitError):
-    """A file could not be written (read-only checkout, no space, a folder that leads out of the project)."""
-
-    reference = "cannot-write"
+__all__ = ["OnboardTally", "WriteError", "default_domain", "onboard", "onboard_all", "render_file"]
 
 
 def default_domain(gemeente: Gemeente, env: str) -> str:
@@ -109,7 +106,8 @@ def onboard_all(root: Path, env: str, province: str | None = None) -> OnboardTal
         UnknownMunicipalityError: ``province`` is not a province of the CBS list.
         ConfigError: the environment's own file is missing or invalid.
     """
-    gemeenten = in_province(province) if province else list(all_gemeenten().values())
+    # "" is an unknown province (in_province says so), never "every province": --all writes 342 files
+    gemeenten = in_province(province) if province is not None else list(all_gemeenten().values())
     load_environment(root, env)
     tally = OnboardTally()
     for gemeente in gemeenten:
@@ -129,44 +127,25 @@ def _shown(root: Path, path: Path) -> Path:
 
 
 def _write(root: Path, path: Path, text: str, force: bool, notify: Callable[[str], object] | None = None) -> None:
-    """Write ``text`` to ``path`` atomically, after checking it as a municipality file (module doc).
+    """Write ``text`` to ``path`` through `cgkit.writer.write_text`, after checking it as a municipality
+    file under its final name; with ``force`` tell ``notify`` what the replaced file held.
 
     Raises:
         FileExistsCgkitError: ``path`` exists and ``force`` is False.
         ConfigError: ``text`` is not a valid municipality file (a bug in `render_file`).
-        WriteError: the folder leads out of ``root`` or cannot be written.
+        WriteError: ``path`` is a link or no file, its folder leads out of ``root``, or it cannot be written.
     """
     shown = _shown(root, path)
+    old = _old_text(path) if force else None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.parent.resolve().is_relative_to(root.resolve()):
-            raise WriteError(f"{shown.parent} leads to {path.parent.resolve()}, outside the project {root}",
-                             hint="make it a plain folder inside the project")
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as err:
-        raise WriteError(f"cannot write {shown}: {err.strerror or err}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        read_municipality_file(root, tmp, display=shown)
-        if force:
-            old = _old_text(path)
-            os.replace(tmp, path)
-            if old is not None and notify:
-                notify(f"replaced {shown}, which held: " + "; ".join(
-                    line.strip() for line in old.splitlines() if line.strip() and not line.startswith("#"))[:300])
-        else:
-            os.link(tmp, path)  # fails if the name exists: never overwrite a file that appeared meanwhile
-    except FileExistsError:
+        write_text(root, path, text, exclusive=not force,
+                   check=lambda tmp: read_municipality_file(root, tmp, display=shown))
+    except FileExistsCgkitError:
         raise FileExistsCgkitError(f"{shown} already exists (written while this onboard ran)",
                                    hint="edit it, or pass --force to overwrite it") from None
-    except OSError as err:
-        raise WriteError(f"cannot write {shown}: {err.strerror or err}") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    if old is not None and notify:
+        notify(f"replaced {shown}, which held: " + "; ".join(
+            line.strip() for line in old.splitlines() if line.strip() and not line.startswith("#"))[:300])
 
 
 def _old_text(path: Path) -> str | None:

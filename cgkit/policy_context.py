@@ -18,6 +18,7 @@ from policies.config import PolicySettings
 from policies.model import Context
 from policies.registry import enforcement_levels
 from policies.waivers import Waiver
+from cgkit.writer import write_text
 
 
 def context_of(cfg: MunicipalityConfig) -> Context:
@@ -31,14 +32,14 @@ def platform_context(environment: EnvironmentFile) -> Context:
     return Context(allowed_registries=tuple(environment.images.allowed_registries))
 
 
-def write_pack_config(ctx: Context, waivers: list[Waiver], path: Path, policy: PolicySettings | None = None) -> Path:
-    """Write the ``--policy-pack-config`` JSON for one stack to ``path`` (parents created); return it.
+def write_pack_config(ctx: Context, waivers: list[Waiver], path: Path, policy: PolicySettings | None = None,
+                      root: Path | None = None) -> Path:
+    """Write the ``--policy-pack-config`` JSON for one stack to ``path`` (parents created; through
+    `cgkit.writer.write_text`, no link followed inside ``root``, default ``path``'s folder); return it.
 
     Every rule's section carries the level the engine enforces (`policies.config.pack_config`):
     advisory when waived or when ``policy`` (the environment's; default mandatory) is advisory,
     else the rule's own.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     document = policy_config.pack_config(ctx, enforcement_levels(), waivers, policy)
-    path.write_text(json.dumps(document, indent=2), encoding="utf-8")
-    return path
+    return write_text(root or path.parent, path, json.dumps(document, indent=2))

@@ -145,7 +145,7 @@ def open_stack(env: str, target: str, verb: Verb = Verb.UP, notify: Callable[[st
         names, ctx, waivers = secret_names(cfg), policy_context.context_of(cfg), cfg.waivers
         provided = provided_secret_names(cfg) if verb.runs_program else []
     pack_config = policy_context.write_pack_config(ctx, waivers, state_dir(root) / "policy" / f"{name}.json",
-                                                   environment.policy)
+                                                   environment.policy, root=root)
     settings = engine_settings(root, environment, pack_config)
     say = notify or (lambda _line: None)
     with engine.stack_lock(root, name):

@@ -17,11 +17,14 @@ parameter makes the engine fail with "unknown query parameter").
 Rules (each a ValueError with one sentence naming what is wrong and what is valid):
 
 - a ``file://`` backend is a path; a relative one is taken from the project root;
-- an object-store URL names its bucket and carries no credentials (``user:secret@`` or a secret
-  query parameter would put them in a repository file); credentials come from the usual
-  environment (``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ...);
+- an object-store URL names its bucket and carries no credentials: `cgkit.urls` refuses user
+  information and every query parameter the engine does not read for the scheme (an Azure SAS
+  token, a pre-signed query), so nothing secret lands in a repository file; credentials come from
+  the usual environment (``AWS_PROFILE``, ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ...);
 - an ``s3://`` endpoint outside this machine is ``https``: the state holds every object cgkit
   deployed, encrypted secrets among them, and must not cross a network in the clear.
+
+Every message shows a URL only as `cgkit.urls.redact` gives it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ import re
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from cgkit.urls import PARAMETERS, redact, refuse_credentials
+
 #: The backends Pulumi's CLI opens itself (a self-managed, "DIY" backend).
 BACKEND_SCHEMES = ("file", "s3", "azblob", "gs")
 #: Secrets providers other than the default passphrase.
@@ -39,13 +44,8 @@ DEFAULT_SECRETS_PROVIDER = "passphrase"
 BACKEND_EXAMPLE = "s3://cgkit-state?region=eu-west-1 or file://.cgkit/state"
 SECRETS_EXAMPLE = "passphrase, awskms://alias/cgkit?region=eu-west-1 or hashivault://cgkit"
 #: Query parameters of an s3:// URL (gocloud.dev/aws V2ConfigFromURLParams and blob/s3blob).
-S3_PARAMETERS = frozenset({
-    "region", "endpoint", "profile", "hostname_immutable", "dualstack", "fips", "rate_limiter_capacity",
-    "anonymous", "role", "request_checksum_calculation", "response_checksum_validation", "awssdk",
-    "ssetype", "kmskeyid", "accelerate", "use_path_style", "s3ForcePathStyle", "disable_https", "prefix",
-})
+S3_PARAMETERS = PARAMETERS["s3"]
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's bucket naming rules, the strictest of the three
-_SECRETISH = re.compile(r"secret|passw|token|access_?key|session", re.I)
 
 
 def check_backend(url: str) -> str:
@@ -53,12 +53,11 @@ def check_backend(url: str) -> str:
     parts = _split(url, BACKEND_SCHEMES, BACKEND_EXAMPLE)
     if parts.scheme == "file":
         if parts.query or parts.fragment or not (parts.netloc + parts.path):
-            raise ValueError(f"'{url}' is not a file backend: write file://<path> (absolute, or relative to the "
+            raise ValueError(f"'{redact(url)}' is not a file backend: write file://<path> (absolute, or relative to the "
                              "project root), e.g. file://.cgkit/state")
         return url
-    _no_credentials(url, parts)
     if not _BUCKET.match(parts.hostname or ""):
-        raise ValueError(f"'{url}' names no valid bucket: after {parts.scheme}:// comes the bucket name, 3 to 63 "
+        raise ValueError(f"'{redact(url)}' names no valid bucket: after {parts.scheme}:// comes the bucket name, 3 to 63 "
                          "lower-case letters, digits, dots or hyphens, e.g. s3://cgkit-state")
     if parts.scheme == "s3":
         _check_s3_query(url, parts.query)
@@ -70,9 +69,8 @@ def check_secrets_provider(provider: str) -> str:
     if provider == DEFAULT_SECRETS_PROVIDER:
         return provider
     parts = _split(provider, SECRETS_SCHEMES, SECRETS_EXAMPLE, also=("passphrase",))
-    _no_credentials(provider, parts)
     if not (parts.netloc or parts.path.strip("/")):
-        raise ValueError(f"'{provider}' names no key: after {parts.scheme}:// comes the key, e.g. {SECRETS_EXAMPLE}")
+        raise ValueError(f"'{redact(provider)}' names no key: after {parts.scheme}:// comes the key, e.g. {SECRETS_EXAMPLE}")
     return provider
 
 
@@ -93,35 +91,25 @@ def local_path(url: str) -> Path | None:
 
 
 def _split(url: str, schemes: tuple[str, ...], example: str, also: tuple[str, ...] = ()):
-    """urlsplit ``url`` and check its scheme is one of ``schemes``."""
+    """urlsplit ``url`` and check it carries no credentials (`cgkit.urls`) and its scheme is one of
+    ``schemes``; every message shows the URL redacted."""
     if not isinstance(url, str) or url != url.strip() or not url:
-        raise ValueError(f"'{url}' is empty or has surrounding blanks; e.g. {example}")
+        raise ValueError(f"'{redact(url)}' is empty or has surrounding blanks; e.g. {example}")
+    refuse_credentials(url)  # first: whatever else is wrong, a credential is the worst of it
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (a bad port raises here)
     except ValueError as err:
-        raise ValueError(f"'{url}' is not a URL ({err}); e.g. {example}") from None
+        raise ValueError(f"'{redact(url)}' is not a URL ({_without(err, url)}); e.g. {example}") from None
     if "://" not in url or url.split("://", 1)[0] not in schemes:  # the engine reads the scheme as written
         valid = ", ".join([*also, *(f"{s}://" for s in schemes)])
-        raise ValueError(f"'{url}' is not one of {valid}; e.g. {example}")
+        raise ValueError(f"'{redact(url)}' is not one of {valid}; e.g. {example}")
     return parts
 
 
-def _no_credentials(url: str, parts) -> None:
-    """Refuse ``user:secret@`` and secret-looking query parameters: the file is committed."""
-    named = [key for key, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRETISH.search(key)]
-    if parts.username or parts.password or named:
-        raise ValueError(f"'{_redacted(parts)}' carries credentials ({'user:secret@' if parts.username else named[0]}); "
-                         "such a URL is written down (the committed environment file, a command line, a log), so give "
-                         "them to the engine in its environment "
-                         "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, VAULT_TOKEN, ...), never in the URL")
-
-
-def _redacted(parts) -> str:
-    """The URL without user info or query values (for an error message that must not echo a secret)."""
-    host = parts.hostname or ""
-    keys = "&".join(f"{k}=…" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
-    return f"{parts.scheme}://{host}{parts.path}" + (f"?{keys}" if keys else "")
+def _without(err: ValueError, url: str) -> str:
+    """urlsplit's reason, which may quote the part of ``url`` it refused, without that part."""
+    return str(err).split(" as ", 1)[0]  # "Port could not be cast to integer value as '<the port>'"
 
 
 def _check_s3_query(url: str, query: str) -> None:
@@ -130,28 +118,28 @@ def _check_s3_query(url: str, query: str) -> None:
     keys = [key for key, _ in pairs]
     unknown = sorted(set(keys) - S3_PARAMETERS)
     if unknown:
-        raise ValueError(f"'{url}' has unknown parameter(s) {', '.join(unknown)} (the engine would refuse them); "
+        raise ValueError(f"'{redact(url)}' has unknown parameter(s) {', '.join(unknown)} (the engine would refuse them); "
                          f"valid: {', '.join(sorted(S3_PARAMETERS))}")
     twice = sorted({key for key in keys if keys.count(key) > 1})
     if twice:
-        raise ValueError(f"'{url}' gives {', '.join(twice)} more than once (the engine would take the first)")
+        raise ValueError(f"'{redact(url)}' gives {', '.join(twice)} more than once (the engine would take the first)")
     params = dict(pairs)
     endpoint = params.get("endpoint")
     plain = params.get("disable_https", "false").lower() in ("1", "t", "true")
     if endpoint is None:
         if plain:
-            raise ValueError(f"'{url}' sets disable_https without an endpoint: AWS's own endpoints are https only")
+            raise ValueError(f"'{redact(url)}' sets disable_https without an endpoint: AWS's own endpoints are https only")
         return
     try:
         target = urlsplit(endpoint)
         target.port  # noqa: B018
     except ValueError as err:
-        raise ValueError(f"'{url}': endpoint '{endpoint}' is not a URL ({err})") from None
+        raise ValueError(f"'{redact(url)}': endpoint '{redact(endpoint)}' is not a URL ({_without(err, endpoint)})") from None
     if target.scheme not in ("http", "https") or not target.hostname or target.path not in ("", "/"):
-        raise ValueError(f"'{url}': endpoint '{endpoint}' is not http(s)://host[:port], e.g. "
+        raise ValueError(f"'{redact(url)}': endpoint '{redact(endpoint)}' is not http(s)://host[:port], e.g. "
                          "endpoint=https://s3.example.nl")
     if (target.scheme == "http" or plain) and not _on_this_machine(target.hostname):
-        raise ValueError(f"'{url}': endpoint '{endpoint}' is plain http to another machine; the state holds every "
+        raise ValueError(f"'{redact(url)}': endpoint '{redact(endpoint)}' is plain http to another machine; the state holds every "
                          "deployed object, encrypted secrets among them: use https (only a store on this machine, "
                          "127.0.0.1 or localhost, may be http)")
 

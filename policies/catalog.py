@@ -21,6 +21,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
+from cgkit.errors import CgkitError, ConfigError
 from policies.model import Rule
 from policies.rules import FAMILIES
 
@@ -28,8 +30,11 @@ POLICIES_DIR = Path(__file__).resolve().parent
 CONTROLS_FILE = POLICIES_DIR / "controls.yaml"
 
 
-class CatalogError(Exception):
-    """The rules and controls disagree: duplicate ids, unknown controls, or a malformed controls file."""
+class CatalogError(CgkitError):
+    """The rules and controls disagree: duplicate ids, unknown controls, or a malformed controls file.
+    A `CgkitError`, so every command reports it in one line naming the file, never a traceback."""
+
+    reference = "policy-catalog"
 
 
 @dataclass(frozen=True)
@@ -100,27 +105,58 @@ def family_rules(family: str) -> list[Rule]:
     return [dataclasses.replace(v, family=family) for v in vars(module).values() if isinstance(v, Rule)]
 
 
+def _shown(path: Path) -> str:
+    return f"policies/{path.name}" if path == CONTROLS_FILE else str(path)
+
+
+def _read_controls(path: Path) -> Mapping[str, Any]:
+    """The controls file as a mapping, read through cgkit's input boundary.
+
+    Raises:
+        CatalogError: naming the file (and line): unreadable, not YAML, or not a mapping.
+    """
+    try:
+        text = read_text(path, _shown(path))
+        check_bounds(text, _shown(path), CONFIG_LIMITS)
+        data = yaml.safe_load(text)
+    except ConfigError as bad:
+        raise CatalogError(bad.render()) from None
+    except yaml.YAMLError as bad:
+        mark = getattr(bad, "problem_mark", None)
+        raise CatalogError(f"{_shown(path)}{f':{mark.line + 1}' if mark else ''}: invalid YAML "
+                           f"({getattr(bad, 'problem', None) or bad})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("frameworks") or {}, dict) \
+            or not isinstance(data.get("controls") or {}, dict):
+        raise CatalogError(f"{_shown(path)}: expected a mapping with 'frameworks' and 'controls' mappings")
+    return data
+
+
 def load_controls(path: Path = CONTROLS_FILE) -> tuple[dict[str, Control], dict[str, Framework]]:
     """Read controls and frameworks, each framework with the controls its patterns select.
 
     A control belongs to the framework its id starts with (``BIO2:8.22``). CatalogError when an id
     starts with no known framework, a framework's pattern selects no control, or a control is selected
     by no framework."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data = _read_controls(path)
     spec = data.get("frameworks") or {}
     controls = {}
-    for cid, c in (data.get("controls") or {}).items():
-        framework = cid.split(":")[0]
-        if framework not in spec or ":" not in cid:
-            raise CatalogError(f"{path.name}: control {cid} must start with a known framework ({', '.join(spec)}:)")
-        controls[cid] = Control(cid, framework, str(c["ref"]), c["title"])
-    frameworks, problems = {}, []
-    for name, f in spec.items():
-        patterns = f.get("controls") or []
-        chosen = {p: [cid for cid in controls if fnmatch.fnmatchcase(cid, p)] for p in patterns}
-        problems += [f"framework {name}: {p!r} selects no control" for p, ids in chosen.items() if not ids]
-        frameworks[name] = Framework(name, f["title"], f.get("url", ""),
-                                     tuple(cid for cid in controls if any(cid in ids for ids in chosen.values())))
+    try:
+        for cid, c in (data.get("controls") or {}).items():
+            framework = str(cid).split(":")[0]
+            if framework not in spec or ":" not in str(cid):
+                raise CatalogError(f"{path.name}: control {cid} must start with a known framework ({', '.join(spec)}:)")
+            controls[cid] = Control(cid, framework, str(c["ref"]), str(c["title"]))
+        frameworks, problems = {}, []
+        for name, f in spec.items():
+            patterns = f.get("controls") or []
+            chosen = {p: [cid for cid in controls if fnmatch.fnmatchcase(cid, str(p))] for p in patterns}
+            problems += [f"framework {name}: {p!r} selects no control" for p, ids in chosen.items() if not ids]
+            frameworks[name] = Framework(name, str(f["title"]), str(f.get("url", "")),
+                                         tuple(cid for cid in controls if any(cid in ids for ids in chosen.values())))
+    except (KeyError, TypeError, AttributeError) as bad:
+        missing = f"the field {bad} is missing" if isinstance(bad, KeyError) else "a value has the wrong shape"
+        raise CatalogError(f"{_shown(path)}: {missing}; each control is <FRAMEWORK>:<id>: {{ref, title}}, each "
+                           "framework <name>: {title, url, controls: [patterns]}") from None
     selected = {cid for f in frameworks.values() for cid in f.controls}
     problems += [f"control {cid} is selected by no framework" for cid in controls if cid not in selected]
     if problems:

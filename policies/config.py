@@ -13,7 +13,8 @@ All keys are optional. ``enforcement`` and ``maxWaiverDays`` are the environment
 section (`PolicySettings`). ``enforcementLevel`` is what the engine enforces for that rule
 (`level_of`): the rule's own level, lowered to advisory when the environment is advisory or the
 rule is waived, so the engine reports those findings (waived ones marked) without blocking.
-``cgkit policy check --config`` reads the same file (any one section, or a bare section).
+``cgkit policy check --config`` reads the same file (`config_section`: the file as written, or a
+bare section; nothing else).
 """
 
 from __future__ import annotations
@@ -128,9 +129,40 @@ def pack_config(ctx: Context, levels: Mapping[str, Enforcement], waivers: Iterab
             for rid, own in levels.items()}
 
 
-def any_section(document: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Read a config file written by `pack_config` (take the first section) or a bare section."""
-    if document and set(document) <= set(CONFIG_PROPERTIES):
+#: The keys of one section: the context and policy fields and the level the engine enforces.
+SECTION_KEYS = frozenset(CONFIG_PROPERTIES) | {"enforcementLevel"}
+
+
+def config_section(document: Mapping[str, Any], known_rules: Iterable[str]) -> Mapping[str, Any]:
+    """The one section of a config file: a document written by `pack_config` (a section per rule id,
+    alike but for ``enforcementLevel``) or a bare section.
+
+    Nothing else is read as one: a file whose first mapping happened to look like a section (``x:
+    {enforcement: advisory}``) would otherwise make every finding advisory with nothing to show for it.
+
+    Raises:
+        ValueError: the document holds nothing; it has keys that are neither section fields nor known
+            rule ids (named, with what is valid); a rule's value is not a mapping of section fields; or
+            the rules' sections differ in something other than ``enforcementLevel``.
+    """
+    if not document:
+        raise ValueError("holds no settings; give a file written by cgkit (a section per rule id) or a section "
+                         f"with some of {', '.join(sorted(CONFIG_PROPERTIES))}")
+    keys = {str(key) for key in document}
+    if keys <= SECTION_KEYS:
         return document
-    sections = [v for v in document.values() if isinstance(v, Mapping)]
-    return sections[0] if sections else {}
+    known = set(known_rules)
+    strange = sorted(keys - known - SECTION_KEYS)
+    if strange or keys & SECTION_KEYS:
+        raise ValueError(f"key(s) {', '.join(strange or sorted(keys & SECTION_KEYS))[:300]} make it neither a section "
+                         f"(keys: {', '.join(sorted(SECTION_KEYS))}) nor a file of sections per known rule id "
+                         "(as cgkit writes it for the engine)")
+    sections = []
+    for rule, body in document.items():
+        if not isinstance(body, Mapping) or not {str(k) for k in body} <= SECTION_KEYS:
+            raise ValueError(f"{rule}: expected a section (a mapping of {', '.join(sorted(SECTION_KEYS))})")
+        sections.append({k: v for k, v in body.items() if k != "enforcementLevel"})
+    if any(other != sections[0] for other in sections[1:]):
+        raise ValueError("the rules' sections differ (cgkit writes the same context, policy and waivers under every "
+                         "rule id); give one section, or the file as cgkit wrote it")
+    return document[next(iter(document))]

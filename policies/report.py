@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html as html_lib
+import re
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -79,17 +80,49 @@ def tenants_from_manifest_dir(directory: Path, env: str, root: Path = Path("."))
     """Tenants from ``<directory>/<code>/*.yaml`` or ``<directory>/<code>.yaml`` (code in any case).
 
     Context and waivers come from ``environments/<env>/municipalities/<code>.yaml`` under ``root`` when it
-    loads. Raises ManifestError for unreadable manifests.
+    loads. Nothing is judged over nothing: a municipality of ``env`` without manifests there is a
+    Tenant with that error (never left out), and one with no objects gets its error in `_tenant_entry`.
+
+    Raises:
+        ManifestError: ``directory`` is not a folder, holds an entry not named after a municipality
+            (every one is named, with what is valid), two entries for one code, or unreadable manifests.
     """
-    tenants = []
+    if not directory.is_dir():
+        raise manifests.ManifestError(f"--manifests {directory}: not a folder; give the folder of rendered "
+                                      "manifests per municipality (<code>/*.yaml or <code>.yaml)")
+    entries: dict[str, Path] = {}
+    strange = []
     for entry in sorted(directory.iterdir()):
         code = entry.name.split(".")[0].upper()
-        if not code.startswith("GM") or (entry.is_file() and entry.suffix not in manifests.SUFFIXES):
+        named = re.fullmatch(r"GM\d{4}", code) and (entry.is_dir() or entry.name.lower() in
+                                                     {f"{code.lower()}{suffix}" for suffix in manifests.SUFFIXES})
+        if not named or code in entries:
+            strange.append(entry.name)
             continue
-        docs = manifests.load([entry])
+        entries[code] = entry
+    if strange:
+        raise manifests.ManifestError(f"--manifests {directory}: {', '.join(strange[:10])}"
+                                      f"{', ...' if len(strange) > 10 else ''}: not named after a municipality, or a "
+                                      "second entry for one; each entry is <code>/ or <code>.yaml (.yml, .json), "
+                                      "e.g. gm0344.yaml; move the others out")
+    tenants = []
+    for code in sorted(set(entries) | set(_codes_of(root, env))):
         _, tenant = _config_for(root, env, code)
+        if code not in entries:
+            tenants.append(replace(tenant, error=f"no manifests in {directory} (<code>/ or <code>.yaml); not judged"))
+            continue
+        docs = manifests.load([entries[code]])
         tenants.append(replace(tenant, objects=[d.obj for d in docs], sources=[d.source for d in docs]))
     return tenants
+
+
+def _codes_of(root: Path, env: str) -> list[str]:
+    """The municipalities onboarded in ``env`` (none when cgkit's loader is not importable here)."""
+    try:
+        from cgkit.config import loader
+    except ImportError:
+        return []
+    return loader.municipality_codes(root, env)
 
 
 def tenants_from_environment(env: str, root: Path = Path(".")) -> list[Tenant]:
@@ -133,6 +166,8 @@ def _rule_entry(rule, cat, results, control_ids) -> dict[str, Any]:
 
 def _tenant_entry(tenant: Tenant, cat, rules) -> dict[str, Any]:
     error, waiver_list = tenant.error, list(tenant.waivers)
+    if not tenant.objects and not error:  # nothing judged is no verdict, least of all "compliant"
+        error = "no Kubernetes objects: nothing was judged"
     try:
         waivers.validate(waiver_list, enforcement_levels(), max_days=tenant.policy.max_waiver_days)
     except waivers.WaiverError as e:
@@ -207,7 +242,21 @@ def _framework_controls(report: Mapping[str, Any], meta: Mapping[str, Any]) -> l
 
 
 def _md_cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text for a table cell: one line, ``|`` escaped, HTML's ``& < >`` as entities (no raw HTML)."""
+    return html_lib.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
+
+
+#: Markdown's inline syntax: a municipality's text must not become a link, an image, emphasis or code.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|!#<>&])")
+
+
+def _md_text(text: Any) -> str:
+    """Text that comes from a municipality's files or manifests (a waiver's reason, a finding's object
+    name, an error): one line, raw HTML as entities and Markdown's inline syntax escaped, so the
+    auditor's report shows it as written and runs nothing."""
+    one_line = " ".join(str(text).split())
+    return _MD_SPECIAL.sub(lambda found: html_lib.escape(found.group(1)) if found.group(1) in "<>&"
+                           else "\\" + found.group(1), one_line)
 
 
 def markdown(report: Mapping[str, Any]) -> str:
@@ -243,10 +292,10 @@ def markdown(report: Mapping[str, Any]) -> str:
             + f" | {m['verdict']} |" for m in report["municipalities"]]
     for m in report["municipalities"]:
         if m["error"] or m["findings"]:
-            out += ["", f"### {m['code']}", ""] + ([f"Error: {m['error']}", ""] if m["error"] else [])
-            out += [f"- {f['rule']} [{f['status'] if f['status'] == 'waived' else f['enforcement']}] "
-                    f"{f['kind']}/{f['name']} `{f['path']}`: {f['message']}"
-                    + (f" — waived: {f['waiver_reason']}" if f["waiver_reason"] else "") for f in m["findings"]]
+            out += ["", f"### {_md_text(m['code'])}", ""] + ([f"Error: {_md_text(m['error'])}", ""] if m["error"] else [])
+            out += [f"- {f['rule']} \\[{f['status'] if f['status'] == 'waived' else f['enforcement']}\\] "
+                    f"{_md_text(f['kind'])}/{_md_text(f['name'])} {_md_text(f['path'])}: {_md_text(f['message'])}"
+                    + (f" — waived: {_md_text(f['waiver_reason'])}" if f["waiver_reason"] else "") for f in m["findings"]]
     return "\n".join(out + _md_haven(report["haven"]) + _md_backups(report["backups"])) + "\n"
 
 
@@ -282,7 +331,7 @@ def _md_backups(backups: Sequence[Mapping[str, Any]] | None) -> list[str]:
     if backups is None:
         return out + [BACKUPS_ABSENT]
     out += ["| code | state | last backup | size | last restore drill |", "| --- | --- | --- | --- | --- |"]
-    return out + ["| " + " | ".join(_md_cell(c) for c in _backup_cells(b)) + " |" for b in backups]
+    return out + ["| " + " | ".join(_md_text(c) for c in _backup_cells(b)) + " |" for b in backups]
 
 
 # ---------------------------------------------------------------------------------------------- html

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import difflib
 import re
+import unicodedata
 from typing import Annotated, Any, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
@@ -33,6 +34,16 @@ DEFAULT_MAX_WAIVER_DAYS = 180
 CHECK_ERROR = "cgkit"
 
 
+#: The fewest visible characters (`visible_length`) of a waiver's text fields.
+VISIBLE_MINIMUM = {"reason": 10, "approved_by": 2}
+
+
+def visible_length(text: str) -> int:
+    """How many characters of ``text`` a reader sees: not separators (spaces of any width) and not
+    Unicode's "other" categories (control, format such as U+200B, private use, unassigned)."""
+    return sum(1 for char in text if unicodedata.category(char)[0] not in "CZ")
+
+
 class WaiverError(ValueError):
     """One or more waivers are invalid; the message lists each problem."""
 
@@ -45,10 +56,26 @@ class Waiver(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     rule: str = Field(pattern=r"^[A-Z][A-Z0-9]*(-[A-Z0-9]+)+$", description="Policy rule id.")
-    # reason and approver are counted without surrounding blanks: twelve spaces are no reason
+    # reason and approver are counted without surrounding blanks: twelve spaces are no reason; and
+    # `_visible` counts only what a reader sees: zero-width spaces or NUL characters are no reason either
     reason: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(min_length=10, max_length=2000, description="Why the rule cannot be met, in a sentence.")
     approved_by: Annotated[str, StringConstraints(strip_whitespace=True)] = Field(min_length=2, max_length=200, description="Who approved the exception.")
     expires: dt.date = Field(description="Last day the waiver holds (YYYY-MM-DD).")
+
+    @field_validator("reason", "approved_by")
+    @classmethod
+    def _visible(cls, value: str, info: Any) -> str:
+        """Refuse text with fewer visible characters than the field's minimum (`visible_length`):
+        text that decides whether a mandatory rule blocks must be readable by whoever reviews it."""
+        least = VISIBLE_MINIMUM[info.field_name]
+        if visible_length(value) < least:
+            raise PydanticCustomError(CHECK_ERROR, "{field} has {count} visible character(s), at least {least} are "
+                                      "needed (spaces, control and format characters such as zero-width spaces or "
+                                      "NUL do not count); write {what} in words",
+                                      {"field": info.field_name, "count": visible_length(value), "least": least,
+                                       "what": {"reason": "why the rule cannot be met",
+                                                "approved_by": "who approved the exception"}[info.field_name]})
+        return value
 
     @field_validator("expires", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from cgkit.cli.haven_cmds import haven_app
 from cgkit.cli.policy import policy_app
 from cgkit.cli.console import err
 from cgkit.cli.exit_codes import ExitStatus
-from cgkit.errors import CgkitError, EngineError
+from cgkit.errors import CgkitError, EngineError, shown
 
 app = typer.Typer(
     name="cgkit",
@@ -83,9 +83,9 @@ def _unexpected(error: Exception) -> int:
         raise error
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""
-        err.print(f"error: {where}{error.strerror or error}", markup=False, highlight=False, soft_wrap=True)
+        err.print(shown(f"error: {where}{error.strerror or error}"), markup=False, highlight=False, soft_wrap=True)
         return ExitStatus.FAILED
-    err.print(f"internal error: {type(error).__name__}: {error}; this is a bug in cgkit, please report it "
+    err.print(f"internal error: {type(error).__name__}: {shown(str(error))}; this is a bug in cgkit, please report it "
               "(CGKIT_DEBUG=1 shows the traceback)", markup=False, highlight=False, soft_wrap=True)
     return ExitStatus.FAILED
 

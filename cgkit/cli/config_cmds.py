@@ -28,7 +28,7 @@ def onboard(
 ) -> None:
     """Write a minimal municipality file from the CBS list (one CODE, or --all)."""
     root = find_root()
-    if every == (code is not None) or (province and not every) or (every and (domain or force)):
+    if every == (code is not None) or (province is not None and not every) or (every and (domain or force)):
         raise typer.BadParameter("give either one CODE (with --domain/--force if needed) or --all "
                                  "(with --province if needed)")
     if every:
@@ -66,6 +66,6 @@ def write_schema(
 ) -> None:
     """Write the JSON Schemas of the environment and municipality files (for editors)."""
     root = find_root()
-    for path in schema.write_schemas(out_dir or root / loader.ENVIRONMENTS / "schema"):
-        out.print(f"wrote {path}")
+    for path in schema.write_schemas(out_dir or root / loader.ENVIRONMENTS / "schema", root, outside_ok=out_dir is not None):
+        out.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
 

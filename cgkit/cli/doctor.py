@@ -15,6 +15,7 @@ import typer
 from rich.table import Table
 
 from cgkit import engine, sandbox, toolchain
+from cgkit.urls import redact
 from cgkit.cli.console import out
 from cgkit.config import loader
 from cgkit.errors import CgkitError, ToolchainError
@@ -51,7 +52,8 @@ def doctor() -> None:
 
 def _backends() -> list[str]:
     """One line per environment of the project: the state backend the engine will use for it
-    ($PULUMI_BACKEND_URL, else the environment file's ``state.backend``, else the project's file backend)."""
+    ($PULUMI_BACKEND_URL, else the environment file's ``state.backend``, else the project's file backend),
+    redacted (`cgkit.urls.redact`): a URL in the shell's environment may carry a password."""
     root = toolchain.REPO_ROOT
     lines = []
     for name in loader.environments(root):
@@ -63,8 +65,8 @@ def _backends() -> list[str]:
         settings = engine.EngineSettings(root=root, backend_url=environment.state.backend)
         how = ("$PULUMI_BACKEND_URL" if os.environ.get("PULUMI_BACKEND_URL")
                else "state.backend" if environment.state.backend else "default")
-        lines.append(f"backend ({name}): {engine.backend_of(settings)} ({how}); "
-                     f"secrets: {environment.state.secrets_provider}")
+        lines.append(f"backend ({name}): {redact(engine.backend_of(settings))} ({how}); "
+                     f"secrets: {redact(environment.state.secrets_provider)}")
     return lines
 
 

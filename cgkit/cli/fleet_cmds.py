@@ -205,7 +205,10 @@ def _plans(root: Path, environment: EnvironmentFile, selection: Selection,
     unfiled = loader.wave_file_issues(root, env)  # a canary without a file would silently not run
     if unfiled:
         raise ConfigError(unfiled)
-    codes = _resumed_codes(root, resume, env, selection.codes) if resume else selection.codes
+    if resume is not None and not resume.strip():  # "" names no run; it is not "no --resume"
+        raise SelectionError("--resume '' names no run", hint="give a run id from .cgkit/runs/ or the path of its "
+                                                              "folder or report.json; leave --resume out to run all")
+    codes = _resumed_codes(root, resume, env, selection.codes) if resume is not None else selection.codes
     onboarded = loader.municipality_codes(root, env)
     plans = plan_waves(environment.waves, select_codes(onboarded, codes, selection.province), selection.wave)
     no_file = sorted({c for p in plans for c in p.codes} - set(onboarded))
@@ -244,7 +247,7 @@ def _fleet(verb: str, env: str, selection: Selection, parallel: int, resume: str
     start = time.monotonic()
     with LiveView(err, verb, env, sum(len(p.codes) for p in plans)) as view:
         run = run_waves(plans, wave_runner, on_update=view.update)
-    path = report.write_report(run_dir, report.build_report(info, run, time.monotonic() - start))
+    path = report.write_report(run_dir, report.build_report(info, run, time.monotonic() - start), root)
     _print_summary(run, env, verb, options)
     out.print(f"report: {path}", highlight=False, soft_wrap=True)
     if run.interrupted:

@@ -18,6 +18,7 @@ from cgkit.config import loader
 from cgkit.haven import report
 from cgkit.haven.live import HavenCheckError, judge_environment
 from cgkit.project import find_root
+from cgkit.writer import WriteError, check_target, write_text
 
 
 haven_app = typer.Typer(help="Haven, VNG's standard for Common Ground clusters: its checks, live.",
@@ -35,15 +36,17 @@ def check(
     root = find_root()
     if out is not None and str(out) in ("", "."):
         raise HavenCheckError(f"--out '{out}' names no file", hint="name a file, or '-' for standard output")
+    if out is not None and str(out) != "-":
+        check_target(root, out, outside_ok=True)  # a link or a folder is refused before the cluster is asked
     results, server = judge_environment(loader.load_environment(root, env), root)
     rendered = report.FORMATS[output.value](results, server)
     if out is None or str(out) == "-":
         typer.echo(rendered)
     else:
         try:
-            out.write_text(rendered + "\n", encoding="utf-8")
-        except OSError as e:
-            raise HavenCheckError(f"{out}: cannot write the result: {e.strerror or e}",
-                                  hint="name a writable file with --out") from None
+            write_text(root, out, rendered + "\n", outside_ok=True)
+        except WriteError as e:
+            raise HavenCheckError(f"{out}: cannot write the result: {e}",
+                                  hint=e.hint or "name a writable file with --out") from None
         typer.echo(f"wrote {out}")
     raise typer.Exit(ExitStatus.FAILED if report.failed(results) else ExitStatus.OK)

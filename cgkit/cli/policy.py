@@ -20,15 +20,16 @@ from cgkit import conventions
 from cgkit.cli.exit_codes import ExitStatus
 from cgkit.config import loader
 from cgkit.config.yamlsource import CONFIG_LIMITS, check_bounds, read_text
-from cgkit.errors import CgkitError, ConfigError, printable
+from cgkit.errors import CgkitError, ConfigError, shown
 from cgkit.haven import report as haven_report
 from cgkit.haven.live import judge_environment
 from cgkit.project import find_root
+from cgkit.writer import WriteError, check_target, write_text
 from policies import catalog, formats, manifests, openreports, waivers
-from policies.config import (PolicySettings, any_section, context_from_config, policy_from_config, section,
+from policies.config import (PolicySettings, config_section, context_from_config, policy_from_config, section,
                              waivers_from_config)
 from policies.evaluate import evaluate
-from policies.model import Context
+from policies.model import Context, Enforcement
 from policies.registry import enforcement_levels
 
 
@@ -54,7 +55,16 @@ class ReportFormat(str, enum.Enum):
 
 #: ``--framework`` values: the frameworks of ``policies/controls.yaml`` by lower-case name (given in
 #: any case). Data, not code: a framework added there is a choice here.
-FrameworkName = enum.Enum("FrameworkName", {n.upper(): n.lower() for n in catalog.load_controls()[1]}, type=str)
+def _framework_names() -> dict[str, str]:
+    """The frameworks of controls.yaml; none when it cannot be read: this runs when the CLI is
+    imported, and every command must still start (the policy commands then name the broken file)."""
+    try:
+        return {n.upper(): n.lower() for n in catalog.load_controls()[1]}
+    except catalog.CatalogError:
+        return {"NONE": "none"}
+
+
+FrameworkName = enum.Enum("FrameworkName", _framework_names(), type=str)
 
 
 def _framework_option(what: str) -> typer.models.OptionInfo:
@@ -67,7 +77,7 @@ policy_app = typer.Typer(help="Check manifests against cgkit's policy rules; wri
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo("\n".join(printable(line) for line in f"error: {message}".split("\n")), err=True)
+    typer.echo("\n".join(shown(line) for line in f"error: {message}".split("\n")), err=True)
     return typer.Exit(ExitStatus.FAILED)
 
 
@@ -86,6 +96,15 @@ def _read_mapping(path: Path, what: str) -> dict:
     if not isinstance(data, dict):
         raise _fail(f"{path}: {what} must be a mapping (key: value), not {type(data).__name__}")
     return data
+
+
+def _config_section(config: Path) -> dict:
+    """The section of a ``--config`` file (`policies.config.config_section`); exit 1 naming the file
+    when it is not what the option expects."""
+    try:
+        return dict(config_section(_read_mapping(config, "policy config"), enforcement_levels()))
+    except ValueError as e:
+        raise _fail(f"{config}: not a policy-pack config: {e}") from None
 
 
 def _municipality_section(root: Optional[Path], env: str, gemeente: str) -> dict:
@@ -111,7 +130,7 @@ def build_context(config: Optional[Path], gemeente: Optional[str], domain: Optio
     if env and gemeente:
         section = _municipality_section(root, env, gemeente)
     else:
-        section = any_section(_read_mapping(config, "policy config")) if config else {}
+        section = _config_section(config) if config else {}
     overrides = {"gemeenteCode": gemeente, "domain": domain, "allowedRegistries": registries or None,
                  "tenantNamespace": tenant_namespace}
     section = {**section, **{k: v for k, v in overrides.items() if v is not None}}
@@ -180,6 +199,9 @@ def check(
         raise _fail(f"no Kubernetes objects in {', '.join(map(str, paths))} (files read: "
                     f"{len(manifests.files(paths))}; only *.yaml, *.yml and *.json are read from folders); "
                     "nothing was checked")
+    if config and policy.level is not Enforcement.MANDATORY:  # said, never silent: nothing will block
+        typer.echo(f"note: {config} sets enforcement: {policy.enforcement}: every finding is reported, none blocks",
+                   err=True)
     selected = rules.framework_rules(framework.value) if framework else rules.rules
     findings = evaluate([d.obj for d in docs], ctx, rules=selected, sources=[d.source for d in docs],
                         waivers=waiver_list, enforcement=policy.level)
@@ -224,6 +246,9 @@ def report(
     try:
         root = root or find_root()
         loader.environment_file(root, env)  # the name becomes a file name: refuse ../ and the like first
+        if out is not None:  # a linked folder or report file is refused before the minutes of rendering
+            check_target(root, out / f"policy-report-{env}{f'-{framework.value}' if framework else ''}."
+                                     f"{output.value}", outside_ok=True)
         cluster = _haven_section(root, env) if haven else None  # first: a cluster that is not there fails fast
         tenants = (report_mod.tenants_from_manifest_dir(manifests_dir, env, root) if manifests_dir
                    else report_mod.tenants_from_environment(env, root))
@@ -244,13 +269,13 @@ def report(
     else:
         target = out / f"policy-report-{env}{f'-{framework.value}' if framework else ''}.{output.value}"
         try:
-            out.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-        except OSError as e:
-            raise _fail(f"{target}: cannot write the report: {e.strerror or e}") from None
+            write_text(root, target, text, outside_ok=True)
+        except WriteError as e:
+            raise _fail(f"{e}" + (f"\nhint: {e.hint}" if e.hint else "")) from None
         typer.echo(f"wrote {target}")
     summary = data["summary"]
-    short = [m["code"] + f" ({m['verdict']})" for m in data["municipalities"] if m["verdict"] != "compliant"]
+    short = [m["code"] + f" ({m['verdict']}" + (f": {m['error'].splitlines()[0][:150]}" if m["error"] else "") + ")"
+             for m in data["municipalities"] if m["verdict"] != "compliant"]
     if short:
         typer.echo(f"not compliant: {len(short)} of {summary['municipalities']} municipalities: "
                    f"{', '.join(short[:10])}{', ...' if len(short) > 10 else ''}", err=True)

@@ -9,6 +9,7 @@ skips the question, and without a terminal they proceed only with ``--yes``.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -55,6 +56,8 @@ def shell_env(env: Env = "sandbox") -> None:
     settings = engine_settings(root, environment, probe=False)
     for key, value in sorted(engine.engine_env(settings).items()):
         if key == "PULUMI_CONFIG_PASSPHRASE":  # a secret: it is already in the caller's environment
+            continue
+        if key == "PULUMI_BACKEND_URL" and os.environ.get(key):  # the caller's own, maybe with a password
             continue
         out.print(f"export {key}={shlex.quote(value)}", markup=False, highlight=False, soft_wrap=True)
 

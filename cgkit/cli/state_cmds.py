@@ -13,6 +13,7 @@ from cgkit.config import loader
 from cgkit.errors import InvalidArgumentError
 from cgkit.project import find_root
 from cgkit.stackops import engine_settings
+from cgkit.urls import redact
 
 state_app = typer.Typer(help="The environments' Pulumi state: where it lives (the state: section).",
                         no_args_is_help=True)
@@ -30,9 +31,9 @@ def migrate_cmd(env: Env, to: Annotated[str, typer.Option(
     root = find_root()
     environment = loader.load_environment(root, env)
     settings = engine_settings(root, environment, cluster=False)
-    source = engine.backend_of(settings)
+    source, shown = redact(engine.backend_of(settings)), redact(to)
     moved = migrate.migrate(settings, env, to, say=lambda line: err.print(line, markup=False, highlight=False))
-    out.print(f"{len(moved)} stack(s) of {env} copied from {source} to {to}, each checkpoint verified; "
-              f"{source} is unchanged.\nnext: set `state: {{backend: \"{to}\"}}` in "
+    out.print(f"{len(moved)} stack(s) of {env} copied from {source} to {shown}, each checkpoint verified; "
+              f"{source} is unchanged.\nnext: set `state: {{backend: \"{shown}\"}}` in "
               f"environments/{env}/environment.yaml (until then cgkit keeps using {source})",
               markup=False, highlight=False, soft_wrap=True)

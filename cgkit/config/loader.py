@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from cgkit.config import model
 from cgkit.config.model import EnvironmentFile, MunicipalityConfig, MunicipalityFile
 from cgkit.config.yamlsource import FieldPath, YamlSource, dotted, read_yaml
+from cgkit import urls
 from cgkit.errors import ConfigError, ConfigIssue, InvalidArgumentError
 from cgkit.gemeenten import all_gemeenten
 from policies import shape, waivers
@@ -46,6 +47,8 @@ _PATTERN_HINTS = {
     "controller_namespace": "a namespace name: at most 63 lower-case letters, digits and '-', e.g. ingress-nginx",
     "controller": "a controller name such as k8s.io/ingress-nginx",
     "storage_provisioner": "a provisioner name such as kubernetes.io/no-provisioner or ebs.csi.aws.com",
+    "issuer": "an https URL without query or fragment (the provider's public issuer), "
+              "e.g. https://login.utrecht.nl/realms/gemeente",
 }
 
 
@@ -345,10 +348,17 @@ def _is_union_tag(part: str) -> bool:
     return part in {"in-cluster", "external"} or part.startswith("function-")
 
 
+#: The fields that hold a URL: their values are shown only redacted, even when they are no URL.
+_URL_FIELDS = frozenset({"backend", "secrets_provider", "otlp_endpoint", "endpoint", "issuer"})
+
+
 def _message(error: dict[str, Any], path: FieldPath) -> str:
-    """Return a sentence for one pydantic error: what is wrong and what would be valid."""
+    """Return a sentence for one pydantic error: what is wrong and what would be valid. A value with
+    ``://`` in it, or in a URL field, is shown redacted (`cgkit.urls.redact`), whatever is wrong with it."""
     kind, value = error["type"], error.get("input")
     last = str(path[-1]) if path else ""
+    if isinstance(value, str) and ("://" in value or last in _URL_FIELDS):
+        value = urls.redact(value)
     if kind == model.CHECK_ERROR:
         return error["msg"]
     if kind == "extra_forbidden":

@@ -20,7 +20,7 @@ from typing import Annotated, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic_core import PydanticCustomError
 
-from cgkit import backups, otlp, state
+from cgkit import backups, otlp, state, urls
 from cgkit.conventions import DNS_LABEL_PATTERN, is_builtin_identity, tenant_namespace
 from policies.config import PolicySettings
 from policies.waivers import CHECK_ERROR, Waiver  # CHECK_ERROR: the error type of cgkit's own field checks
@@ -363,6 +363,17 @@ class Access(_Strict):
                                      description="Bound to the read-only role (no system:* groups).")
 
 
+def _issuer(issuer: str) -> str:
+    """Refuse an issuer URL with credentials in it (`cgkit.urls`): it is copied into every app's setup document."""
+    urls.refuse_credentials(issuer, "the issuer is copied into every app's setup document and the apps' "
+                                    "Secrets; an issuer URL is public: write https://<host>[/<path>]")
+    return issuer
+
+
+IssuerUrl = Annotated[str, StringConstraints(max_length=500, pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?$"),
+                      _checked(_issuer)]
+
+
 class Oidc(_Strict):
     """The municipality's OpenID Connect provider for the apps' admin login.
 
@@ -370,8 +381,7 @@ class Oidc(_Strict):
     (``pulumi config set --secret cgkit:oidc-client-secret ...``); cgkit refuses to deploy without it.
     """
 
-    issuer: str = Field(pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?$",
-                        description="Issuer URL (https); discovery is read from <issuer>/.well-known/openid-configuration.")
+    issuer: IssuerUrl = Field(description="Issuer URL (https); discovery is read from <issuer>/.well-known/openid-configuration.")
     client_id: str = Field(min_length=1, max_length=255, pattern=r"^\S+$",
                            description="Client id registered for this municipality's apps at the provider.")
 

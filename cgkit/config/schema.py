@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from cgkit.config.model import EnvironmentFile, MunicipalityFile
+from cgkit.writer import write_text
 
 SCHEMAS = {"environment.schema.json": EnvironmentFile, "municipality.schema.json": MunicipalityFile}
 
@@ -16,12 +17,12 @@ def schema_text(model: type) -> str:
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
-def write_schemas(folder: Path) -> list[Path]:
-    """Write every schema of SCHEMAS into ``folder``; return the paths written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, model in SCHEMAS.items():
-        path = folder / name
-        path.write_text(schema_text(model), encoding="utf-8")
-        paths.append(path)
-    return paths
+def write_schemas(folder: Path, root: Path, outside_ok: bool = False) -> list[Path]:
+    """Write every schema of SCHEMAS into ``folder`` through `cgkit.writer.write_text` (no link
+    followed, atomic; a folder outside the project ``root`` only when ``outside_ok``); return the paths.
+
+    Raises:
+        WriteError: a schema file is a link or no regular file, the folder leads out through a link,
+            or it cannot be written.
+    """
+    return [write_text(root, folder / name, schema_text(model), outside_ok=outside_ok) for name, model in SCHEMAS.items()]

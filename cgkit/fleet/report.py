@@ -32,6 +32,7 @@ from cgkit.config.yamlsource import BULK_LIMITS, read_text
 from cgkit.errors import CgkitError, ConfigError
 from cgkit.fleet.scheduler import UNFINISHED, FleetRun, Status
 from cgkit.project import state_dir
+from cgkit.writer import write_text
 
 REPORT_VERSION = 1
 REPORT_FILE = "report.json"
@@ -104,13 +105,10 @@ def build_report(info: RunInfo, run: FleetRun, duration_s: float) -> dict:
     }
 
 
-def write_report(run_dir: Path, report: dict) -> Path:
-    """Write ``report`` as ``<run_dir>/report.json`` (atomically: a partial file is never left); return its path."""
-    path = run_dir / REPORT_FILE
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    partial.replace(path)
-    return path
+def write_report(run_dir: Path, report: dict, root: Path | None = None) -> Path:
+    """Write ``report`` as ``<run_dir>/report.json`` through `cgkit.writer.write_text` (atomically, no
+    link followed inside ``root``, default ``run_dir``); return its path."""
+    return write_text(root or run_dir, run_dir / REPORT_FILE, json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 def load_report(root: Path, run: str) -> dict:

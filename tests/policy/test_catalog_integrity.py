@@ -95,3 +95,31 @@ def test_the_pack_version_is_the_kit_version():
     root = catalog.POLICIES_DIR.parent
     pack = yaml.safe_load((catalog.POLICIES_DIR / "PulumiPolicy.yaml").read_text())
     assert str(pack["version"]) == tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+
+
+def test_a_broken_controls_file_is_one_error_naming_it(tmp_path, scratch_root, monkeypatch, capsys):
+    """Every command reads the catalog (validate judges waivers by it): a broken controls.yaml is one
+    line naming the file, never a traceback."""
+    import pytest
+
+    from cgkit.cli.app import main
+    from policies import catalog
+
+    broken = tmp_path / "controls.yaml"
+    for text, says in (("frameworks: [unclosed\n", "controls.yaml:2: invalid YAML"),
+                       ("frameworks: {BIO2: {url: x}}\ncontrols: {}\n", "the field 'title' is missing"),
+                       ("- a list\n", "expected a mapping")):
+        broken.write_text(text)
+        with pytest.raises(catalog.CatalogError, match=says.replace("[", r"\[")):
+            catalog.load_controls(broken)
+    monkeypatch.setattr(catalog, "load_controls", lambda path=broken: catalog.__dict__["_read_controls"](broken))
+    catalog.load.cache_clear()
+    monkeypatch.chdir(scratch_root)
+    (scratch_root / "environments/sandbox/municipalities/gm0344.yaml").write_text("code: GM0344\ndomain: utrecht.nl\n")
+    try:
+        assert main(["validate"]) == 1
+    finally:
+        catalog.load.cache_clear()
+    output = capsys.readouterr()
+    assert "Traceback" not in output.err + output.out and "internal error" not in output.err
+    assert "controls.yaml: expected a mapping" in output.err + output.out

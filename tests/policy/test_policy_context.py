@@ -8,7 +8,7 @@ import yaml
 
 from cgkit import policy_context
 from cgkit.config import loader, model
-from policies.config import any_section, context_from_config, policy_from_config, waivers_from_config
+from policies.config import config_section, context_from_config, policy_from_config, waivers_from_config
 from policies.model import Enforcement
 from policies.registry import rule_ids
 
@@ -49,7 +49,7 @@ def test_the_pack_config_file_round_trips_and_makes_waived_rules_advisory(tmp_pa
     assert list(document) == rule_ids()
     assert document["CGK-POD-007"]["enforcementLevel"] == "advisory"
     assert document["CGK-POD-001"]["enforcementLevel"] == "mandatory"
-    section = any_section(document)
+    section = config_section(document, rule_ids())
     assert context_from_config(section) == policy_context.context_of(cfg)
     assert waivers_from_config(section) == cfg.waivers
     assert policy_from_config(section) == cfg.environment.policy
@@ -61,7 +61,7 @@ def test_the_environments_advisory_enforcement_reaches_the_pack_config(tmp_path)
                                             tmp_path / "sandbox.gm0344.json", cfg.environment.policy)
     document = json.loads(path.read_text())
     assert document["CGK-POD-001"]["enforcementLevel"] == "advisory"
-    assert policy_from_config(any_section(document)).level is Enforcement.ADVISORY
+    assert policy_from_config(config_section(document, rule_ids())).level is Enforcement.ADVISORY
 
 
 def test_an_environment_without_a_policy_section_is_mandatory():

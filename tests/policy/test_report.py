@@ -117,13 +117,16 @@ def test_html_is_self_contained(data):
     assert all(f'id="{i.lower()}"' in page for i in rule_ids())
 
 
-def test_cli_report_writes_the_file_from_a_manifest_directory(tmp_path, project_root):
+def test_cli_report_writes_the_file_from_a_manifest_directory(tmp_path, project_root, scratch_root):
+    # a project with GM0344 only: every municipality of the environment must have manifests
+    (scratch_root / "environments/sandbox/municipalities/gm0344.yaml").write_text(
+        (project_root / "environments/sandbox/municipalities/gm0344.yaml").read_text())
     manifests = tmp_path / "rendered"
     (manifests / "gm0344").mkdir(parents=True)
     # the sandbox allows only its own images (environments/sandbox: images.allowed_registries)
     (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text().replace("docker.io/", "cgkit.sandbox/"))
     result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "html", "--out",
-                                             str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(project_root)])
+                                             str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(scratch_root)])
     assert result.exit_code == 0, result.output
     page = (tmp_path / "out" / "policy-report-sandbox.html").read_text()
     assert "GM0344" in page
@@ -137,8 +140,19 @@ def test_cli_report_exits_1_for_a_municipality_that_is_not_compliant_but_still_w
     result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "md", "--out",
                                              str(tmp_path / "out"), "--manifests", str(manifests), "--root", str(tmp_path)])
     assert result.exit_code == 1  # no config for GM0344 under tmp_path: its verdict is "error"
-    assert "not compliant: 1 of 1 municipalities: GM0344 (error)" in result.output
+    assert "not compliant: 1 of 1 municipalities: GM0344 (error: " in result.output
     assert "| GM0344 |" in (tmp_path / "out" / "policy-report-sandbox.md").read_text()
+
+
+def test_a_municipality_of_the_environment_without_manifests_is_not_left_out(tmp_path, project_root):
+    manifests = tmp_path / "rendered"
+    manifests.mkdir()
+    (manifests / "gm0344.yaml").write_text(TENANT.read_text().replace("docker.io/", "cgkit.sandbox/"))
+    result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--format", "json", "--out", str(tmp_path),
+                                             "--manifests", str(manifests), "--root", str(project_root)])
+    written = json.loads((tmp_path / "policy-report-sandbox.json").read_text())
+    missing = {m["code"] for m in written["municipalities"] if m["error"] and "no manifests" in m["error"]}
+    assert result.exit_code == 1 and missing and "GM0344" not in missing
 
 
 def test_cli_report_without_a_renderer_or_manifests_says_what_to_do(tmp_path, monkeypatch):

@@ -1,7 +1,11 @@
-"""Property-based fuzzing (Hypothesis) of the three kinds of input cgkit reads: municipality files,
-environment files and manifests. Whatever the input, the command answers: no exception escapes (no
-traceback, no "internal error"), every error line names the file, and the exit status is 0 or 1 as
-the output says. A privileged pod wrapped in Lists of any depth is always caught.
+"""Property-based fuzzing (Hypothesis) of the kinds of input cgkit reads: municipality files,
+environment files, manifests, and the URL-taking fields of both files (``state.backend``,
+``state.secrets_provider``, ``observability.otlp_endpoint``, ``backups.endpoint``,
+``auth.oidc.issuer``) and ``state migrate --to``. Whatever the input, the command answers: no
+exception escapes (no traceback, no "internal error"), every error line names the file, and the exit
+status is 0 or 1 as the output says. A privileged pod wrapped in Lists of any depth is always
+caught, and a secret put in a URL's user information, a parameter the engine does not read or the
+fragment is never printed back.
 
 The normal run tries ``CGKIT_FUZZ_EXAMPLES`` (default 25) inputs per property; benchmarks/fuzz.py runs
 the same properties with a large budget and records the result.
@@ -213,3 +217,79 @@ def test_fuzz_a_privileged_pod_in_lists_of_any_depth_is_always_caught(capsys) ->
 
     others = st.lists(st.sampled_from([BINDING, {"apiVersion": "v1", "kind": "List"}]), max_size=3)
     fuzz("a_privileged_pod_in_lists_of_any_depth_is_always_caught", st.tuples(st.integers(0, 30), others), body)
+
+
+# ------------------------------------------------------------------------------ URL-taking fields
+
+#: The marker of a secret: it may appear in a URL only where cgkit must refuse it and never print it.
+SECRET = "S3cr3tFuzz"
+URL_SCHEMES = ["s3", "S3", "azblob", "gs", "file", "http", "https", "HTTPS", "awskms", "hashivault", "gcpkms",
+               "azurekeyvault", "passphrase", "ftp", ""]
+URL_PARAMETERS = ["region", "endpoint", "profile", "prefix", "use_path_style", "disable_https", "engine", "sig", "sv",
+                  "token", "X-Amz-Signature", "access_id", "context_team", "t", "client_secret", "api-key"]
+_host = st.sampled_from(["cgkit-state", "otel-collector.observability.svc", "10.0.0.5", "[::1]", "[fe80::1%25eth0]",
+                         "s3.example.nl", "Bad_Bucket", "", "127.0.0.1", "h", "[::1"])
+_port = st.sampled_from(["", ":4318", ":9000", ":99999", ":x9", ":"])
+_secret = st.integers(0, 10**6).map(lambda n: f"{SECRET}{n}")
+_unsafe = st.text(alphabet="/?#@:&= \t%[]", max_size=3)  # the characters that end or split a URL's parts
+
+
+def _url(parts) -> str:
+    scheme, user, host, port, path, params, fragment = parts
+    text = f"{scheme}://" if scheme else ""
+    return text + user + host + port + path + ("?" + "&".join(params) if params else "") + fragment
+
+
+#: A URL with a secret in its user information, in a parameter the engine does not read, or in its
+#: fragment (a password with / ? # @ in it included); or an endpoint= whose own URL carries one.
+_secret_user = st.builds(lambda a, s, c: f"{a}:{s}{c}@", st.sampled_from(["AKIA", "key", ""]), _secret, _unsafe)
+_secret_param = st.builds(lambda k, s: f"{k}={s}", st.sampled_from(["sig", "token", "t", "X-Amz-Signature", "sv",
+                                                                   "client_secret", "api-key", "x"]), _secret)
+_plain_param = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(URL_PARAMETERS), st.sampled_from(
+    ["eu-west-1", "true", "https://s3.example.nl", "http://10.0.0.5:9000", "transit", ""]))
+_nested_endpoint = st.builds(lambda u, h: f"endpoint=https://{u}{h}", _secret_user, st.sampled_from(["s3.example.nl", "h:1"]))
+secret_urls = st.builds(
+    lambda parts: _url(parts),
+    st.tuples(st.sampled_from(URL_SCHEMES), st.one_of(st.just(""), _secret_user), _host, _port,
+              st.sampled_from(["", "/", "/realms/gm", "/x y"]),
+              st.lists(st.one_of(_plain_param, _secret_param, _nested_endpoint), max_size=3),
+              st.sampled_from(["", f"#{SECRET}", "#"]))).filter(lambda url: SECRET in url)
+
+
+def _url_files(field: str, url: str) -> dict[str, str]:
+    """The environment and municipality files with ``url`` in ``field``."""
+    environment = ENVIRONMENT_BASE.copy()
+    municipality = {"code": "GM0344", "domain": "utrecht.nl"}
+    if field == "auth.oidc.issuer":
+        municipality["auth"] = {"oidc": {"issuer": url, "client_id": "cgkit-gm0344"}}
+    elif field == "backups.endpoint":
+        environment["backups"] = {"endpoint": url, "bucket": "cgkit-backups"}
+    else:
+        section, key = field.split(".")
+        environment[section] = {key: url}
+    return {ENVIRONMENT: yaml.safe_dump(environment, allow_unicode=True),
+            MUNICIPALITY: yaml.safe_dump(municipality, allow_unicode=True)}
+
+
+URL_FIELDS = ["state.backend", "state.secrets_provider", "observability.otlp_endpoint", "backups.endpoint",
+              "auth.oidc.issuer"]
+
+
+def test_fuzz_url_fields_refuse_and_never_print_a_secret(capsys) -> None:
+    def body(project: Project, example: tuple[str, str]) -> None:
+        field, url = example
+        status, output = project.run(["validate"], _url_files(field, url), capsys)
+        file = MUNICIPALITY if field.startswith("auth") else ENVIRONMENT
+        assert_answered(status, output, file, "file(s) valid")
+        assert status == 1 and SECRET not in output, (field, url, output)
+
+    fuzz("url_fields", st.tuples(st.sampled_from(URL_FIELDS), secret_urls), body)
+
+
+def test_fuzz_state_migrate_to_never_prints_a_secret(capsys) -> None:
+    def body(project: Project, url: str) -> None:
+        status, output = project.run(["state", "migrate", "--env", "sandbox", "--to", url], {}, capsys)
+        assert "Traceback" not in output and "internal error" not in output, output
+        assert status == 1 and SECRET not in output, (url, output)
+
+    fuzz("state_migrate_to", secret_urls, body)

@@ -7,6 +7,7 @@ project that has the sandbox environment file without waves and no municipality 
     argv: [validate]            # the cgkit command line
     exit: 1                     # the exit status it must end with
     stdin: "text"               # optional; or {random_bytes: N}
+    never: [wJalrXUtnFEMI]      # optional: text that must not occur in the output (a secret given)
     setup:                      # optional, in order; paths are relative to the project root
       - {generate: path, kind: billion-laughs | deep-nesting | huge | random-bytes | nul-byte}
       - {symlink: path, to: /etc/passwd}        # "{outside}" is a folder outside the project
@@ -117,4 +118,6 @@ def test_hostile_input_gets_its_message(case: str, scratch_root: Path, tmp_path_
     for line in (CORPUS / case / "expect.txt").read_text().splitlines():
         wanted = line.replace("{root}", str(scratch_root.resolve())).replace("{outside}", str(outside.resolve()))
         assert wanted in output, f"{case}: expected {wanted!r} in:\n{output}"
+    for secret in spec.get("never") or ():
+        assert secret not in output, f"{case}: {secret!r} must not be printed:\n{output}"
     assert status == spec["exit"], output

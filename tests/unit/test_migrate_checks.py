@@ -28,3 +28,25 @@ def test_dropping_them_keeps_every_other_field():
     assert without_pending_operations(checkpoint).deployment == {"manifest": {"time": "t"}, "resources": [{"urn": ROLE}]}
     assert without_pending_operations(checkpoint).version == 3
     assert checkpoint.deployment["pending_operations"] == [{"type": "creating"}], "the input is not changed"
+
+
+def test_a_source_without_stacks_is_no_migration(tmp_path, monkeypatch):
+    """Nothing moved is an error, never "0 stacks copied; set state.backend to the (empty) target"."""
+    import pytest
+
+    from cgkit import engine, migrate
+
+    class Stacks:
+        def __init__(self, names):
+            self.names = names
+            self.env_vars = {}
+
+        def list_stacks(self):
+            return [auto.StackSummary(name=n, current=False) for n in self.names]
+
+    source = Stacks(["acc.gm0344"])  # another environment's stack only
+    monkeypatch.setattr(engine, "workspace", lambda settings: source)
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    settings = engine.EngineSettings(root=tmp_path)
+    with pytest.raises(migrate.MigrationError, match="holds no stack of sandbox: nothing to move"):
+        migrate.migrate(settings, "sandbox", "file://elsewhere")

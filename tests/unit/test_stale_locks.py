@@ -61,11 +61,20 @@ def test_another_machines_holder_is_never_proven_gone(tmp_path: Path) -> None:
     assert not gone and "another machine" in why
 
 
-def test_what_is_no_lock_is_left_out_and_alone(tmp_path: Path) -> None:
+def test_what_is_no_lock_is_said_never_judged_gone_and_left_alone(tmp_path: Path) -> None:
     junk = write_lock(tmp_path, "sandbox.gm0153", 1)
-    junk.write_text("not json")
-    assert locks.backend_locks(f"file://{tmp_path}") == []
-    assert junk.exists()
+    junk.write_text("not json")  # the engine still refuses to update the stack
+    [lock] = locks.backend_locks(f"file://{tmp_path}")
+    assert lock.stack == "sandbox.gm0153" and lock.problem == "not the JSON of a Pulumi lock"
+    assert locks.holder_gone(lock)[0] is False and junk.exists()
+
+
+def test_a_fifo_in_the_locks_folder_is_said_and_never_opened(tmp_path: Path) -> None:
+    fifo = write_lock(tmp_path, "sandbox.gm0153", 1)
+    fifo.unlink()
+    os.mkfifo(fifo)  # reading it would block for ever
+    [lock] = locks.backend_locks(f"file://{tmp_path}")
+    assert "FIFO" in lock.problem and locks.holder_gone(lock)[0] is False
 
 
 def test_other_backends_are_refused() -> None:
@@ -93,5 +102,6 @@ def test_a_lock_that_is_a_link_is_never_followed(tmp_path: Path) -> None:
     linked.mkdir(parents=True)
     (linked / "a1b2.json").symlink_to(outside)
     (linked.parent / "sandbox.gm0014").symlink_to(outside.parent, target_is_directory=True)
-    assert locks.backend_locks(f"file://{tmp_path / 'state'}") == []
+    found = locks.backend_locks(f"file://{tmp_path / 'state'}")
+    assert found and all(lock.problem and not locks.holder_gone(lock)[0] for lock in found)
     assert outside.exists()
