@@ -9,6 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from cgkit.cli.policy import policy_app
+from cgkit.onboard import onboard
 from policies import catalog, report
 from policies.model import Context
 
@@ -104,12 +105,13 @@ def test_the_markdown_of_a_framework_report_says_which_and_lists_only_its_contro
     assert "### PSS — " in page and "### BIO2" not in page and "NSA:" not in page
 
 
-def test_cli_report_takes_the_framework_in_any_case(tmp_path, project_root):
+def test_cli_report_takes_the_framework_in_any_case(tmp_path, scratch_root):
+    onboard(scratch_root, "sandbox", "GM0344")  # the one municipality of the environment: it has manifests
     manifests = tmp_path / "rendered"
     (manifests / "gm0344").mkdir(parents=True)
     (manifests / "gm0344" / "all.yaml").write_text(TENANT.read_text().replace("docker.io/", "cgkit.sandbox/"))
     result = CliRunner().invoke(policy_app, ["report", "--env", "sandbox", "--framework", "Haven", "--format", "json",
-                                             "--manifests", str(manifests), "--root", str(project_root)])
+                                             "--manifests", str(manifests), "--root", str(scratch_root)])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [c["id"] for c in data["controls"]] == list(CATALOG.frameworks["Haven"].controls)
