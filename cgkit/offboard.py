@@ -37,6 +37,7 @@ from cgkit import backups
 from cgkit.backups import BackupError
 from cgkit.config.loader import environment_file, municipality_file
 from cgkit.sandbox import scrub_volume
+from cgkit.writer import write_text
 from components.backup import EXPORTS
 
 #: This machine's folder of offboarded municipalities, beside ``municipalities/``.
@@ -211,6 +212,8 @@ def write_local_record(root: Path, record: dict[str, Any], store_account: str) -
 
     Raises:
         BackupError: the existing record is unreadable (``read_record``).
+        WriteError: the record is a link or no regular file (`cgkit.writer`: the folder is committed,
+            so a pull request could plant one).
     """
     path = local_record(root, record["environment"], record["code"])
     path.parent.mkdir(exist_ok=True)
@@ -219,14 +222,18 @@ def write_local_record(root: Path, record: dict[str, Any], store_account: str) -
         for old in (path, path.with_suffix(".yaml")):
             if old.is_file():
                 old.rename(old.with_name(f"{old.stem}-{earlier.get('export_id', 'earlier')}{old.suffix}"))
-    path.write_text(json.dumps({**record, "store_account": store_account, "state": EXPORTED}, indent=2) + "\n")
-    return path
+    return write_text(root, path, json.dumps({**record, "store_account": store_account, "state": EXPORTED},
+                                             indent=2) + "\n")
 
 
 def set_state(root: Path, environment: str, code: str, state: str) -> None:
-    """Move this machine's record of ``code``'s offboarding to ``state`` (EXPORTED, DESTROYING, DONE)."""
+    """Move this machine's record of ``code``'s offboarding to ``state`` (EXPORTED, DESTROYING, DONE).
+
+    Raises:
+        WriteError: the record is a link or no regular file (`cgkit.writer`; the folder is committed).
+    """
     path = local_record(root, environment, code)
-    path.write_text(json.dumps({**json.loads(path.read_text()), "state": state}, indent=2) + "\n")
+    write_text(root, path, json.dumps({**json.loads(path.read_text()), "state": state}, indent=2) + "\n")
 
 
 def file_away(root: Path, environment: str, code: str) -> Path:

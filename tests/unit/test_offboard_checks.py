@@ -18,6 +18,7 @@ from kubernetes.client.rest import ApiException
 from cgkit import offboard
 from cgkit.backups import BackupError
 from cgkit.config.loader import municipality_file
+from cgkit.writer import WriteError
 
 EXPORT_ID = "20261207T101500Z"
 FOLDER = f"sandbox/gm0014/offboard/{EXPORT_ID}/"
@@ -212,3 +213,15 @@ def test_what_remains_names_the_namespace_first_and_nothing_when_gone():
     core = FakeCore([], {"gm0014"})
     assert offboard.remains(core, "gm0014", stack_exists=False) == ["namespace gm0014"]
     assert offboard.remains(FakeCore([], set()), "gm0014", stack_exists=False) == []
+
+
+def test_a_record_planted_as_a_link_is_refused_and_what_it_leads_to_is_untouched(tmp_path):
+    """environments/<env>/offboarded/ is committed: a pull request could plant a link there."""
+    outside = tmp_path / "outside.json"
+    outside.write_text('{"state": "exported"}\n')  # reads as an unfinished record: the writer is what refuses
+    project = tmp_path / "project"
+    (project / "environments" / "sandbox" / "offboarded").mkdir(parents=True)
+    offboard.local_record(project, "sandbox", "GM0014").symlink_to(outside)
+    with pytest.raises(WriteError, match="link"):
+        offboard.write_local_record(project, {"environment": "sandbox", "code": "GM0014", "export_id": "x"}, "a")
+    assert outside.read_text() == '{"state": "exported"}\n'
