@@ -99,10 +99,10 @@ def fleet_runners(project: Path, runners: list[list[str]], parallel: int) -> dic
     return {"wall_s": wall, "exit": statuses, "updated": updated}
 
 
-def fleet_rows(project: Path, size: int, parallel: int) -> dict:
+def fleet_rows(project: Path, size: int, parallel: int, on_row=lambda _rows: None) -> dict:
     """The fleet of ``size`` small tenants rolled out by one runner, by two shards, and by one runner
     whose stacks run as pods (--in-cluster, its image built before the clock starts); each destroyed
-    after (volumes returned to the pool before each rollout)."""
+    after (volumes returned to the pool before each rollout); ``on_row`` gets the rows so far after each."""
     for other in (project / "environments" / ENV / "municipalities").glob("*.yaml"):
         other.unlink()  # the fleet is exactly the small tenants (the checked-in files hold full ones)
     make_small_fleet(project, list(all_gemeenten())[:size], waves=[])
@@ -113,14 +113,32 @@ def fleet_rows(project: Path, size: int, parallel: int) -> dict:
         sandbox.up(pv_count=max(100, 3 * size))
         rows[name] = fleet_runners(project, runners, parallel)
         run_cgkit("fleet", "destroy", "--env", ENV, "--parallel", "4", "--allow-data-loss", ENV, "--yes")
-    rows["ratio_2shards_over_1runner"] = round(rows["2-shards"]["wall_s"] / rows["1-runner"]["wall_s"], 2)
+        on_row(rows)
     rows["ratio_incluster_over_1runner"] = round(rows["in-cluster"]["wall_s"] / rows["1-runner"]["wall_s"], 2)
     return rows
 
 
 
+def write_record(args: argparse.Namespace, runs: dict, blobs: dict, fleet: dict) -> Path:
+    """Write (again) benchmarks/results/state-backend-<UTC date>.json with what is measured so far;
+    return its path."""
+    medians = {name: {key: round(statistics.median(r[key] for r in rows), 2) for key in rows[0]}
+               for name, rows in runs.items()}
+    ratios = {key: round(medians["s3"][key] / medians["file"][key], 2) for key in medians["file"]}
+    if "1-runner" in fleet and "2-shards" in fleet:
+        fleet = {**fleet, "ratio_2shards_over_1runner": round(fleet["2-shards"]["wall_s"] / fleet["1-runner"]["wall_s"], 2)}
+    record = {"date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cores": os.cpu_count(),
+              "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "rounds": args.rounds, "tenant": CODE,
+              "median_s": medians, "ratio_s3_over_file": ratios, "runs": runs,
+              "bucket_after": {"objects": len(blobs), "bytes": sum(len(b) for b in blobs.values())},
+              "fleet": {"size": args.fleet, "parallel": args.parallel, **fleet}}
+    out = ROOT / "benchmarks" / "results" / f"state-backend-{dt.date.today().isoformat()}.json"
+    out.write_text(json.dumps(record, indent=2) + "\n")
+    return out
+
+
 def main() -> int:
-    """Run the rounds and write the JSON record; print the table."""
+    """Run the rounds and write the JSON record (after the rounds and after each fleet row); print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fleet", type=int, default=20, help="tenants in the fleet rows (0: none)")
@@ -148,24 +166,19 @@ def main() -> int:
                     use_backend(project, backend)
                     runs[name].append(one_round())
             blobs = store.objects(BUCKET)
+            write_record(args, runs, blobs, fleet)  # the per-stack rows are kept if the fleet fails
             if args.fleet:
-                fleet = fleet_rows(project, args.fleet, args.parallel)
+                fleet = fleet_rows(project, args.fleet, args.parallel,
+                                   on_row=lambda rows: write_record(args, runs, blobs, rows))
             use_backend(project, None)
             run_cgkit("destroy", "--env", ENV, "platform", "--yes")
         finally:
             store.down()
             if own_sandbox:
                 sandbox.down()
-    medians = {name: {key: round(statistics.median(r[key] for r in rows), 2) for key in rows[0]}
-               for name, rows in runs.items()}
-    ratios = {key: round(medians["s3"][key] / medians["file"][key], 2) for key in medians["file"]}
-    record = {"date_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "cores": os.cpu_count(),
-              "load_avg_1m_at_end": round(os.getloadavg()[0], 2), "rounds": rounds, "tenant": CODE,
-              "median_s": medians, "ratio_s3_over_file": ratios, "runs": runs,
-              "bucket_after": {"objects": len(blobs), "bytes": sum(len(b) for b in blobs.values())},
-              "fleet": {"size": args.fleet, "parallel": args.parallel, **fleet}}
-    out = ROOT / "benchmarks" / "results" / f"state-backend-{dt.date.today().isoformat()}.json"
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    out = write_record(args, runs, blobs, fleet)
+    record = json.loads(out.read_text())
+    medians, ratios = record["median_s"], record["ratio_s3_over_file"]
     print(f"{'row':10} {'file s':>8} {'s3 s':>8} {'s3/file':>8}")
     for key, ratio in ratios.items():
         print(f"{key:10} {medians['file'][key]:8.2f} {medians['s3'][key]:8.2f} {ratio:8.2f}")
