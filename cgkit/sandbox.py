@@ -232,7 +232,7 @@ def _processes_of(p: SandboxPaths) -> list[tuple[int, str]]:
 #: A state dir named on a sandbox process's command line: the control plane names
 #: ``<dir>/kwok/clusters/cgkit/...``, the real node's daemons and shims ``<dir>/node/...``.
 _STATE_DIR_IN_ARG = re.compile(rb"(/[^\s=:,]+)/(?:kwok/clusters/" + CLUSTER_NAME.encode() + rb"|node)/")
-_HOST_PROCESS_NAMES = PROCESS_NAMES | {"kubelet", "kube-proxy", "kube-router", "containerd", "containerd-shim-runc-v2"}
+_HOST_PROCESS_NAMES = PROCESS_NAMES | set(node.DAEMONS) | {"containerd-shim-runc-v2"}
 
 
 def sandboxes_on_host() -> list[Path]:
